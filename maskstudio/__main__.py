@@ -1,0 +1,5 @@
+import sys
+
+from maskstudio.cli.main import main
+
+sys.exit(main())
