@@ -1,0 +1,140 @@
+"""AgileGAN hierarchical VAE encoder (``pretrain/encoder.pt``) + its StyleGAN2 ``decoder``.
+
+The encoder is the pSp GradualStyleEncoder (:mod:`maskstudio.models.psp`) whose per-row codes
+go through two shared plain linear maps, ``encoder.fc_mu`` and ``encoder.fc_var`` (512 -> 512,
+applied to each of the n_styles rows). Its forward returns ``(sample, logvar, mu)`` with
+``sample = eps * exp(0.5 * logvar) + mu`` and eps standard normal, drawn from torch's global
+generator unless given. The official inference uses ``mu`` as a Z+ code: each row goes through
+the checkpoint's FFHQ mapping network (``decoder.style``) to give the W+ code for the stylised
+generator (:meth:`AgileEncoderModel.to_wplus`; no latent_avg, no truncation).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from maskstudio.models.irse import IRSE_UNITS
+from maskstudio.models.psp import GradualStyleEncoder, build_decoder, map_rows
+
+__all__ = ["AgileEncoderConfig", "VAEStyleEncoder", "AgileEncoderModel"]
+
+
+@dataclass
+class AgileEncoderConfig:
+    """Defaults = the official checkpoint (IR-SE-50, 256 px input, 18 styles, 1024 px decoder)."""
+
+    n_styles: int = 18
+    input_nc: int = 3
+    input_size: int = 256
+    units: tuple[int, ...] = IRSE_UNITS[50]
+    depths: tuple[int, ...] = (64, 128, 256, 512)
+    se_reduction: int = 16
+    coarse_ind: int = 3
+    middle_ind: int = 7
+    decoder: dict[str, Any] | None = field(
+        default_factory=lambda: {"size": 1024, "style_dim": 512, "n_mlp": 8, "channel_multiplier": 2}
+    )
+
+    def __post_init__(self) -> None:
+        from maskstudio.errors import ConfigError
+
+        self.units = tuple(int(u) for u in self.units)
+        self.depths = tuple(int(d) for d in self.depths)
+        if len(self.units) != 4 or len(self.depths) != 4:
+            raise ConfigError("AgileEncoderConfig: units and depths need 4 stages")
+        if self.input_size % 32 or self.input_size < 32:
+            raise ConfigError(f"AgileEncoderConfig: input_size must be a multiple of 32, got {self.input_size}")
+        if not 0 < self.coarse_ind <= self.middle_ind <= self.n_styles:
+            raise ConfigError("AgileEncoderConfig: need 0 < coarse_ind <= middle_ind <= n_styles")
+
+    @property
+    def style_dim(self) -> int:
+        return self.depths[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["units"] = list(self.units)
+        d["depths"] = list(self.depths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AgileEncoderConfig":
+        from maskstudio.errors import ConfigError
+
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"AgileEncoderConfig: unknown keys {unknown}")
+        return cls(**d)
+
+
+class VAEStyleEncoder(GradualStyleEncoder):
+    """GradualStyleEncoder + ``fc_mu`` / ``fc_var``; forward -> (sample, logvar, mu)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        width = self.styles[0].out_c
+        self.fc_mu = nn.Linear(width, width)
+        self.fc_var = nn.Linear(width, width)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "VAEStyleEncoder":
+        return cls(cfg.n_styles, cfg.input_nc, cfg.input_size, cfg.units, cfg.depths,
+                   cfg.se_reduction, cfg.coarse_ind, cfg.middle_ind)
+
+    def forward(  # type: ignore[override]
+        self,
+        x: torch.Tensor,
+        eps: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        codes = super().forward(x)
+        mu = self.fc_mu(codes)
+        logvar = self.fc_var(codes)
+        std = torch.exp(0.5 * logvar)
+        if eps is None:
+            eps = torch.randn(std.shape, generator=generator, dtype=std.dtype, device=std.device)
+        elif eps.shape != std.shape:
+            raise ValueError(f"eps must have shape {tuple(std.shape)}, got {tuple(eps.shape)}")
+        sample = eps.to(std) * std + mu
+        return sample, logvar, mu
+
+
+class AgileEncoderModel(nn.Module):
+    """The official ``EncoderModel`` layout: ``encoder`` (VAE encoder) + ``decoder`` (StyleGAN2)."""
+
+    def __init__(self, cfg: AgileEncoderConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or AgileEncoderConfig()
+        self.encoder = VAEStyleEncoder.from_config(self.cfg)
+        decoder = build_decoder(self.cfg.decoder)
+        if decoder is not None:
+            self.decoder = decoder
+
+    @property
+    def has_decoder(self) -> bool:
+        return "decoder" in self._modules
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        eps: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(sample, logvar, mu), each [B, n_styles, D]. ``eps`` overrides the random draw."""
+        return self.encoder(x, eps=eps, generator=generator)
+
+    def encode_mu(self, x: torch.Tensor) -> torch.Tensor:
+        """mu only (what inference uses), without drawing random numbers."""
+        codes = GradualStyleEncoder.forward(self.encoder, x)
+        return self.encoder.fc_mu(codes)
+
+    def to_wplus(self, zplus: torch.Tensor, mapping: nn.Module | None = None) -> torch.Tensor:
+        """Map every Z+ row through ``decoder.style`` (or ``mapping``) -> W+ [B, n_styles, D]."""
+        if mapping is None:
+            if not self.has_decoder:
+                raise RuntimeError("Z+ -> W+ needs a mapping network: this model has no decoder")
+            mapping = self.decoder.style
+        return map_rows(mapping, zplus)

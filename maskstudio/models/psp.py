@@ -1,0 +1,280 @@
+"""pSp encoder (GradualStyleEncoder on an IR-SE-50 trunk) + its StyleGAN2 ``decoder``.
+
+Loads the official pSp / DualStyleGAN ``encoder.pt`` (Z+ codes) and ``encoder_wplus.pt`` (W+)
+state dicts unchanged: keys ``encoder.*`` (this module's :class:`GradualStyleEncoder`) and
+``decoder.*`` (a rosinality StyleGAN2 generator, 1024 px for FFHQ). ``latent_avg`` ([n_styles,
+512], stored beside the state dict in official files) is not a state-dict entry here either: pass
+it to :meth:`PSPEncoderModel.set_latent_avg`.
+
+How the encoder computes (facts from ``shared/reference/official_formats.md``):
+the trunk's stage outputs c1 (after unit 6, 128 ch, 1/4 size), c2 (after unit 20, 256 ch, 1/8)
+and c3 (after unit 23, 512 ch, 1/16) feed a small FPN: ``p2 = up(c3) + latlayer1(c2)``,
+``p1 = up(p2) + latlayer2(c1)`` with bilinear ``align_corners=True`` up-sampling. Style heads
+0..2 read c3, 3..6 read p2, 7.. read p1; each is a stack of stride-2 3x3 convs with
+LeakyReLU(0.01) down to 1x1, then an equalized linear layer.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from maskstudio.models.irse import IRSE_UNITS, IRSETrunk
+
+__all__ = [
+    "PSPConfig",
+    "EqualLinear",
+    "GradualStyleBlock",
+    "GradualStyleEncoder",
+    "PSPEncoderModel",
+    "map_rows",
+]
+
+LATENT_SPACES = ("zplus", "wplus")
+
+
+class EqualLinear(nn.Module):
+    """Equalized-learning-rate linear layer (no activation): y = x (W * lr/sqrt(in))^T + b * lr."""
+
+    def __init__(self, in_dim: int, out_dim: int, lr_mul: float = 1.0) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)
+        self.bias = nn.Parameter(torch.zeros(out_dim))
+        self.lr_mul = float(lr_mul)
+        self.scale = self.lr_mul / math.sqrt(in_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+
+
+class GradualStyleBlock(nn.Module):
+    """``convs``: log2(spatial) stride-2 3x3 convs each followed by LeakyReLU(0.01); ``linear``."""
+
+    def __init__(self, in_c: int, out_c: int, spatial: int) -> None:
+        super().__init__()
+        self.out_c = out_c
+        num_pools = int(math.log2(spatial))
+        if num_pools < 1 or 2**num_pools != spatial:
+            raise ValueError(f"style head spatial size must be a power of two >= 2, got {spatial}")
+        layers: list[nn.Module] = [nn.Conv2d(in_c, out_c, 3, stride=2, padding=1), nn.LeakyReLU(0.01)]
+        for _ in range(num_pools - 1):
+            layers += [nn.Conv2d(out_c, out_c, 3, stride=2, padding=1), nn.LeakyReLU(0.01)]
+        self.convs = nn.Sequential(*layers)
+        self.linear = EqualLinear(out_c, out_c, lr_mul=1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.convs(x)
+        return self.linear(x.reshape(-1, self.out_c))
+
+
+def _upsample_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, size=y.shape[-2:], mode="bilinear", align_corners=True) + y
+
+
+@dataclass
+class PSPConfig:
+    """pSp encoder settings. Defaults = the official FFHQ checkpoints (IR-SE-50, 256 px, 18 styles).
+
+    ``units``/``depths`` change the trunk (tiny test configs); the style width equals
+    ``depths[-1]``. ``latent_space`` says what the encoder emits: ``"zplus"`` (DualStyleGAN
+    ``encoder.pt``; each row still has to go through a mapping network) or ``"wplus"``.
+    ``decoder`` is a :class:`~maskstudio.models.stylegan2.StyleGAN2Config` dict (None: no decoder).
+    """
+
+    n_styles: int = 18
+    input_nc: int = 3
+    input_size: int = 256
+    units: tuple[int, ...] = IRSE_UNITS[50]
+    depths: tuple[int, ...] = (64, 128, 256, 512)
+    se_reduction: int = 16
+    coarse_ind: int = 3
+    middle_ind: int = 7
+    latent_space: str = "zplus"
+    start_from_latent_avg: bool = True
+    decoder: dict[str, Any] | None = field(
+        default_factory=lambda: {"size": 1024, "style_dim": 512, "n_mlp": 8, "channel_multiplier": 2}
+    )
+
+    def __post_init__(self) -> None:
+        from maskstudio.errors import ConfigError
+
+        self.units = tuple(int(u) for u in self.units)
+        self.depths = tuple(int(d) for d in self.depths)
+        if len(self.units) != 4 or len(self.depths) != 4:
+            raise ConfigError("PSPConfig: units and depths need 4 stages")
+        if self.latent_space not in LATENT_SPACES:
+            raise ConfigError(f"PSPConfig: latent_space must be one of {LATENT_SPACES}, got {self.latent_space!r}")
+        if self.input_size % 32 or self.input_size < 32:
+            raise ConfigError(f"PSPConfig: input_size must be a multiple of 32, got {self.input_size}")
+        if not 0 < self.coarse_ind <= self.middle_ind <= self.n_styles:
+            raise ConfigError("PSPConfig: need 0 < coarse_ind <= middle_ind <= n_styles")
+
+    @property
+    def style_dim(self) -> int:
+        return self.depths[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["units"] = list(self.units)
+        d["depths"] = list(self.depths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PSPConfig":
+        from maskstudio.errors import ConfigError
+
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"PSPConfig: unknown keys {unknown}")
+        return cls(**d)
+
+
+class GradualStyleEncoder(nn.Module):
+    """IR-SE trunk + FPN + per-style heads -> codes [B, n_styles, style_dim] (without latent_avg)."""
+
+    def __init__(
+        self,
+        n_styles: int = 18,
+        input_nc: int = 3,
+        input_size: int = 256,
+        units: tuple[int, ...] = IRSE_UNITS[50],
+        depths: tuple[int, ...] = (64, 128, 256, 512),
+        se_reduction: int = 16,
+        coarse_ind: int = 3,
+        middle_ind: int = 7,
+    ) -> None:
+        super().__init__()
+        trunk = IRSETrunk(input_nc, units, depths, se_reduction)
+        # Official names: encoder.input_layer.*, encoder.body.* (no "trunk." level).
+        self.input_layer = trunk.input_layer
+        self.body = trunk.body
+        taps = trunk.taps
+        self._tap_c1, self._tap_c2, self._tap_c3 = taps[1], taps[2], taps[3]
+        self.n_styles = n_styles
+        self.coarse_ind = coarse_ind
+        self.middle_ind = middle_ind
+        width = depths[3]
+        s3, s2, s1 = input_size // 16, input_size // 8, input_size // 4
+        styles = []
+        for i in range(n_styles):
+            spatial = s3 if i < coarse_ind else (s2 if i < middle_ind else s1)
+            styles.append(GradualStyleBlock(width, width, spatial))
+        self.styles = nn.ModuleList(styles)
+        self.latlayer1 = nn.Conv2d(depths[2], width, kernel_size=1)
+        self.latlayer2 = nn.Conv2d(depths[1], width, kernel_size=1)
+
+    @classmethod
+    def from_config(cls, cfg: PSPConfig) -> "GradualStyleEncoder":
+        return cls(cfg.n_styles, cfg.input_nc, cfg.input_size, cfg.units, cfg.depths,
+                   cfg.se_reduction, cfg.coarse_ind, cfg.middle_ind)
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Trunk taps (c1, c2, c3)."""
+        x = self.input_layer(x)
+        c1 = c2 = c3 = None
+        for i, unit in enumerate(self.body):
+            x = unit(x)
+            if i == self._tap_c1:
+                c1 = x
+            elif i == self._tap_c2:
+                c2 = x
+            elif i == self._tap_c3:
+                c3 = x
+        assert c1 is not None and c2 is not None and c3 is not None
+        return c1, c2, c3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c1, c2, c3 = self.features(x)
+        latents = [self.styles[j](c3) for j in range(self.coarse_ind)]
+        p2 = _upsample_add(c3, self.latlayer1(c2))
+        latents += [self.styles[j](p2) for j in range(self.coarse_ind, self.middle_ind)]
+        p1 = _upsample_add(p2, self.latlayer2(c1))
+        latents += [self.styles[j](p1) for j in range(self.middle_ind, self.n_styles)]
+        return torch.stack(latents, dim=1)
+
+
+def build_decoder(decoder_cfg: dict[str, Any] | None) -> nn.Module | None:
+    """The StyleGAN2 generator stored under ``decoder.*`` (imported lazily)."""
+    if decoder_cfg is None:
+        return None
+    from maskstudio.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+
+    return StyleGAN2Generator(StyleGAN2Config.from_dict(dict(decoder_cfg)))
+
+
+def map_rows(mapping: nn.Module, codes: torch.Tensor) -> torch.Tensor:
+    """Apply a mapping network to every row of Z+ codes [B, N, D] -> W+ [B, N, D]."""
+    if codes.dim() != 3:
+        raise ValueError(f"expected codes [B, N, D], got shape {tuple(codes.shape)}")
+    b, n, d = codes.shape
+    return mapping(codes.reshape(b * n, d)).reshape(b, n, -1)
+
+
+class PSPEncoderModel(nn.Module):
+    """The official pSp module layout: ``encoder`` (GradualStyleEncoder) + ``decoder`` (StyleGAN2).
+
+    :meth:`encode` gives the raw encoder codes; :meth:`forward` adds ``latent_avg`` when one is
+    set and ``start_from_latent_avg`` is true, i.e. returns the code in ``latent_space``
+    (Z+ or W+). :meth:`to_wplus` turns such a code into W+ (row-wise mapping for Z+).
+    """
+
+    def __init__(self, cfg: PSPConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or PSPConfig()
+        self.encoder = GradualStyleEncoder.from_config(self.cfg)
+        decoder = build_decoder(self.cfg.decoder)
+        if decoder is not None:
+            self.decoder = decoder
+        self.register_buffer("latent_avg", None, persistent=False)
+
+    @property
+    def has_decoder(self) -> bool:
+        return "decoder" in self._modules
+
+    def set_latent_avg(self, latent_avg: torch.Tensor | None) -> None:
+        """Set the checkpoint's ``latent_avg`` ([n_styles, D], [1, n_styles, D] or [D]); None clears."""
+        if latent_avg is None:
+            self.latent_avg = None
+            return
+        t = latent_avg.detach().to(torch.float32)
+        d = self.cfg.style_dim
+        if t.dim() == 3 and t.shape[0] == 1:
+            t = t[0]
+        if t.shape == (d,):
+            t = t.expand(self.cfg.n_styles, d).clone()
+        if t.shape != (self.cfg.n_styles, d):
+            from maskstudio.errors import ConfigError
+
+            raise ConfigError(
+                f"latent_avg must have shape [{self.cfg.n_styles}, {d}] or [{d}], got {list(latent_avg.shape)}"
+            )
+        ref = next(self.parameters())
+        self.latent_avg = t.to(device=ref.device, dtype=ref.dtype)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw encoder output [B, n_styles, D] (no latent_avg)."""
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        codes = self.encoder(x)
+        if self.cfg.start_from_latent_avg and self.latent_avg is not None:
+            codes = codes + self.latent_avg.to(codes.dtype).unsqueeze(0)
+        return codes
+
+    def to_wplus(self, codes: torch.Tensor, mapping: nn.Module | None = None) -> torch.Tensor:
+        """W+ from this encoder's codes: identity for ``wplus``; row-wise mapping for ``zplus``.
+
+        ``mapping`` defaults to ``decoder.style``; DualStyleGAN uses its own generator's mapping.
+        """
+        if self.cfg.latent_space == "wplus":
+            return codes
+        if mapping is None:
+            if not self.has_decoder:
+                raise RuntimeError("Z+ codes need a mapping network: this model has no decoder")
+            mapping = self.decoder.style
+        return map_rows(mapping, codes)
