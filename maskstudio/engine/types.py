@@ -1,0 +1,222 @@
+"""Plain value types of the engine: what a caller asks for and what comes back.
+
+No torch here (numpy only), so a UI can build requests cheaply. Every request/exemplar is
+immutable; arrays are copied and frozen (``writeable=False``) when the object is built, so the
+caller may keep painting into its own buffers while the worker renders a snapshot.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+
+from maskstudio.errors import RenderError
+from maskstudio.labels import NUM_CLASSES
+
+#: Outputs a request can ask for, in pipeline order.
+OUTPUTS: tuple[str, ...] = ("face", "photo", "agile", "dual")
+
+#: Stage names (keys of ``Engine.stage_counts`` / ``RenderResult.stages_run``), in pipeline order.
+STAGES: tuple[str, ...] = (
+    "parse",    # exemplar without a mask -> face parser -> labels
+    "style",    # DMN encode_style(exemplar onehot, exemplar image) -> style vector
+    "face",     # DMN generate(painted mask onehot, style) -> face
+    "invert",   # face -> encoder (pSp W+ / AgileGAN Z+ -> mapping) -> W+
+    "edit",     # W+ + semantic boundary offsets -> edited W+
+    "photo",    # StyleGAN2 synthesis of the edited W+
+    "agile",    # AgileGAN stylised generator (branch A/B, strength = network blend)
+    "dual",     # DualStyleGAN (intrinsic = edited W+, extrinsic = style code, 18 weights)
+)
+
+
+def _frozen_copy(a: np.ndarray) -> np.ndarray:
+    b = np.array(a, copy=True, order="C")
+    b.setflags(write=False)
+    return b
+
+
+def content_key(*arrays: np.ndarray) -> str:
+    """Short content hash of arrays (shape + dtype + bytes). ~0.3 ms per 512² RGB image."""
+    h = hashlib.blake2b(digest_size=12)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(repr((a.shape, a.dtype.str)).encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def check_labels(labels: np.ndarray, what: str = "mask") -> None:
+    if not isinstance(labels, np.ndarray) or labels.ndim != 2 or labels.dtype != np.uint8:
+        got = getattr(labels, "shape", type(labels).__name__), getattr(labels, "dtype", "")
+        raise RenderError(f"{what}: expected a uint8 HxW class map, got {got}")
+    if labels.size and int(labels.max()) >= NUM_CLASSES:
+        raise RenderError(f"{what}: value {int(labels.max())} is not a class (0..{NUM_CLASSES - 1})")
+
+
+@dataclass(frozen=True, eq=False)
+class Exemplar:
+    """The style reference of the DMN: a face image and (optionally) its class map.
+
+    ``image``: uint8 HxWx3 RGB. ``labels``: uint8 HxW (values 0..18) or None — then the engine
+    parses the image with the installed face parser (stage ``parse``), or reports a RenderError
+    asking for a mask when no face parser is installed. ``key`` identifies the exemplar in the
+    engine caches; left empty it is a content hash of image + labels (computed once, here).
+    """
+
+    image: np.ndarray
+    labels: np.ndarray | None = None
+    name: str = ""
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        img = self.image
+        if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            got = getattr(img, "shape", type(img).__name__), getattr(img, "dtype", "")
+            raise RenderError(f"exemplar {self.name or ''}: expected a uint8 HxWx3 RGB image, got {got}")
+        object.__setattr__(self, "image", _frozen_copy(img))
+        if self.labels is not None:
+            check_labels(self.labels, f"exemplar mask {self.name}".strip())
+            object.__setattr__(self, "labels", _frozen_copy(self.labels))
+        if not self.key:
+            arrays = [self.image] + ([self.labels] if self.labels is not None else [])
+            object.__setattr__(self, "key", content_key(*arrays))
+
+
+@dataclass(frozen=True)
+class AgileParams:
+    """AgileGAN stylisation. ``style``: model id of an installed ``agilegan_generator``.
+
+    ``strength`` in [0, 1]: network interpolation from the photo StyleGAN2 (0) to the stylised
+    generator (1) — every layer's weights are ``(1-s)·photo + s·style`` (the generator was
+    fine-tuned from the photo one, so the blend is meaningful; Toonify-style network blending).
+    It needs a photo generator with matching layers (the encoder's ``decoder`` or an installed
+    StyleGAN2); strength 1 does not. ``branch``: "A" (used for female faces), "B" (male), or
+    "auto" = A unless the latent's projection on an installed ``Male`` boundary is positive.
+    """
+
+    style: str
+    strength: float = 1.0
+    branch: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.branch not in ("auto", "A", "B"):
+            raise RenderError(f"agile branch must be auto, A or B, not {self.branch!r}")
+        if not 0.0 <= float(self.strength) <= 1.0:
+            raise RenderError(f"agile strength must be in [0, 1], not {self.strength}")
+
+
+#: Official DualStyleGAN default weight vector: structure 0.75 on the 7 coarse, colour 1 on the 11 fine.
+DEFAULT_DUAL_WEIGHTS: tuple[float, ...] = (0.75,) * 7 + (1.0,) * 11
+
+
+@dataclass(frozen=True)
+class DualParams:
+    """DualStyleGAN. ``style``: model id of an installed ``dualstylegan``; ``code``: the name (or
+    decimal index) of one of its extrinsic style codes (None = the first). ``weights``: one entry
+    per latent slot (18 at 1024): k < 7 structure (ModRes), k >= 7 colour blend."""
+
+    style: str
+    code: str | None = None
+    weights: tuple[float, ...] = DEFAULT_DUAL_WEIGHTS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
+
+
+@dataclass(frozen=True, eq=False)
+class RenderRequest:
+    """One render. Build a new one per change; the engine never mutates it.
+
+    - ``labels``: the painted mask, uint8 HxW class map (copied and frozen here).
+    - ``exemplar``: the DMN style reference (reuse the same Exemplar object across requests:
+      its ``key`` drives the style-encoding cache).
+    - ``output``: "face" (DMN), "photo" (StyleGAN2 edit), "agile", "dual".
+    - ``size_px``: side of the output; None = the mask's side (512 for documents). DMN sizes are
+      rounded to a multiple of 32.
+    - ``preview``: an interaction is in progress — the engine renders at an adaptive reduced size
+      chosen from measured latency (``Engine.preview_size_px``), the final request (preview False)
+      renders ``size_px``.
+    - ``edits``: {boundary model id: offset} semantic edits (InterFaceGAN rule per boundary kind).
+    - ``agile`` / ``dual``: parameters of those outputs (required when ``output`` names them).
+    - ``morph``: photo→style amount in [0, 1] for agile/dual: it scales the stylisation in
+      latent/weight space (agile strength × morph; dual weights × morph), never pixels.
+    - ``want_latent``: return the (edited) W+ latent [1, n_latent, 512] float32 in the result.
+    - ``tag``: anything; returned unchanged in the result.
+    """
+
+    labels: np.ndarray
+    exemplar: Exemplar
+    output: str = "face"
+    size_px: int | None = None
+    preview: bool = False
+    edits: Mapping[str, float] = field(default_factory=dict)
+    agile: AgileParams | None = None
+    dual: DualParams | None = None
+    morph: float = 1.0
+    want_latent: bool = False
+    tag: Any = None
+
+    def __post_init__(self) -> None:
+        check_labels(self.labels, "mask")
+        object.__setattr__(self, "labels", _frozen_copy(self.labels))
+        if not isinstance(self.exemplar, Exemplar):
+            raise RenderError("request: exemplar must be an Exemplar")
+        if self.output not in OUTPUTS:
+            raise RenderError(f"request: unknown output {self.output!r} (one of {', '.join(OUTPUTS)})")
+        if self.output == "agile" and self.agile is None:
+            raise RenderError("request: output 'agile' needs agile=AgileParams(style, ...)")
+        if self.output == "dual" and self.dual is None:
+            raise RenderError("request: output 'dual' needs dual=DualParams(style, ...)")
+        if self.size_px is not None and not 32 <= int(self.size_px) <= 4096:
+            raise RenderError(f"request: size_px must be in 32..4096, not {self.size_px}")
+        if not 0.0 <= float(self.morph) <= 1.0:
+            raise RenderError(f"request: morph must be in [0, 1], not {self.morph}")
+        object.__setattr__(self, "edits", MappingProxyType({str(k): float(v) for k, v in dict(self.edits).items()}))
+
+
+@dataclass
+class RenderResult:
+    """What a render produced. Errors are values: ``error`` is a one-line message (the image is
+    None) — the worker never raises across threads.
+
+    - ``request_id``: the id ``Engine.submit`` returned (0 for ``render_sync``).
+    - ``image``: uint8 HxWx3 RGB or None. ``size_px``: its side. ``preview``: rendered reduced.
+    - ``stage``: the stage that produced ``image`` (or the stage that failed).
+    - ``latency_ms``: wall time of the render; ``stage_ms``: per stage that ran.
+    - ``stages_run``: the stages actually executed (cache misses), in order.
+    - ``latent``: W+ float32 [1, n_latent, 512] when requested and computed.
+    - ``warnings``: e.g. the CUDA out-of-memory fallback to CPU.
+    - ``device``: where it ran ("cpu", "cuda:0"), ``dtype``: "float32" / "float16" / "bfloat16".
+    """
+
+    request_id: int
+    image: np.ndarray | None = None
+    error: str | None = None
+    stage: str = ""
+    latency_ms: float = 0.0
+    size_px: int = 0
+    preview: bool = False
+    output: str = "face"
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    stages_run: list[str] = field(default_factory=list)
+    latent: np.ndarray | None = None
+    warnings: list[str] = field(default_factory=list)
+    device: str = "cpu"
+    dtype: str = "float32"
+    tag: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.image is not None
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    """Whether a stage/output can run, and if not, why (shown as a one-line hint in the UI)."""
+
+    available: bool
+    reason: str = ""
+    models: tuple[str, ...] = ()
