@@ -1,0 +1,202 @@
+"""StyleGAN2 generator: parity with the official rosinality generator (``stylegan2`` narrow and
+``stylegan2_full256`` fixtures), full-size key conformance, config and noise/dtype behaviour."""
+from __future__ import annotations
+
+import json
+
+import parity_utils as pu
+import pytest
+import torch
+
+from maskstudio.errors import ConfigError
+from maskstudio.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, upfirdn2d
+
+NARROW = "stylegan2"
+FULL = "stylegan2_full256"
+
+
+def _config(fx_config: dict) -> StyleGAN2Config:
+    ch = fx_config["channels"] if isinstance(fx_config["channels"], dict) else None
+    return StyleGAN2Config(size=fx_config["size"], style_dim=fx_config["style_dim"],
+                           n_mlp=fx_config["n_mlp"],
+                           channel_multiplier=fx_config["channel_multiplier"],
+                           lr_mlp=fx_config["lr_mlp"], channels=ch)
+
+
+def _generator(name: str) -> StyleGAN2Generator:
+    fx, _ = pu.load_fixture(name)
+    g = StyleGAN2Generator(_config(fx["config"])).eval()
+    g.load_state_dict(pu.fixture_state_dict(fx, name), strict=True)
+    return g
+
+
+@pytest.fixture(scope="module")
+def narrow() -> StyleGAN2Generator:
+    return _generator(NARROW)
+
+
+@pytest.fixture(scope="module")
+def full256() -> StyleGAN2Generator:
+    return _generator(FULL)
+
+
+def run_case(g: StyleGAN2Generator, case: dict) -> dict[str, torch.Tensor]:
+    """The official call of one fixture case (README: stylegan2 section)."""
+    inputs = case["inputs"]
+    with torch.no_grad():
+        if case["kind"] == "get_latent":
+            return {"w": g.get_latent(inputs["z"])}
+        assert case["kind"] == "forward", case["kind"]
+        kwargs = dict(case["kwargs"])
+        styles = [inputs[n] for n in case["style_input_names"]]
+        if case.get("noise_input_names"):
+            kwargs["noise"] = [inputs[n] for n in case["noise_input_names"]]
+        if "truncation_latent" in inputs:
+            kwargs["truncation_latent"] = inputs["truncation_latent"]
+        image, latent = g(styles, return_latents=True, **kwargs)
+        return {"image": image, "latent": latent}
+
+
+@pytest.mark.parametrize("case_name", pu.case_params(NARROW))
+def test_parity_narrow(narrow, case_name):
+    _, spec = pu.load_fixture(NARROW)
+    case = pu.get_case(NARROW, case_name)
+    pu.compare_outputs(NARROW, case, run_case(narrow, case), spec)
+
+
+@pytest.mark.parametrize("case_name", pu.case_params(FULL))
+def test_parity_full256(full256, case_name):
+    _, spec = pu.load_fixture(FULL)
+    case = pu.get_case(FULL, case_name)
+    pu.compare_outputs(FULL, case, run_case(full256, case), spec)
+
+
+def test_parity_narrow_float64_within_official_f32_spread(narrow):
+    """In float64 we must sit within ~2x the official float64-vs-float32 spread."""
+    _, spec = pu.load_fixture(NARROW)
+    g = StyleGAN2Generator(narrow.cfg).eval()
+    g.load_state_dict(narrow.state_dict())
+    g.double()
+    for name in ("a_z_trunc1", "d_mix_z_inject3_trunc07", "g_z_explicit_noise"):
+        case = pu.get_case(NARROW, name)
+        case64 = dict(case, inputs={k: v.double() for k, v in case["inputs"].items()})
+        ours = run_case(g, case64)
+        bound = 2 * spec["numeric_spread_measured"]["image"]["max_abs_f64_minus_f32"]
+        d = pu.max_abs_diff(ours["image"], case["outputs"]["image"])
+        assert d <= bound, (name, d, bound)
+
+
+def test_narrow_listing_matches_official():
+    fx, spec = pu.load_fixture(NARROW)
+    g = StyleGAN2Generator(_config(fx["config"]))
+    pu.assert_listing(g, pu.key_listing(spec, "narrow_keys"), "narrow StyleGAN2")
+
+
+@pytest.mark.parametrize("size", [256, 1024])
+def test_full_size_listing_matches_official(size):
+    _, spec = pu.load_fixture(NARROW)
+    with torch.device("meta"):
+        g = StyleGAN2Generator(StyleGAN2Config(size=size))
+    pu.assert_listing(g, pu.key_listing(spec, f"full_size_{size}_keys"), f"StyleGAN2-{size}")
+    n_params = sum(p.numel() for p in g.parameters())
+    assert n_params == {256: 30_034_338, 1024: 30_370_060}[size]
+    assert g.n_latent == 2 * size.bit_length() - 4
+
+
+# ----------------------------------------------------------------------------- behaviour
+
+
+def test_config_json_round_trip_restores_int_channel_keys():
+    cfg = StyleGAN2Config(size=32, channels={4: 8, 8: 8, 16: 4, 32: 4})
+    back = StyleGAN2Config.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert back == cfg and back.channels == {4: 8, 8: 8, 16: 4, 32: 4}
+    assert StyleGAN2Config.from_dict(StyleGAN2Config(size=64).to_dict()).channel_map()[64] == 512
+
+
+@pytest.mark.parametrize("bad", [dict(size=48), dict(size=32, channels={4: 8, 8: 8}),
+                                 dict(size=32, channels={"a": 1})])
+def test_config_rejects_bad_values(bad):
+    with pytest.raises(ConfigError):
+        StyleGAN2Config(**bad)
+
+
+def test_from_dict_rejects_unknown_field():
+    with pytest.raises(ConfigError, match="unknown"):
+        StyleGAN2Config.from_dict({"size": 32, "bogus": 1})
+
+
+def test_stored_noise_equals_explicit_buffer_list(narrow):
+    z = torch.randn(2, 512, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        a, _ = narrow([z], randomize_noise=False)
+        noise = [getattr(narrow.noises, f"noise_{i}") for i in range(narrow.num_layers)]
+        b, _ = narrow([z], noise=noise)
+        c, _ = narrow([z], noise=[n.expand(2, -1, -1, -1) for n in noise])
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() < 1e-5
+
+
+def test_random_noise_uses_given_generator(narrow):
+    z = torch.randn(1, 512, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        a, _ = narrow([z], generator=torch.Generator().manual_seed(9))
+        b, _ = narrow([z], generator=torch.Generator().manual_seed(9))
+        c, _ = narrow([z], generator=torch.Generator().manual_seed(10))
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 1e-3
+
+
+def test_mixing_without_inject_index_and_wplus_shape_checks(narrow):
+    z = torch.randn(2, 512, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        _, latent = narrow([z, -z], return_latents=True, randomize_noise=False)
+        w = narrow.get_latent(z)
+        k = int((latent[0] - w[0]).abs().sum(-1).gt(0).nonzero()[0])
+        assert 1 <= k <= narrow.n_latent - 1
+        with pytest.raises(ValueError, match="rows"):
+            narrow([torch.zeros(1, 5, 512)], input_is_latent=True)
+        with pytest.raises(ValueError, match="truncation_latent"):
+            narrow([z], truncation=0.5)
+
+
+def test_mean_latent_shape_and_truncation_to_it(narrow):
+    with torch.no_grad():
+        mean = narrow.mean_latent(256, generator=torch.Generator().manual_seed(0))
+        assert mean.shape == (1, 512)
+        z = torch.randn(1, 512)
+        _, lat = narrow([z], truncation=0.0, truncation_latent=mean, return_latents=True,
+                        randomize_noise=False)
+    assert torch.allclose(lat, mean.expand(1, narrow.n_latent, 512))
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.bfloat16, 0.6), (torch.float16, 0.05)])
+def test_half_precision_runs_close_to_float32(narrow, dtype, tol):
+    case = pu.get_case(NARROW, "a_z_trunc1")
+    g = StyleGAN2Generator(narrow.cfg).eval()
+    g.load_state_dict(narrow.state_dict())
+    g.to(dtype)
+    with torch.no_grad():
+        image, latent = g([case["inputs"]["z"]], randomize_noise=False, return_latents=True)
+    assert image.dtype == dtype and latent.dtype == dtype
+    ref = case["outputs"]["image"]
+    err = (image.float() - ref).abs().max().item()
+    assert err < tol * ref.abs().max().item(), err
+
+
+def test_upfirdn2d_matches_direct_definition():
+    """Zero-insertion up-sampling + padded true convolution, checked on a random kernel."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 3, 5, 6, generator=g, dtype=torch.float64)
+    k = torch.randn(4, 4, generator=g, dtype=torch.float64)
+    out = upfirdn2d(x, k, up=2, down=1, pad=(2, 1))
+    up = torch.zeros(2, 3, 10, 12, dtype=torch.float64)
+    up[:, :, ::2, ::2] = x
+    padded = torch.nn.functional.pad(up, (2, 1, 2, 1))
+    ref = torch.zeros(2, 3, 10, 12, dtype=torch.float64)
+    for i in range(10):
+        for j in range(12):
+            win = padded[:, :, i:i + 4, j:j + 4]
+            ref[:, :, i, j] = (win * torch.flip(k, (0, 1))).sum((-1, -2))
+    assert torch.allclose(out, ref)
+    assert upfirdn2d(x, k, down=2, pad=(1, 2)).shape == (2, 3, 3, 3)
+    assert upfirdn2d(x, k, pad=(-1, 2)).shape == (2, 3, 3, 4)
