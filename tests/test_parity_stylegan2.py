@@ -8,7 +8,7 @@ import parity_utils as pu
 import pytest
 import torch
 
-from maskstudio.errors import ConfigError
+from maskstudio.errors import ConfigError, RenderError
 from maskstudio.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, upfirdn2d
 
 NARROW = "stylegan2"
@@ -153,9 +153,9 @@ def test_mixing_without_inject_index_and_wplus_shape_checks(narrow):
         w = narrow.get_latent(z)
         k = int((latent[0] - w[0]).abs().sum(-1).gt(0).nonzero()[0])
         assert 1 <= k <= narrow.n_latent - 1
-        with pytest.raises(ValueError, match="rows"):
+        with pytest.raises(RenderError, match="rows"):
             narrow([torch.zeros(1, 5, 512)], input_is_latent=True)
-        with pytest.raises(ValueError, match="truncation_latent"):
+        with pytest.raises(RenderError, match="truncation_latent"):
             narrow([z], truncation=0.5)
 
 

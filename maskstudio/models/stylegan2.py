@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from maskstudio.errors import ConfigError
+from maskstudio.errors import ConfigError, RenderError
 
 __all__ = [
     "StyleGAN2Config",
@@ -434,7 +434,7 @@ def prepare_latent(mapping: Callable[[Tensor], Tensor], n_latent: int, styles: A
         styles = [styles]
     styles = list(styles)
     if not 1 <= len(styles) <= 2:
-        raise ValueError(f"expected one or two style tensors, got {len(styles)}")
+        raise RenderError(f"expected one or two style tensors, got {len(styles)}")
     if dtype is not None:
         styles = [s.to(dtype) for s in styles]
     if not input_is_latent:
@@ -447,7 +447,7 @@ def prepare_latent(mapping: Callable[[Tensor], Tensor], n_latent: int, styles: A
         if isinstance(t, Tensor):
             t = t.to(device=styles[0].device, dtype=styles[0].dtype)
         elif t is None:
-            raise ValueError("truncation < 1 needs truncation_latent (e.g. mean_latent())")
+            raise RenderError("truncation < 1 needs truncation_latent (e.g. mean_latent())")
         styles = [t + truncation * (s - t) for s in styles]
     if len(styles) == 1:
         s = styles[0]
@@ -462,7 +462,7 @@ def prepare_latent(mapping: Callable[[Tensor], Tensor], n_latent: int, styles: A
         else:
             latent = torch.cat([s0[:, :inject_index], s1[:, inject_index:]], 1)
     if latent.shape[1] != n_latent:
-        raise ValueError(f"style code has {latent.shape[1]} rows, the generator needs {n_latent}")
+        raise RenderError(f"style code has {latent.shape[1]} rows, the generator needs {n_latent}")
     return latent
 
 
@@ -475,7 +475,7 @@ def resolve_noise(noise: Sequence[Tensor | None] | None, randomize_noise: bool,
         return [getattr(buffers, f"noise_{i}") for i in range(num_layers)]
     noise = list(noise)
     if len(noise) < num_layers:
-        raise ValueError(f"noise list has {len(noise)} entries, the generator needs {num_layers}")
+        raise RenderError(f"noise list has {len(noise)} entries, the generator needs {num_layers}")
     return noise
 
 

@@ -1,0 +1,229 @@
+"""DualStyleGAN (exemplar-based style transfer on a StyleGAN2), official key layout.
+
+Keys: ``generator.*`` (a :class:`StyleGAN2Generator`), ``style.{1,2}`` (structure transform
+T_s: PixelNorm + 2 equalized linear layers, lr_mul 0.01, fused leaky ReLU) and ``res.{0..n-1}``
+(``n = n_latent``): ModRes blocks ``res.0..res.<res_index>`` and colour-transform equalized
+linears ``res.<res_index+1>..``.
+
+Per slot ``j`` with weight ``w_j`` (``interp_weights``):
+
+* ``j <= res_index`` (structure): after the conv that consumes slot ``j`` (slot 0: the 4×4 conv,
+  else ``generator.convs[j-1]``) ``out ← w_j·R_j(out, T_s(ext)_j) + out`` (skipped when
+  ``w_j == 0``);
+* ``j > res_index`` (colour): every layer reading slot ``j`` gets
+  ``w_j·T_c_j(ext_j) + (1 − w_j)·intrinsic_j``.
+
+Slot ``j`` takes the extrinsic path only if ``use_res`` and ``fuse_index >= max(j, 1)``.
+Official full-size model: ``DualStyleGANConfig(size=1024)`` (253 keys).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from maskstudio.errors import ConfigError, RenderError
+from maskstudio.models.stylegan2 import (
+    ConvLayer,
+    EqualLinear,
+    PixelNorm,
+    StyleGAN2Config,
+    StyleGAN2Generator,
+    _int_key_channels,
+    map_rows,
+    resolve_noise,
+)
+
+__all__ = ["DualStyleGANConfig", "DualStyleGAN", "AdaptiveInstanceNorm", "AdaResBlock"]
+
+
+class AdaptiveInstanceNorm(nn.Module):
+    """``gamma · InstanceNorm(x) + beta`` with ``(gamma, beta) = style(s)`` (plain Linear
+    ``style_dim → 2C``; gamma first). Instance statistics per sample, biased variance, eps 1e-5."""
+
+    def __init__(self, channels: int, style_dim: int):
+        super().__init__()
+        self.style = nn.Linear(style_dim, channels * 2)
+
+    def forward(self, x: Tensor, s: Tensor) -> Tensor:
+        gamma, beta = self.style(s).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
+        return gamma * F.instance_norm(x, eps=1e-5) + beta
+
+
+class AdaResBlock(nn.Module):
+    """ModRes block: ``x + w · conv2(norm2(conv(norm(x, s)), s))``; identity when ``w == 0``."""
+
+    def __init__(self, channels: int, style_dim: int = 512):
+        super().__init__()
+        self.conv = ConvLayer(channels, channels, 3)
+        self.conv2 = ConvLayer(channels, channels, 3)
+        self.norm = AdaptiveInstanceNorm(channels, style_dim)
+        self.norm2 = AdaptiveInstanceNorm(channels, style_dim)
+
+    def forward(self, x: Tensor, s: Tensor, w: float = 1.0) -> Tensor:
+        if w == 0:
+            return x
+        out = self.conv(self.norm(x, s))
+        out = self.conv2(self.norm2(out, s))
+        return out * w + x
+
+
+@dataclass
+class DualStyleGANConfig:
+    """``DualStyleGAN(size, style_dim, n_mlp, channel_multiplier, res_index)``; ``channels``
+    replaces the official per-resolution table (as in :class:`StyleGAN2Config`)."""
+
+    size: int = 1024
+    style_dim: int = 512
+    n_mlp: int = 8
+    channel_multiplier: int = 2
+    lr_mlp: float = 0.01
+    channels: dict[int, int] | None = None
+    res_index: int = 6
+
+    def __post_init__(self) -> None:
+        self.channels = _int_key_channels(self.channels)
+        g = self.generator_config()  # validates size / channels
+        if not 0 <= self.res_index < g.n_latent:
+            raise ConfigError(f"res_index must be in 0..{g.n_latent - 1}, got {self.res_index}")
+        last_res = 2 ** ((self.res_index + 5) // 2)
+        if last_res > self.size:
+            raise ConfigError(f"res_index {self.res_index} needs size >= {last_res}")
+
+    def generator_config(self) -> StyleGAN2Config:
+        return StyleGAN2Config(size=self.size, style_dim=self.style_dim, n_mlp=self.n_mlp,
+                               channel_multiplier=self.channel_multiplier, lr_mlp=self.lr_mlp,
+                               channels=self.channels)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.generator_config().to_dict()
+        d["res_index"] = self.res_index
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DualStyleGANConfig":
+        known = {"size", "style_dim", "n_mlp", "channel_multiplier", "lr_mlp", "channels",
+                 "res_index"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown DualStyleGANConfig fields {unknown}")
+        return cls(**d)
+
+
+def _slot_resolution(j: int) -> int:
+    """Resolution of the conv that consumes latent slot ``j``."""
+    return 2 ** ((j + 5) // 2)
+
+
+class DualStyleGAN(nn.Module):
+    """DualStyleGAN: intrinsic StyleGAN2 path + extrinsic (exemplar style) path.
+
+    ``forward(styles, exstyles, return_latents=False, return_feat=False, inject_index=None,
+    truncation=1, truncation_latent=None, input_is_latent=False, noise=None,
+    randomize_noise=True, z_plus_latent=False, use_res=True, fuse_index=18,
+    interp_weights=None, generator=None)`` → ``(image, latent | None)``, or ``(features,
+    rgb_skip)`` with ``return_feat``. ``interp_weights`` defaults to ``[1]*n_latent`` (only the
+    first ``n_latent`` entries are read). The official style-transfer settings are truncation
+    0.75 with ``truncation_latent=0``, ``interp_weights=[0.75]*7 + [1]*11`` and a clamp of the
+    image to [-1, 1] by the caller.
+    """
+
+    def __init__(self, cfg: DualStyleGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        gcfg = cfg.generator_config()
+        sd = cfg.style_dim
+        self.style = nn.Sequential(PixelNorm(),
+                                   EqualLinear(sd, sd, lr_mul=0.01, activation=True),
+                                   EqualLinear(sd, sd, lr_mul=0.01, activation=True))
+        self.generator = StyleGAN2Generator(gcfg)
+        self.res_index = cfg.res_index
+        self.n_latent = gcfg.n_latent
+        ch = gcfg.channel_map()
+        self.res = nn.ModuleList()
+        for j in range(self.n_latent):
+            if j <= cfg.res_index:
+                self.res.append(AdaResBlock(ch[_slot_resolution(j)], sd))
+            else:
+                self.res.append(EqualLinear(sd, sd))
+
+    # -- latents -----------------------------------------------------------------------------
+
+    def map_exstyle(self, exstyle_zplus: Tensor) -> Tensor:
+        """Extrinsic style code Z+ [B, L, D] (``exstyle_code.npy`` rows) → W+ through the
+        generator's mapping network, row by row (what the official script feeds ``exstyles``)."""
+        p = self.generator.input.input
+        return map_rows(self.generator.style, exstyle_zplus.to(p.dtype))
+
+    def structure_codes(self, exstyles: Tensor) -> Tensor:
+        """T_s(exstyles) per slot, [B, n_latent, D]."""
+        if exstyles.ndim < 3:
+            return self.style(exstyles).unsqueeze(1).repeat(1, self.n_latent, 1)
+        return map_rows(self.style, exstyles)
+
+    def _weights(self, interp_weights: Any) -> list[float]:
+        if interp_weights is None:
+            return [1.0] * self.n_latent
+        if isinstance(interp_weights, Tensor):
+            interp_weights = interp_weights.detach().flatten().tolist()
+        w = [float(x) for x in interp_weights]
+        if len(w) < self.n_latent:
+            raise RenderError(f"interp_weights has {len(w)} entries, DualStyleGAN needs "
+                              f"{self.n_latent}")
+        return w[: self.n_latent]
+
+    # -- forward -----------------------------------------------------------------------------
+
+    def forward(self, styles: Any, exstyles: Tensor | None, return_latents: bool = False,
+                return_feat: bool = False, inject_index: int | None = None,
+                truncation: float = 1, truncation_latent: Tensor | float | None = None,
+                input_is_latent: bool = False, noise: Sequence[Tensor | None] | None = None,
+                randomize_noise: bool = True, z_plus_latent: bool = False, use_res: bool = True,
+                fuse_index: int = 18, interp_weights: Any = None,
+                generator: torch.Generator | None = None):
+        g = self.generator
+        latent = g.style_codes(styles, inject_index=inject_index, truncation=truncation,
+                               truncation_latent=truncation_latent,
+                               input_is_latent=input_is_latent, z_plus_latent=z_plus_latent)
+        w = self._weights(interp_weights)
+        noise = resolve_noise(noise, randomize_noise, g.noises, g.num_layers)
+
+        n = self.n_latent
+        ext = [use_res and fuse_index >= max(j, 1) for j in range(n)]
+        codes = [latent[:, j] for j in range(n)]  # style actually fed to each slot's layers
+        resstyles = None
+        if use_res and any(ext):
+            if exstyles is None:
+                raise RenderError("DualStyleGAN with use_res=True needs exstyles")
+            exstyles = exstyles.to(device=latent.device, dtype=latent.dtype)
+            if exstyles.ndim == 3 and exstyles.shape[1] < n:
+                raise RenderError(f"exstyles has {exstyles.shape[1]} rows, DualStyleGAN needs {n}")
+            resstyles = self.structure_codes(exstyles)
+            for j in range(self.res_index + 1, n):
+                if ext[j]:
+                    e = exstyles[:, j] if exstyles.ndim == 3 else exstyles
+                    codes[j] = w[j] * self.res[j](e) + (1 - w[j]) * latent[:, j]
+
+        def modres(out: Tensor, j: int) -> Tensor:
+            if ext[j] and j <= self.res_index:
+                return self.res[j](out, resstyles[:, j], w[j])
+            return out
+
+        out = g.input(latent.shape[0])
+        out = g.conv1(out, codes[0], noise[0], generator)
+        out = modres(out, 0)
+        skip = g.to_rgb1(out, codes[1])
+        i = 1
+        for b, to_rgb in enumerate(g.to_rgbs):
+            out = g.convs[2 * b](out, codes[i], noise[2 * b + 1], generator)
+            out = modres(out, i)
+            out = g.convs[2 * b + 1](out, codes[i + 1], noise[2 * b + 2], generator)
+            out = modres(out, i + 1)
+            skip = to_rgb(out, codes[i + 2], skip)
+            i += 2
+            if return_feat and i > self.res_index:
+                return out, skip
+        return skip, (latent if return_latents else None)
