@@ -175,6 +175,16 @@ class RenderRequest:
         if not 0.0 <= float(self.morph) <= 1.0:
             raise RenderError(f"request: morph must be in [0, 1], not {self.morph}")
         object.__setattr__(self, "edits", MappingProxyType({str(k): float(v) for k, v in dict(self.edits).items()}))
+        object.__setattr__(self, "_mask_key", None)
+
+    @property
+    def mask_key(self) -> str:
+        """Content hash of ``labels`` (computed once)."""
+        k = self.__dict__.get("_mask_key")
+        if k is None:
+            k = content_key(self.labels)
+            object.__setattr__(self, "_mask_key", k)
+        return k
 
 
 @dataclass

@@ -1,0 +1,265 @@
+"""``maskstudio render``: render faces from masks headlessly, through the same Engine as the GUI.
+
+    maskstudio render --mask M.png --exemplar E.jpg [--exemplar-mask EM.png] [--size 512]
+        [--device auto|cpu|cuda] [--precision auto|fp32|fp16|bf16] [--output face|photo|agile|dual]
+        [--edit NAME=VALUE ...] [--agile STYLE[:STRENGTH]] [--agile-branch auto|A|B]
+        [--dual STYLE[:CODE] [--weights w0,...,w17]] [--morph T] -o OUT.png [--save-latent OUT.npy]
+
+``--mask`` may be a folder: every ``*.png`` in it is rendered into the folder ``-o`` (created),
+as ``<stem>.png`` (and ``<stem>.npy`` latents into the folder ``--save-latent``), with a progress
+bar on stderr. The output is chosen from the options unless ``--output`` says: ``--dual`` →
+dual, ``--agile`` → agile, ``--edit`` → photo, else the DMN face.
+
+The exemplar's mask: ``--exemplar-mask``, else a sibling ``<stem>.mask.png`` (the gallery
+convention), else the installed face parser; with none of these the command stops with a
+one-line error asking for a mask.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from maskstudio.errors import ConfigError, LatentFileError, MaskFileError, MaskStudioError, RenderError, file_error
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "render",
+        help="render a face (or a stylised face) from a mask and an exemplar",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("--mask", required=True, type=Path, help="label/colour mask PNG, or a folder of them")
+    p.add_argument("--exemplar", required=True, type=Path, help="style reference face image")
+    p.add_argument("--exemplar-mask", type=Path, default=None,
+                   help="the exemplar's mask (default: sibling <stem>.mask.png, else the face parser)")
+    p.add_argument("--size", type=int, default=512, help="output side in pixels (default 512)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: settings / auto)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    p.add_argument("--output", choices=("face", "photo", "agile", "dual"), default=None,
+                   help="what to render (default: chosen from the options below)")
+    p.add_argument("--edit", action="append", default=[], metavar="NAME=VALUE",
+                   help="semantic boundary offset (repeatable); NAME = an installed boundary id")
+    p.add_argument("--agile", default=None, metavar="STYLE[:STRENGTH]", help="AgileGAN style (and strength 0..1)")
+    p.add_argument("--agile-branch", default="auto", choices=("auto", "A", "B"))
+    p.add_argument("--dual", default=None, metavar="STYLE[:CODE]", help="DualStyleGAN model id (and style code)")
+    p.add_argument("--weights", default=None, metavar="w0,...,w17", help="DualStyleGAN per-layer weights")
+    p.add_argument("--morph", type=float, default=1.0, help="photo→style amount 0..1 for agile/dual (default 1)")
+    p.add_argument("-o", "--out", required=True, type=Path, help="output PNG (a folder for batch)")
+    p.add_argument("--save-latent", type=Path, default=None, help="write the W+ latent [1,N,512] as .npy")
+    p.set_defaults(func=handler)
+
+
+# -- inputs -----------------------------------------------------------------------------------
+def read_rgb(path: Path) -> np.ndarray:
+    """uint8 HxWx3 RGB of an image file; MaskFileError naming the file otherwise."""
+    if not path.is_file():
+        raise file_error(MaskFileError, path, "no such file")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB")).copy()
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise file_error(MaskFileError, path, f"not a readable image ({e})") from e
+
+
+def read_labels(path: Path) -> np.ndarray:
+    """uint8 class map of a mask file (label PNG, colour PNG, part folder) via maskstudio.io."""
+    if not path.exists():
+        raise file_error(MaskFileError, path, "no such file")
+    from maskstudio.io.masks import read_mask
+
+    try:
+        return np.asarray(read_mask(path).labels, dtype=np.uint8)
+    except MaskStudioError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any decoder failure is a bad file for the user
+        raise file_error(MaskFileError, path, f"not a readable mask ({type(e).__name__}: {e})") from e
+
+
+def sibling_mask(image_path: Path) -> Path | None:
+    for cand in (image_path.with_name(image_path.stem + ".mask.png"),
+                 image_path.with_name(image_path.stem + "_mask.png")):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def load_exemplar(image_path: Path, mask_path: Path | None = None):
+    """Exemplar from files: the mask from ``mask_path``, else a sibling ``.mask.png``, else None
+    (the engine then parses the image, or reports that a mask is needed)."""
+    from maskstudio.engine.types import Exemplar
+
+    image = read_rgb(image_path)
+    mpath = mask_path if mask_path is not None else sibling_mask(image_path)
+    labels = read_labels(mpath) if mpath is not None else None
+    if labels is not None and labels.shape != image.shape[:2]:
+        from maskstudio.engine.pipeline import _resize_labels
+
+        if labels.shape[0] != labels.shape[1] or image.shape[0] != image.shape[1]:
+            raise file_error(MaskFileError, mpath, f"mask size {labels.shape} does not match the exemplar "
+                                                   f"image {image.shape[:2]}")
+        labels = _resize_labels(labels, image.shape[0])
+    return Exemplar(image, labels, name=image_path.name)
+
+
+def parse_edits(items: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for it in items:
+        name, sep, value = it.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--edit {it!r}: expected NAME=VALUE")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--edit {it!r}: VALUE must be a number") from None
+    return out
+
+
+def parse_agile(text: str | None, branch: str):
+    if text is None:
+        return None
+    from maskstudio.engine.types import AgileParams
+
+    style, sep, strength = text.partition(":")
+    try:
+        s = float(strength) if sep else 1.0
+    except ValueError:
+        raise ConfigError(f"--agile {text!r}: STRENGTH must be a number in [0, 1]") from None
+    return AgileParams(style.strip(), s, branch)
+
+
+def parse_dual(text: str | None, weights: str | None):
+    if text is None:
+        if weights is not None:
+            raise ConfigError("--weights needs --dual STYLE")
+        return None
+    from maskstudio.engine.types import DEFAULT_DUAL_WEIGHTS, DualParams
+
+    style, sep, code = text.partition(":")
+    w = DEFAULT_DUAL_WEIGHTS
+    if weights is not None:
+        try:
+            w = tuple(float(x) for x in weights.split(",") if x.strip())
+        except ValueError:
+            raise ConfigError(f"--weights {weights!r}: expected comma-separated numbers") from None
+    return DualParams(style.strip(), code.strip() or None if sep else None, w)
+
+
+def _mask_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".png"
+                   and not p.name.endswith(".mask.png"))
+    if not files:
+        raise file_error(MaskFileError, folder, "no .png masks in this folder")
+    return files
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        Image.fromarray(image).save(tmp, format="PNG")
+        tmp.replace(path)
+    except OSError as e:
+        raise file_error(MaskFileError, path, f"cannot write ({e})") from e
+
+
+def write_latent(path: Path, latent: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path, "wb") as f:
+            np.save(f, np.ascontiguousarray(latent, dtype=np.float32))
+    except OSError as e:
+        raise file_error(LatentFileError, path, f"cannot write ({e})") from e
+
+
+class _Progress:
+    """A one-line text progress bar on stderr (carriage-return updates on a terminal)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done: int, name: str) -> None:
+        width = 30
+        fill = int(width * done / max(1, self.total))
+        line = f"[{'#' * fill}{'.' * (width - fill)}] {done}/{self.total} {name}"
+        if self.tty:
+            sys.stderr.write("\r" + line[:100].ljust(100))
+            if done == self.total:
+                sys.stderr.write("\n")
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def build_request(labels: np.ndarray, exemplar, args: argparse.Namespace):
+    from maskstudio.engine.types import RenderRequest
+
+    edits = parse_edits(args.edit)
+    agile = parse_agile(args.agile, args.agile_branch)
+    dual = parse_dual(args.dual, args.weights)
+    output = args.output or ("dual" if dual else "agile" if agile else "photo" if edits else "face")
+    return RenderRequest(labels, exemplar, output=output, size_px=args.size, edits=edits, agile=agile,
+                         dual=dual, morph=args.morph, want_latent=args.save_latent is not None)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from maskstudio.settings import Settings
+
+    if not 32 <= args.size <= 4096:
+        raise ConfigError(f"--size must be in 32..4096, not {args.size}")
+    batch = args.mask.is_dir()
+    masks = _mask_files(args.mask) if batch else [args.mask]
+    if not batch and not args.mask.exists():
+        raise file_error(MaskFileError, args.mask, "no such file")
+    if batch and args.out.suffix.lower() == ".png":
+        raise ConfigError(f"{args.out}: with a mask folder, -o must be a folder")
+    exemplar = load_exemplar(args.exemplar, args.exemplar_mask)
+    # validate the option syntax before loading any model
+    build_request(np.zeros((32, 32), np.uint8), exemplar, args)
+
+    from maskstudio.engine.pipeline import Engine
+
+    settings = Settings.from_env(device=args.device)
+    engine = Engine(settings, precision=args.precision, start_worker=False)
+    failures: list[str] = []
+    progress = _Progress(len(masks)) if batch else None
+    try:
+        for i, mpath in enumerate(masks):
+            try:
+                labels = read_labels(mpath)
+                req = build_request(labels, exemplar, args)
+                res = engine.render_sync(req)
+                for w in res.warnings:
+                    print(f"maskstudio: warning: {w}", file=sys.stderr)
+                if not res.ok:
+                    raise RenderError(f"{mpath}: {res.error}")
+                out = args.out / f"{mpath.stem}.png" if batch else args.out
+                write_png(out, res.image)
+                if args.save_latent is not None:
+                    if res.latent is None:
+                        raise RenderError(f"{mpath}: no latent was computed (needs an encoder)")
+                    lat = args.save_latent / f"{mpath.stem}.npy" if batch else args.save_latent
+                    write_latent(lat, res.latent)
+            except MaskStudioError as e:
+                if not batch:
+                    raise
+                failures.append(str(e))
+            if progress is not None:
+                progress.update(i + 1, mpath.name)
+    finally:
+        engine.close()
+    for f in failures:
+        print(f"maskstudio: error: {f}", file=sys.stderr)
+    if failures:
+        print(f"maskstudio: {len(failures)} of {len(masks)} masks failed", file=sys.stderr)
+        return 2
+    return 0

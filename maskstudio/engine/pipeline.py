@@ -1,0 +1,585 @@
+"""The cached render pipeline and :class:`Engine` (pipeline + worker + preview scheduler).
+
+Stage graph and cache keys (a stage runs only on a cache miss; ``Engine.stage_counts`` counts
+executions)::
+
+    parse   (exemplar.key, parser id)                          -> exemplar labels
+    style   (exemplar.key, dmn id, style size)                 -> DMN style vector
+    face    (mask hash, face size, style key)                  -> face [1,3,S,S] in [-1,1]
+    invert  (face key, encoder id)                             -> code (Z+ or W+) + its mapping
+    edit    (invert key, Z/W edits)                            -> edited W+ [1,N,512]
+    photo   (edit key, photo generator id, render resolution)  -> image
+    agile   (edit key, style id, strength·morph, branch, res)  -> image
+    dual    (invert key', style id, code, weights·morph, res)  -> image
+
+The exemplar style is encoded once at ``style_size_px`` (512, the official demo size) and reused
+at every preview size: the DMN style code is a global vector (global average pool), so a
+256² preview and the 512² final render share one encoding. Caches are small LRUs living on the
+device (tensors stay resident); they are cleared when the device policy changes (OOM fallback)
+or models are re-scanned.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from maskstudio.engine.device import DevicePolicy, is_oom
+from maskstudio.engine.models import ModelSet
+from maskstudio.engine.preview import PreviewScheduler
+from maskstudio.engine.types import (
+    OUTPUTS,
+    RenderRequest,
+    RenderResult,
+    StageStatus,
+)
+from maskstudio.engine.worker import CancelToken, Cancelled, LatestWinsWorker
+from maskstudio.errors import MaskStudioError, RenderError
+
+__all__ = ["Engine", "StageCache", "to_uint8_image"]
+
+STYLE_SIZE_PX = 512
+
+
+class StageCache:
+    """A tiny LRU: ``get(key)`` / ``put(key, value)``; keeps the last ``capacity`` entries."""
+
+    def __init__(self, capacity: int = 4) -> None:
+        self.capacity = capacity
+        self._d: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+
+    def get(self, key: Any) -> Any:
+        v = self._d.get(key)
+        if v is not None:
+            self._d.move_to_end(key)
+        return v
+
+    def put(self, key: Any, value: Any) -> None:
+        self._d[key] = value
+        self._d.move_to_end(key)
+        while len(self._d) > self.capacity:
+            self._d.popitem(last=False)
+
+    def clear(self) -> None:
+        self._d.clear()
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+def to_uint8_image(x: torch.Tensor) -> np.ndarray:
+    """[1,3,H,W] in [-1,1] (any dtype/device) -> uint8 HxWx3 (official (x+1)·127.5, rounded)."""
+    y = ((x[0].float().clamp(-1, 1) + 1.0) * 127.5).round_().to(torch.uint8)
+    return y.permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+def _resize_labels(labels: np.ndarray, size: int) -> np.ndarray:
+    if labels.shape == (size, size):
+        return labels
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(labels).resize((size, size), Image.NEAREST))
+
+
+def _resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
+    if image.shape[:2] == (size, size):
+        return image
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
+
+
+def _face_size(size_px: int) -> int:
+    return max(32, int(round(size_px / 32.0)) * 32)
+
+
+def _resize_t(x: torch.Tensor, size: int) -> torch.Tensor:
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    down = x.shape[-1] > size
+    return F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=down).to(x.dtype)
+
+
+class _Ctx:
+    """Per-render bookkeeping: stage timings, executed stages, cancellation."""
+
+    def __init__(self, token: CancelToken | None, policy: DevicePolicy) -> None:
+        self.token = token
+        self.policy = policy
+        self.stage_ms: dict[str, float] = {}
+        self.stages_run: list[str] = []
+        self.stage = ""
+
+    def begin(self, stage: str) -> float:
+        self.stage = stage
+        if self.token is not None:
+            self.token.check()
+        return time.perf_counter()
+
+    def end(self, stage: str, t0: float) -> None:
+        self.policy.synchronize()
+        self.stage_ms[stage] = self.stage_ms.get(stage, 0.0) + (time.perf_counter() - t0) * 1e3
+        self.stages_run.append(stage)
+
+
+class Engine:
+    """See :mod:`maskstudio.engine` for the API overview."""
+
+    def __init__(
+        self,
+        settings=None,
+        *,
+        models: ModelSet | None = None,
+        device: str | None = None,
+        precision: str = "auto",
+        compile: bool = False,
+        cuda_graphs: bool = False,
+        callback: Callable[[RenderResult], None] | None = None,
+        preview_target_ms: float | None = None,
+        style_size_px: int = STYLE_SIZE_PX,
+        start_worker: bool = True,
+    ) -> None:
+        if settings is None:
+            from maskstudio.settings import Settings
+
+            settings = Settings.from_env()
+        self.settings = settings
+        self.policy = DevicePolicy(device or getattr(settings, "device", "auto"), precision=precision,
+                                   compile=compile, cuda_graphs=cuda_graphs)
+        self.models = models if models is not None else ModelSet.from_settings(settings, policy=self.policy)
+        self.models.set_policy(self.policy)
+        target = preview_target_ms if preview_target_ms is not None else (30.0 if self.policy.is_cuda else 100.0)
+        self.preview = PreviewScheduler(target, initial_px=512 if self.policy.is_cuda else 256)
+        self.style_size_px = int(style_size_px)
+        self.stage_counts: collections.Counter[str] = collections.Counter()
+        self._lock = threading.RLock()
+        self._caches = {name: StageCache(cap) for name, cap in (
+            ("parse", 8), ("style", 8), ("face", 3), ("invert", 4), ("edit", 4),
+            ("photo", 2), ("agile", 2), ("dual", 2), ("blend", 2), ("direction", 64))}
+        self._callback = callback
+        self.worker: LatestWinsWorker | None = None
+        if start_worker:
+            self.worker = LatestWinsWorker(self._run_job, self._deliver, self._error_result,
+                                           cancellable=lambda req: not req.preview)
+
+    # -- public API ---------------------------------------------------------------------------
+    def set_callback(self, callback: Callable[[RenderResult], None] | None) -> None:
+        self._callback = callback
+
+    def submit(self, request: RenderRequest) -> int:
+        """Queue ``request`` (never blocks). Returns its id; the result goes to the callback."""
+        if self.worker is None:
+            raise RenderError("engine was created without a worker (start_worker=False)")
+        return self.worker.submit(request)
+
+    def render_sync(self, request: RenderRequest) -> RenderResult:
+        """Render in the calling thread (same pipeline and caches). Never raises for render errors."""
+        return self._run_job(0, request, None)
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        return True if self.worker is None else self.worker.wait_idle(timeout)
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def preview_size_px(self) -> int:
+        return self.preview.size_px
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            for c in self._caches.values():
+                c.clear()
+
+    def reload_models(self) -> None:
+        """Re-scan the model folders (after installing/removing models) and drop caches."""
+        with self._lock:
+            self.models.scan()
+            self.clear_cache()
+
+    # -- availability -------------------------------------------------------------------------
+    def _photo_generator_id(self) -> tuple[str, str] | None:
+        """(model id, where) of the photo StyleGAN2: an installed stylegan2, else an encoder's decoder."""
+        g = self.models.first("stylegan")
+        if g is not None:
+            return g.id, "module"
+        for enc in self.models.role("encoder"):
+            if enc.config.get("decoder"):
+                return enc.id, "decoder"
+        return None
+
+    def availability(self) -> dict[str, StageStatus]:
+        """Per output ("face", "photo", "agile", "dual") and helper stage ("parse", "edit")."""
+        m = self.models
+        dmn = m.first("dmn")
+        parser = m.first("parser")
+        enc = m.role("encoder")
+        out: dict[str, StageStatus] = {}
+        out["parse"] = (StageStatus(True, "", (parser.id,)) if parser else
+                        StageStatus(False, "no face parser installed: give the exemplar's mask"))
+        out["face"] = (StageStatus(True, "", (dmn.id,)) if dmn else
+                       StageStatus(False, "no MaskGAN DMN installed (checkpoints/dmn_starter or the model manager)"))
+        need_face = "" if dmn else "needs the DMN; "
+        photo = self._photo_generator_id()
+        if not enc:
+            lat = StageStatus(False, need_face + "no encoder installed (pSp or AgileGAN encoder; model manager)")
+        elif photo is None:
+            lat = StageStatus(False, need_face + "no StyleGAN2 photo generator installed")
+        else:
+            lat = StageStatus(bool(dmn), need_face.rstrip("; "), (enc[0].id, photo[0]))
+        out["photo"] = lat
+        nb = len(m.boundaries)
+        out["edit"] = (StageStatus(lat.available and nb > 0, "" if nb else "no semantic boundaries installed",
+                                   tuple(sorted(m.boundaries))) if lat.available else lat)
+        agile = m.role("agile")
+        out["agile"] = (StageStatus(False, "no AgileGAN style generator installed (model manager)") if not agile
+                        else StageStatus(bool(dmn and enc), "" if dmn and enc else
+                                         need_face + ("" if enc else "no encoder installed"),
+                                         tuple(a.id for a in agile)))
+        dual = m.role("dual")
+        out["dual"] = (StageStatus(False, "no DualStyleGAN installed (model manager)") if not dual
+                       else StageStatus(bool(dmn and enc), "" if dmn and enc else
+                                        need_face + ("" if enc else "no encoder installed"),
+                                        tuple(d.id for d in dual)))
+        return out
+
+    def styles(self) -> dict[str, Any]:
+        """What the sliders can offer: AgileGAN style ids, DualStyleGAN ids with their style code
+        names, and boundary ids (keys of ``RenderRequest.edits``)."""
+        dual: dict[str, list[str]] = {}
+        for d in self.models.role("dual"):
+            dual[d.id] = list(d.meta.get("style_codes", []) or d.config.get("style_codes", []) or [])
+        return {"agile": [a.id for a in self.models.role("agile")], "dual": dual,
+                "boundaries": sorted(self.models.boundaries)}
+
+    # -- worker plumbing ----------------------------------------------------------------------
+    def _deliver(self, result: RenderResult) -> None:
+        cb = self._callback
+        if cb is not None:
+            cb(result)
+
+    def _error_result(self, request_id: int, request: Any, text: str) -> RenderResult:
+        last = text.strip().splitlines()[-1] if text.strip() else "unknown error"
+        return RenderResult(request_id, error=f"internal error: {last}",
+                            tag=getattr(request, "tag", None))
+
+    def _run_job(self, request_id: int, req: RenderRequest, token: CancelToken | None) -> RenderResult:
+        with self._lock:
+            t0 = time.perf_counter()
+            full = int(req.size_px or req.labels.shape[0])
+            size = min(self.preview.size_px, full) if req.preview else full
+            res = RenderResult(request_id, size_px=size, preview=req.preview, output=req.output, tag=req.tag)
+            for attempt in range(2):
+                ctx = _Ctx(token, self.policy)
+                try:
+                    image, latent = self._render(req, size, ctx)
+                    res.image = image
+                    res.latent = latent
+                    res.error = None
+                    res.stage = ctx.stage
+                    break
+                except Cancelled:
+                    raise
+                except Exception as e:  # noqa: BLE001 - errors are values
+                    if attempt == 0 and is_oom(e) and self.policy.can_fall_back:
+                        res.warnings.append(self.policy.fall_back_to_cpu(f"stage {ctx.stage}"))
+                        self.models.unload_all()
+                        self.clear_cache()
+                        continue
+                    res.stage = ctx.stage
+                    res.error = self._message(ctx.stage, e)
+                    break
+                finally:
+                    res.stage_ms.update(ctx.stage_ms)
+                    res.stages_run.extend(ctx.stages_run)
+                    self.stage_counts.update(ctx.stages_run)
+            res.latency_ms = (time.perf_counter() - t0) * 1e3
+            res.device = str(self.policy.device)
+            res.dtype = str(self.policy.dtype_for("maskgan_dmn")).replace("torch.", "")
+            if req.preview and res.ok:
+                self.preview.set_max(full)
+                self.preview.record(size, res.latency_ms)
+            return res
+
+    @staticmethod
+    def _message(stage: str, e: BaseException) -> str:
+        if isinstance(e, MaskStudioError):
+            text = str(e)
+        else:
+            text = f"internal error: {type(e).__name__}: {e}"
+        text = " ".join(text.split())
+        return f"{stage}: {text}" if stage and not text.startswith(stage + ":") else text
+
+    # -- stages -------------------------------------------------------------------------------
+    def _render(self, req: RenderRequest, size: int, ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | None]:
+        status = self.availability()[req.output]
+        if not status.available:
+            ctx.stage = req.output
+            raise RenderError(f"unavailable: {status.reason}")
+        with self.policy.inference():
+            face, face_key = self._face(req, size, ctx)
+            if req.output == "face" and not req.want_latent:
+                return to_uint8_image(face), None
+            wplus, edit_key = self._edited_latent(req, face, face_key, ctx)
+            latent = wplus.float().cpu().numpy().copy() if req.want_latent else None
+            if req.output == "face":
+                return to_uint8_image(face), latent
+            if req.output == "photo":
+                image = self._photo(req, wplus, edit_key, size, ctx)
+            elif req.output == "agile":
+                image = self._agile(req, wplus, edit_key, size, ctx)
+            else:
+                image = self._dual(req, wplus, edit_key, size, ctx)
+            return to_uint8_image(image), latent
+
+    # encoder preference per output: AgileGAN uses its own VAE encoder, DualStyleGAN the pSp one
+    _ENCODER_PREF = {"face": ("psp_encoder", "agilegan_encoder"), "photo": ("psp_encoder", "agilegan_encoder"),
+                     "agile": ("agilegan_encoder", "psp_encoder"), "dual": ("psp_encoder", "agilegan_encoder")}
+
+    def _encoder_for(self, output: str):
+        for arch in self._ENCODER_PREF[output]:
+            m = self.models.first("encoder", arch)
+            if m is not None:
+                return m
+        raise RenderError("unavailable: no encoder installed (pSp or AgileGAN encoder; model manager)")
+
+    def _invert(self, req: RenderRequest, face: torch.Tensor, face_key: tuple, ctx: _Ctx):
+        """face -> (code [1,N,D], space "zplus"|"wplus", encoder info). Cached per face + encoder."""
+        enc = self._encoder_for(req.output)
+        key = (face_key, enc.id)
+        hit = self._caches["invert"].get(key)
+        if hit is not None:
+            return hit, key
+        t0 = ctx.begin("invert")
+        model = self.models.load(enc.id).module
+        n_in = int(enc.config.get("input_size", 256))
+        x = self.policy.tensor(_resize_t(face.float(), n_in), enc.arch)
+        if enc.arch == "agilegan_encoder":
+            code, space = model.encode_mu(x), "zplus"  # inference uses mu (official)
+        else:
+            code, space = model(x), str(enc.config.get("latent_space", "zplus"))
+        ctx.end("invert", t0)
+        out = (code, space, enc)
+        self._caches["invert"].put(key, out)
+        return out, key
+
+    def _mapping(self, enc) -> torch.nn.Module:
+        """Z -> W mapping for Z+ codes: the encoder's decoder mapping, else the photo generator's."""
+        model = self.models.load(enc.id).module
+        if getattr(model, "has_decoder", False):
+            return model.decoder.style
+        g = self.models.first("stylegan")
+        if g is None:
+            raise RenderError(f"encoder {enc.id} gives Z+ codes but has no decoder mapping and no "
+                              "StyleGAN2 generator is installed")
+        return self.models.load(g.id).module.style
+
+    def _direction(self, name: str, n_latent: int):
+        from maskstudio.models.latent_ops import load_direction
+
+        info = self.models.boundaries.get(name)
+        if info is None:
+            by_short = [b for b in self.models.boundaries.values()
+                        if b.id.split("/")[-1] in (name, f"boundary_{name}", f"{name}_w_boundary")]
+            if len(by_short) != 1:
+                known = ", ".join(sorted(self.models.boundaries)) or "none installed"
+                raise RenderError(f"unknown boundary {name!r} (installed: {known})")
+            info = by_short[0]
+        key = (info.id, str(info.path), n_latent)
+        hit = self._caches["direction"].get(key)
+        if hit is None:
+            hit = load_direction(info.path, n_latent=n_latent)
+            self._caches["direction"].put(key, hit)
+        return hit
+
+    def _edited_latent(self, req: RenderRequest, face: torch.Tensor, face_key: tuple, ctx: _Ctx):
+        """Invert (cached), then Z edits (on Z+ rows) -> mapping -> W/W+ edits. Returns W+ float32."""
+        (code, space, enc), inv_key = self._invert(req, face, face_key, ctx)
+        edits = tuple(sorted((k, v) for k, v in req.edits.items() if v != 0.0))
+        key = (inv_key, edits)
+        hit = self._caches["edit"].get(key)
+        if hit is not None:
+            return hit, key
+        t0 = ctx.begin("edit")
+        from maskstudio.models.latent_ops import edit_w
+
+        n_latent = code.shape[1]
+        dirs = [(self._direction(name, n_latent), v) for name, v in edits]
+        z = code.float()
+        for d, v in dirs:
+            if d.space == "z":
+                if space != "zplus":
+                    raise RenderError(f"boundary {d.name!r} is a Z-space boundary but the encoder "
+                                      f"{enc.id} gives W+ codes; use a W-space direction")
+                # slider value = signed offset from the current distance to the hyperplane
+                z = edit_w(z, d.vector, v)
+        if space == "zplus":
+            mapping = self._mapping(enc)
+            p = next(mapping.parameters())
+            w = map_rows(mapping, z.to(p.dtype)).float()
+        else:
+            w = z
+        for d, v in dirs:
+            if d.space != "z":
+                w = edit_w(w, d.vector, v)
+        ctx.end("edit", t0)
+        self._caches["edit"].put(key, w)
+        return w, key
+
+    def _photo_generator(self):
+        pid = self._photo_generator_id()
+        if pid is None:
+            raise RenderError("unavailable: no StyleGAN2 photo generator installed")
+        mid, where = pid
+        module = self.models.load(mid).module
+        return mid, (module if where == "module" else module.decoder)
+
+    @staticmethod
+    def _render_res(gen_size: int, size: int, preview: bool) -> int:
+        """Synthesis resolution: full for final renders; for previews the smallest power of two
+        >= the preview size (the ToRGB skip image at that resolution is a valid low-res render)."""
+        if not preview:
+            return gen_size
+        r = 8
+        while r < size and r < gen_size:
+            r *= 2
+        return min(r, gen_size)
+
+    def _photo(self, req: RenderRequest, wplus: torch.Tensor, edit_key: tuple, size: int, ctx: _Ctx):
+        mid, gen = self._photo_generator()
+        res = self._render_res(int(gen.size), size, req.preview)
+        key = (edit_key, mid, res, size)
+        hit = self._caches["photo"].get(key)
+        if hit is not None:
+            return hit
+        if wplus.shape[1] != gen.n_latent:
+            raise RenderError(f"latent has {wplus.shape[1]} rows, generator {mid} needs {gen.n_latent}")
+        t0 = ctx.begin("photo")
+        p = next(gen.parameters())
+        img = synthesize(gen, wplus.to(device=p.device, dtype=p.dtype), res)
+        img = _resize_t(img, size)
+        ctx.end("photo", t0)
+        self._caches["photo"].put(key, img)
+        return img
+
+    def _agile(self, req, wplus, edit_key, size, ctx):
+        raise RenderError("unavailable: AgileGAN generator module not available yet")
+
+    def _dual(self, req, wplus, edit_key, size, ctx):
+        raise RenderError("unavailable: DualStyleGAN module not available yet")
+
+    def _exemplar_labels(self, req: RenderRequest, ctx: _Ctx) -> np.ndarray:
+        ex = req.exemplar
+        if ex.labels is not None:
+            return ex.labels
+        parser = self.models.first("parser")
+        if parser is None:
+            ctx.stage = "parse"
+            raise RenderError(f"exemplar {ex.name or ex.key}: has no mask and no face parser is installed; "
+                              "give the exemplar's mask (--exemplar-mask / a sibling .mask.png)")
+        key = (ex.key, parser.id)
+        hit = self._caches["parse"].get(key)
+        if hit is not None:
+            return hit
+        t0 = ctx.begin("parse")
+        from maskstudio.models.face_parser import parse_image
+
+        labels = parse_image(self.models.load(parser.id).module, ex.image)
+        labels.setflags(write=False)
+        ctx.end("parse", t0)
+        self._caches["parse"].put(key, labels)
+        return labels
+
+    def _style(self, req: RenderRequest, ctx: _Ctx) -> tuple[torch.Tensor, tuple]:
+        dmn = self.models.first("dmn")
+        assert dmn is not None
+        ex = req.exemplar
+        s = self.style_size_px
+        key = (ex.key, dmn.id, s, self.policy.generation)
+        hit = self._caches["style"].get(key)
+        if hit is not None:
+            return hit, key
+        labels = self._exemplar_labels(req, ctx)
+        t0 = ctx.begin("style")
+        from maskstudio.models.dense_mapping import one_hot
+
+        net = self.models.load(dmn.id).module
+        lab = torch.from_numpy(np.array(_resize_labels(labels, s))).to(self.policy.device)
+        ref_onehot = self.policy.tensor(one_hot(lab[None]), dmn.arch)
+        img = torch.from_numpy(np.array(_resize_rgb(ex.image, s))).permute(2, 0, 1)[None]
+        ref_image = self.policy.tensor((img.float() / 255.0 - 0.5) / 0.5, dmn.arch)
+        style = net.encode_style(ref_onehot, ref_image)
+        ctx.end("style", t0)
+        self._caches["style"].put(key, style)
+        return style, key
+
+    def _face(self, req: RenderRequest, size: int, ctx: _Ctx) -> tuple[torch.Tensor, tuple]:
+        dmn = self.models.first("dmn")
+        assert dmn is not None
+        fs = _face_size(size)
+        mask_key = req.mask_key
+        style, style_key = self._style(req, ctx)
+        key = (mask_key, fs, style_key)
+        hit = self._caches["face"].get(key)
+        if hit is not None:
+            return hit, key
+        t0 = ctx.begin("face")
+        from maskstudio.models.dense_mapping import one_hot
+
+        net = self.models.load(dmn.id).module
+        lab = torch.from_numpy(np.array(_resize_labels(req.labels, fs))).to(self.policy.device)
+        onehot = self.policy.tensor(one_hot(lab[None]), dmn.arch)
+        face = net.generate(onehot, style)
+        if fs != size:
+            face = _resize_t(face, size)
+        ctx.end("face", t0)
+        self._caches["face"].put(key, face)
+        return face, key
+
+
+def synthesize(gen, wplus: torch.Tensor, max_res: int | None = None) -> torch.Tensor:
+    """StyleGAN2 synthesis from slot codes with the stored noise (deterministic), stopping after
+    the layers of ``max_res`` (the ToRGB skip sum at that resolution = a low-res render)."""
+    if max_res is None or max_res >= gen.size:
+        return gen.synthesis(wplus, randomize_noise=False)
+    from maskstudio.models.stylegan2 import resolve_noise
+
+    noise = resolve_noise(None, False, gen.noises, gen.num_layers)
+    out = gen.input(wplus.shape[0])
+    out = gen.conv1(out, wplus[:, 0], noise[0])
+    skip = gen.to_rgb1(out, wplus[:, 1])
+    i, res = 1, 4
+    for b, to_rgb in enumerate(gen.to_rgbs):
+        if res >= max_res:
+            break
+        out = gen.convs[2 * b](out, wplus[:, i], noise[2 * b + 1])
+        out = gen.convs[2 * b + 1](out, wplus[:, i + 1], noise[2 * b + 2])
+        skip = to_rgb(out, wplus[:, i + 2], skip)
+        i += 2
+        res *= 2
+    return skip
+
+
+def map_rows(mapping: torch.nn.Module, codes: torch.Tensor) -> torch.Tensor:
+    b, n, d = codes.shape
+    return mapping(codes.reshape(b * n, d)).reshape(b, n, -1)
+
+
+assert set(OUTPUTS) == {"face", "photo", "agile", "dual"}
