@@ -1,0 +1,578 @@
+"""The editable mask: a uint8 label map with painting tools, class lock, mirror mode and undo.
+
+No Qt, no torch: numpy (+ OpenCV's flood fill). Geometry conventions (pixel centres at
+``+0.5``, exact brush/polygon footprints) are documented in :mod:`maskstudio.mask.raster`.
+
+Rules every operation follows:
+
+* **Class lock** — pixels whose class (before the operation) is in :attr:`MaskDocument.locked`
+  are never changed, by any tool, on either side of the mirror.
+* **Mirror mode** — with :attr:`MaskDocument.mirror` on, each operation is also applied mirrored
+  about the vertical line ``x = mirror_axis_x`` (continuous coordinates; ``None`` = the image
+  centre ``W / 2``, which maps pixel column ``c`` to ``W - 1 - c``), painting the mirrored class
+  (:data:`maskstudio.labels.MIRROR_LUT`: ``l_eye`` <-> ``r_eye`` ...). Where the original and the
+  mirrored footprints overlap, the original wins. ``restore`` restores the loaded mask on both
+  sides (no class swap: it puts back what was there).
+* **Undo** — one step per operation (an interactive stroke from :meth:`begin_stroke` to
+  :meth:`Stroke.end` is one step). A step stores the bbox of the changed pixels and the old/new
+  patches of that bbox only. Steps are kept until their total size exceeds
+  ``memory_budget_bytes``; then the oldest are dropped.
+* **Change reports** — each operation returns the half-open bbox ``(y0, x0, y1, x1)`` of the
+  pixels it changed (``None`` when nothing changed), bumps :attr:`revision` and calls every
+  listener with that bbox. History listeners are called when the undo history or the dirty
+  state changes.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+
+from maskstudio import labels as L
+from maskstudio.mask.raster import (
+    BBox,
+    bbox_union,
+    mask_bbox,
+    polygon_footprint,
+    stroke_footprint,
+)
+
+TOOLS = ("brush", "erase", "restore")
+MIN_DIAMETER_PX = 1.0
+MAX_DIAMETER_PX = 256.0
+_RESTORE = -1  # target marker: take the pixel from the loaded original
+
+Listener = Callable[[BBox], None]
+
+
+class _Step:
+    __slots__ = ("name", "bbox", "old", "new")
+
+    def __init__(self, name: str, bbox: BBox, old: np.ndarray, new: np.ndarray) -> None:
+        self.name = name
+        self.bbox = bbox
+        self.old = old
+        self.new = new
+
+    @property
+    def nbytes(self) -> int:
+        return self.old.nbytes + self.new.nbytes + 128  # + object overhead, roughly
+
+
+def _check_class(cls: int) -> int:
+    if isinstance(cls, (bool, np.bool_)) or not isinstance(cls, (int, np.integer)):
+        raise TypeError(f"class must be an int, got {cls!r}")
+    if not 0 <= int(cls) < L.NUM_CLASSES:
+        raise ValueError(f"class {cls} is not a class index (0..{L.NUM_CLASSES - 1})")
+    return int(cls)
+
+
+def _check_label_map(label_map: np.ndarray, what: str = "label map") -> np.ndarray:
+    arr = np.asarray(label_map)
+    if arr.ndim != 2:
+        raise ValueError(f"{what} must be 2-D (H, W), got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{what} must hold integer class indices, got dtype {arr.dtype}")
+        if arr.size and (arr.min() < 0 or arr.max() > 255):
+            raise ValueError(f"{what} has values outside 0..{L.NUM_CLASSES - 1}")
+        arr = arr.astype(np.uint8)
+    if arr.size and int(arr.max()) >= L.NUM_CLASSES:
+        raise ValueError(f"{what} has value {int(arr.max())}; classes are 0..{L.NUM_CLASSES - 1}")
+    return arr
+
+
+class Stroke:
+    """One interactive stroke (press -> moves -> release); one undo step. See ``begin_stroke``."""
+
+    def __init__(self, doc: "MaskDocument", tool: str, cls: int, diameter_px: float, name: str) -> None:
+        self._doc = doc
+        self.tool = tool
+        self.cls = cls
+        self.diameter_px = diameter_px
+        self.name = name
+        self.points: list[tuple[float, float]] = []
+        self.bbox: BBox | None = None  # union of what this stroke changed so far
+        self._before = doc._labels.copy()  # pre-stroke map: lock reference + undo patch source
+        self._locked_lut = doc._locked_lut()
+        self._mirror_axis = doc._axis() if doc.mirror else None
+        self._primary = np.zeros(doc.shape, bool) if doc.mirror else None
+        self._open = True
+
+    @property
+    def active(self) -> bool:
+        return self._open
+
+    def add_point(self, x: float, y: float) -> BBox | None:
+        """Paint from the previous point to ``(x, y)`` (a dot for the first point).
+
+        Returns the bbox of the pixels this segment changed, or ``None``.
+        """
+        if not self._open:
+            raise RuntimeError("stroke already ended")
+        x = float(x)
+        y = float(y)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise ValueError(f"point ({x}, {y}) is not finite")
+        seg = [self.points[-1], (x, y)] if self.points else [(x, y)]
+        self.points.append((x, y))
+        doc = self._doc
+        changed = doc._paint_geometry(
+            seg, self.diameter_px, self.tool, self.cls, self._mirror_axis,
+            self._locked_lut, self._before, self._primary,
+        )
+        if changed is not None:
+            self.bbox = bbox_union(self.bbox, changed)
+            doc._changed(changed)
+        return changed
+
+    def add_points(self, points: Iterable[Sequence[float]]) -> BBox | None:
+        """Several :meth:`add_point` calls; returns the union of their bboxes."""
+        out = None
+        for x, y in points:
+            out = bbox_union(out, self.add_point(x, y))
+        return out
+
+    def end(self) -> BBox | None:
+        """Close the stroke: it becomes one undo step. Returns the bbox of the whole stroke."""
+        if not self._open:
+            return self.bbox
+        self._open = False
+        doc = self._doc
+        if doc._active is self:
+            doc._active = None
+        if self.bbox is not None:
+            y0, x0, y1, x1 = self.bbox
+            old = self._before[y0:y1, x0:x1]
+            new = doc._labels[y0:y1, x0:x1]
+            tight = mask_bbox(old != new, (y0, x0))
+            if tight is None:  # painted and painted back within the stroke
+                self.bbox = None
+            else:
+                self.bbox = tight
+                ty0, tx0, ty1, tx1 = tight
+                doc._push(self.name, tight, self._before[ty0:ty1, tx0:tx1].copy(),
+                          doc._labels[ty0:ty1, tx0:tx1].copy())
+        self._before = None  # type: ignore[assignment]
+        self._primary = None
+        return self.bbox
+
+    def __enter__(self) -> "Stroke":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.end()
+
+
+class MaskDocument:
+    """A label map (uint8 H x W, class indices 0..18) with editing operations and undo."""
+
+    def __init__(
+        self,
+        label_map: np.ndarray,
+        *,
+        original_size_hw: tuple[int, int] | None = None,
+        memory_budget_bytes: int = 256 << 20,
+    ) -> None:
+        arr = _check_label_map(label_map)
+        self._labels = np.array(arr, dtype=np.uint8, order="C", copy=True)
+        self._original = self._labels.copy()
+        self._original.setflags(write=False)
+        self.original_size_hw: tuple[int, int] = (
+            tuple(int(v) for v in original_size_hw) if original_size_hw else self._labels.shape
+        )  # type: ignore[assignment]
+        self.memory_budget_bytes = int(memory_budget_bytes)
+        self.locked: set[int] = set()
+        self.mirror: bool = False
+        self.mirror_axis_x: float | None = None
+        self.revision: int = 0
+        self._steps: list[_Step] = []
+        self._index = 0  # number of applied steps
+        self._nbytes = 0
+        self._clean_index: int | None = 0
+        self._listeners: list[Listener] = []
+        self._history_listeners: list[Callable[[], None]] = []
+        self._active: Stroke | None = None
+
+    # ------------------------------------------------------------------ state
+    @property
+    def labels(self) -> np.ndarray:
+        """The current label map (a read-only view; copy it to keep a snapshot)."""
+        view = self._labels.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def original(self) -> np.ndarray:
+        """The label map as loaded (what ``restore`` paints back); read-only."""
+        return self._original
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._labels.shape  # type: ignore[return-value]
+
+    def class_counts(self) -> np.ndarray:
+        """int64 [19]: pixels per class."""
+        return np.bincount(self._labels.ravel(), minlength=L.NUM_CLASSES)
+
+    def pick(self, x: float, y: float) -> int:
+        """Eyedropper: the class of the pixel under ``(x, y)``. ValueError outside the image."""
+        col, row = math.floor(x), math.floor(y)
+        h, w = self.shape
+        if not (0 <= col < w and 0 <= row < h):
+            raise ValueError(f"point ({x}, {y}) is outside the {w}x{h} mask")
+        return int(self._labels[row, col])
+
+    # ------------------------------------------------------------- listeners
+    def add_listener(self, fn: Listener) -> None:
+        """``fn(bbox)`` is called after every pixel change (ops, undo, redo)."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Listener) -> None:
+        self._listeners.remove(fn)
+
+    def add_history_listener(self, fn: Callable[[], None]) -> None:
+        """``fn()`` is called when the history, its index or the dirty state changes."""
+        self._history_listeners.append(fn)
+
+    def remove_history_listener(self, fn: Callable[[], None]) -> None:
+        self._history_listeners.remove(fn)
+
+    def _changed(self, bbox: BBox) -> None:
+        self.revision += 1
+        for fn in list(self._listeners):
+            fn(bbox)
+
+    def _history_changed(self) -> None:
+        for fn in list(self._history_listeners):
+            fn()
+
+    # ---------------------------------------------------------------- history
+    @property
+    def history(self) -> list[str]:
+        """Names of all steps (applied ones first ``history_index`` of them, then redoable)."""
+        return [s.name for s in self._steps]
+
+    @property
+    def history_index(self) -> int:
+        """Number of applied steps."""
+        return self._index
+
+    @property
+    def history_nbytes(self) -> int:
+        """Bytes held by the undo/redo steps."""
+        return self._nbytes
+
+    @property
+    def can_undo(self) -> bool:
+        return self._index > 0 or (self._active is not None and self._active.bbox is not None)
+
+    @property
+    def can_redo(self) -> bool:
+        return self._index < len(self._steps)
+
+    @property
+    def dirty(self) -> bool:
+        return self._clean_index != self._index or (
+            self._active is not None and self._active.bbox is not None
+        )
+
+    def mark_clean(self) -> None:
+        """The current state is the saved one."""
+        self._finish_stroke()
+        self._clean_index = self._index
+        self._history_changed()
+
+    def _push(self, name: str, bbox: BBox, old: np.ndarray, new: np.ndarray) -> None:
+        # a new step discards the redo tail
+        for step in self._steps[self._index:]:
+            self._nbytes -= step.nbytes
+        del self._steps[self._index:]
+        if self._clean_index is not None and self._clean_index > self._index:
+            self._clean_index = None  # the saved state can no longer be reached
+        step = _Step(name, bbox, old, new)
+        self._steps.append(step)
+        self._nbytes += step.nbytes
+        self._index += 1
+        while self._nbytes > self.memory_budget_bytes and len(self._steps) > 1:
+            dropped = self._steps.pop(0)
+            self._nbytes -= dropped.nbytes
+            self._index -= 1
+            if self._clean_index is not None:
+                self._clean_index = self._clean_index - 1 if self._clean_index > 0 else None
+        self._history_changed()
+
+    def undo(self) -> BBox | None:
+        """Undo the last step (an active stroke is ended first). Returns the restored bbox."""
+        self._finish_stroke()
+        if self._index == 0:
+            return None
+        step = self._steps[self._index - 1]
+        y0, x0, y1, x1 = step.bbox
+        self._labels[y0:y1, x0:x1] = step.old
+        self._index -= 1
+        self._changed(step.bbox)
+        self._history_changed()
+        return step.bbox
+
+    def redo(self) -> BBox | None:
+        self._finish_stroke()
+        if self._index >= len(self._steps):
+            return None
+        step = self._steps[self._index]
+        y0, x0, y1, x1 = step.bbox
+        self._labels[y0:y1, x0:x1] = step.new
+        self._index += 1
+        self._changed(step.bbox)
+        self._history_changed()
+        return step.bbox
+
+    def clear_history(self) -> None:
+        """Forget all steps (the current state stays; it is dirty unless it was clean)."""
+        self._finish_stroke()
+        was_clean = not self.dirty
+        self._steps.clear()
+        self._nbytes = 0
+        self._index = 0
+        self._clean_index = 0 if was_clean else None
+        self._history_changed()
+
+    # -------------------------------------------------------------- internals
+    def _axis(self) -> float:
+        return float(self.shape[1]) / 2.0 if self.mirror_axis_x is None else float(self.mirror_axis_x)
+
+    def _locked_lut(self) -> np.ndarray:
+        lut = np.zeros(256, bool)
+        for c in self.locked:
+            lut[int(c)] = True
+        return lut
+
+    def _finish_stroke(self) -> None:
+        if self._active is not None:
+            self._active.end()
+
+    def _targets(self, tool: str, cls: int) -> tuple[int, int]:
+        if tool == "restore":
+            return _RESTORE, _RESTORE
+        return cls, int(L.MIRROR_LUT[cls])
+
+    def _write(self, bbox: BBox, mask: np.ndarray, target: int, lock_ref: np.ndarray,
+               locked_lut: np.ndarray, exclude: np.ndarray | None) -> BBox | None:
+        """Set ``target`` where ``mask`` and the pixel's reference class is not locked."""
+        y0, x0, y1, x1 = bbox
+        region = self._labels[y0:y1, x0:x1]
+        write = mask & ~locked_lut[lock_ref[y0:y1, x0:x1]]
+        if exclude is not None:
+            write &= ~exclude[y0:y1, x0:x1]
+        if target == _RESTORE:
+            src = self._original[y0:y1, x0:x1]
+            write &= region != src
+            region[write] = src[write]
+        else:
+            write &= region != target
+            region[write] = target
+        return mask_bbox(write, (y0, x0))
+
+    def _paint_geometry(self, points, diameter_px, tool, cls, mirror_axis, locked_lut,
+                        lock_ref, primary_cover) -> BBox | None:
+        """Brush footprint of ``points`` (+ its mirror) onto the map; returns the changed bbox.
+
+        ``lock_ref``: the map whose classes decide the lock (the pre-operation map).
+        ``primary_cover``: full-size bool map of everything the un-mirrored footprint covered so
+        far in this operation (mirror mode only) — mirrored paint never lands there.
+        """
+        shape = self.shape
+        target, mtarget = self._targets(tool, cls)
+        bbox, mask = stroke_footprint(points, diameter_px, shape)
+        changed = None
+        if mirror_axis is not None:
+            pts = np.asarray(points, np.float64).reshape(-1, 2).copy()
+            pts[:, 0] = 2.0 * mirror_axis - pts[:, 0]
+            mbbox, mmask = stroke_footprint(pts, diameter_px, shape)
+            if bbox is not None:
+                y0, x0, y1, x1 = bbox
+                primary_cover[y0:y1, x0:x1] |= mask
+            if mbbox is not None:
+                changed = self._write(mbbox, mmask, mtarget, lock_ref, locked_lut, primary_cover)
+        if bbox is not None:
+            changed = bbox_union(changed, self._write(bbox, mask, target, lock_ref, locked_lut, None))
+        return changed
+
+    def _apply_masks(self, name: str, parts: list[tuple[BBox, np.ndarray, int]]) -> BBox | None:
+        """One undoable operation from footprints (later parts win); lock by the pre-op map."""
+        self._finish_stroke()
+        parts = [p for p in parts if p[0] is not None]
+        if not parts:
+            return None
+        union = None
+        for b, _, _ in parts:
+            union = bbox_union(union, b)
+        uy0, ux0, uy1, ux1 = union  # type: ignore[misc]
+        before = self._labels[uy0:uy1, ux0:ux1].copy()
+        locked_lut = self._locked_lut()
+        locked = locked_lut[before]
+        changed = None
+        for (y0, x0, y1, x1), mask, target in parts:
+            region = self._labels[y0:y1, x0:x1]
+            write = mask & ~locked[y0 - uy0:y1 - uy0, x0 - ux0:x1 - ux0]
+            if target == _RESTORE:
+                src = self._original[y0:y1, x0:x1]
+                write &= region != src
+                region[write] = src[write]
+            else:
+                write &= region != target
+                region[write] = target
+            changed = bbox_union(changed, mask_bbox(write, (y0, x0)))
+        if changed is None:
+            return None
+        after = self._labels[uy0:uy1, ux0:ux1]
+        tight = mask_bbox(before != after, (uy0, ux0))
+        if tight is None:  # a later part painted an earlier part's change back
+            return None
+        ty0, tx0, ty1, tx1 = tight
+        self._push(
+            name, tight,
+            before[ty0 - uy0:ty1 - uy0, tx0 - ux0:tx1 - ux0].copy(),
+            self._labels[ty0:ty1, tx0:tx1].copy(),
+        )
+        self._changed(tight)
+        return tight
+
+    def _step_name(self, tool: str, cls: int | None, name: str | None) -> str:
+        if name:
+            return name
+        if tool == "restore":
+            return "Restore"
+        label = L.DISPLAY_NAMES[cls] if cls is not None else ""
+        return {"brush": "Brush", "erase": "Erase", "fill": "Fill", "polygon": "Polygon"}[tool] + (
+            f" ({label})" if label else ""
+        )
+
+    def _check_tool(self, tool: str, cls: int | None) -> int:
+        if tool not in TOOLS:
+            raise ValueError(f"unknown tool {tool!r}; tools: {', '.join(TOOLS)}")
+        if cls is None:
+            if tool == "brush":
+                raise ValueError("the brush needs a class")
+            return L.BACKGROUND
+        return _check_class(cls)
+
+    @staticmethod
+    def _check_diameter(diameter_px: float) -> float:
+        d = float(diameter_px)
+        if not (MIN_DIAMETER_PX <= d <= MAX_DIAMETER_PX):
+            raise ValueError(
+                f"brush diameter {diameter_px} px is outside {MIN_DIAMETER_PX:g}..{MAX_DIAMETER_PX:g} px"
+            )
+        return d
+
+    # ------------------------------------------------------------ operations
+    def begin_stroke(
+        self,
+        tool: str = "brush",
+        cls: int | None = None,
+        diameter_px: float = 10.0,
+        name: str | None = None,
+    ) -> Stroke:
+        """Start an interactive stroke; feed it with ``add_point`` and close it with ``end``.
+
+        ``tool``: ``"brush"`` paints ``cls``; ``"erase"`` paints ``cls`` (default background);
+        ``"restore"`` paints back the mask as loaded (``cls`` ignored). Lock and mirror settings
+        are read now and hold for the whole stroke. Another operation ends an active stroke.
+        """
+        cls_i = self._check_tool(tool, cls)
+        d = self._check_diameter(diameter_px)
+        self._finish_stroke()
+        stroke = Stroke(self, tool, cls_i, d, self._step_name(tool, cls_i, name))
+        self._active = stroke
+        return stroke
+
+    def stroke(
+        self,
+        points: Sequence[Sequence[float]] | np.ndarray,
+        diameter_px: float,
+        cls: int | None = None,
+        tool: str = "brush",
+        name: str | None = None,
+    ) -> BBox | None:
+        """A whole polyline stroke in one call (same pixels as ``begin_stroke`` + points)."""
+        cls_i = self._check_tool(tool, cls)
+        d = self._check_diameter(diameter_px)
+        pts = np.asarray(points, np.float64).reshape(-1, 2)
+        if not np.all(np.isfinite(pts)):
+            raise ValueError("stroke points must be finite")
+        if len(pts) == 0:
+            self._finish_stroke()
+            return None
+        target, mtarget = self._targets(tool, cls_i)
+        parts = []
+        if self.mirror:
+            mpts = pts.copy()
+            mpts[:, 0] = 2.0 * self._axis() - mpts[:, 0]
+            parts.append((*stroke_footprint(mpts, d, self.shape), mtarget))
+        parts.append((*stroke_footprint(pts, d, self.shape), target))
+        return self._apply_masks(self._step_name(tool, cls_i, name), parts)
+
+    def fill_polygon(self, points: Sequence[Sequence[float]] | np.ndarray, cls: int,
+                     name: str | None = None) -> BBox | None:
+        """Fill the pixels whose centre is inside the polygon (even-odd rule) with ``cls``."""
+        cls_i = _check_class(cls)
+        pts = np.asarray(points, np.float64).reshape(-1, 2)
+        parts = []
+        if self.mirror:
+            mpts = pts.copy()
+            mpts[:, 0] = 2.0 * self._axis() - mpts[:, 0]
+            parts.append((*polygon_footprint(mpts, self.shape), int(L.MIRROR_LUT[cls_i])))
+        parts.append((*polygon_footprint(pts, self.shape), cls_i))
+        return self._apply_masks(self._step_name("polygon", cls_i, name), parts)
+
+    def _region(self, x: float, y: float):
+        """4-connected same-class region under ``(x, y)`` -> (bbox, mask) or (None, None)."""
+        import cv2
+
+        col, row = math.floor(x), math.floor(y)
+        h, w = self.shape
+        if not (0 <= col < w and 0 <= row < h):
+            return None, None
+        ff = np.zeros((h + 2, w + 2), np.uint8)
+        flags = 4 | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (1 << 8)
+        _, _, _, rect = cv2.floodFill(self._labels, ff, (col, row), 0, 0, 0, flags)
+        rx, ry, rw, rh = rect
+        return (ry, rx, ry + rh, rx + rw), ff[ry + 1:ry + 1 + rh, rx + 1:rx + 1 + rw].view(bool)
+
+    def flood_fill(self, x: float, y: float, cls: int, name: str | None = None) -> BBox | None:
+        """Fill the 4-connected region of the class under ``(x, y)`` with ``cls``.
+
+        Nothing happens outside the image, on a locked class or when the region already is ``cls``.
+        """
+        cls_i = _check_class(cls)
+        parts = []
+        if self.mirror:
+            mx = 2.0 * self._axis() - float(x)
+            parts.append((*self._region(mx, y), int(L.MIRROR_LUT[cls_i])))
+        parts.append((*self._region(x, y), cls_i))
+        return self._apply_masks(self._step_name("fill", cls_i, name), parts)
+
+    def set_labels(self, label_map: np.ndarray, name: str = "Replace", *,
+                   respect_lock: bool = True) -> BBox | None:
+        """Replace the whole map as one undoable step (e.g. a template or a parser result).
+
+        Locked classes keep their pixels unless ``respect_lock=False``. Same shape required.
+        """
+        arr = _check_label_map(label_map)
+        if arr.shape != self.shape:
+            raise ValueError(f"label map shape {arr.shape} differs from the document's {self.shape}")
+        self._finish_stroke()
+        before = self._labels.copy()
+        write = before != arr
+        if respect_lock:
+            write &= ~self._locked_lut()[before]
+        bbox = mask_bbox(write)
+        if bbox is None:
+            return None
+        self._labels[write] = arr[write]
+        y0, x0, y1, x1 = bbox
+        self._push(name, bbox, before[y0:y1, x0:x1].copy(), self._labels[y0:y1, x0:x1].copy())
+        self._changed(bbox)
+        return bbox
