@@ -1,0 +1,96 @@
+"""Application entry: QApplication set-up, the main window, and the ``--screenshot`` mode."""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+from maskstudio.errors import MaskStudioError, file_error
+from maskstudio.settings import Settings
+
+ORG_NAME = "MaskStudio"
+APP_NAME = "MaskStudio"
+log = logging.getLogger(__name__)
+
+
+def ensure_app(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance()
+    if app is None:
+        QCoreApplication.setOrganizationName(ORG_NAME)
+        QCoreApplication.setApplicationName(APP_NAME)
+        app = QApplication(argv if argv is not None else sys.argv[:1])
+    return app  # type: ignore[return-value]
+
+
+def wait_for_render(app: QApplication, window, timeout_s: float = 120.0) -> bool:
+    """Process events until the window shows a full (non-preview) render or an error."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        app.processEvents()
+        res = window.render_view.last_result
+        if res is not None and not res.preview and not window.client.busy:
+            return True
+        if window.exemplar is None and window.doc is not None:
+            return False   # nothing to render
+        time.sleep(0.01)
+    return False
+
+
+def run_gui(settings: Settings | None = None, *, project: str | None = None, screenshot: str | None = None,
+            open_path: str | None = None) -> int:
+    app = ensure_app()
+    from maskstudio.ui.main_window import MainWindow
+
+    shot = Path(screenshot) if screenshot else None
+    qs = None
+    state_dir = None
+    if shot is not None:
+        # a screenshot run must neither read nor change the user's preferences / autosave
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(prefix="maskstudio-shot-"))
+        qs = QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)
+        state_dir = tmp / "state"
+    win = MainWindow(settings, qsettings=qs, state_dir=state_dir, offer_recovery=shot is None)
+    if project:
+        if not Path(project).is_file():
+            win.close()
+            raise file_error(MaskStudioError, project, "no such project file")
+        from maskstudio.io.project import load_project
+
+        proj = load_project(project)       # errors become one CLI line
+        win.apply_project(proj)
+        win.project_path = Path(project)
+        win._update_title()
+    elif open_path:
+        p = Path(open_path)
+        if p.suffix == ".msproj":
+            win.open_project(p)
+        else:
+            win.open_mask(p)
+    win.show()
+    if shot is not None:
+        win.resize(1480, 900)
+        app.processEvents()
+        win.canvas.fit()
+        ok = wait_for_render(app, win)
+        for _ in range(5):
+            app.processEvents()
+            time.sleep(0.02)
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        if not win.grab().save(str(shot)):
+            win.close()
+            raise file_error(MaskStudioError, shot, "could not save the screenshot (unknown image format?)")
+        if not ok:
+            log.warning("no render arrived before the screenshot")
+            print("maskstudio gui: warning: no render arrived before the screenshot", file=sys.stderr)
+        win.doc and win.doc.mark_clean()
+        win._extra_dirty = False
+        win.close()
+        return 0
+    QTimer.singleShot(0, win.canvas.fit)
+    return int(app.exec())

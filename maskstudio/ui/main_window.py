@@ -1,0 +1,959 @@
+"""The MaskStudio main window: canvas + live render, docks, tools, files, safety.
+
+All mask edits go through :class:`maskstudio.mask.MaskDocument`; all renders through
+:class:`maskstudio.engine.Engine` (worker thread, newest request wins). The window only wires
+widgets to them. Every action that can fail runs inside :meth:`MainWindow._guard`, which turns a
+:class:`MaskStudioError` into an error dialog (routed through :mod:`maskstudio.ui.dialogs`).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QByteArray, QSettings, QSize, QStandardPaths, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication, QDockWidget, QDoubleSpinBox, QLabel, QMainWindow, QSlider, QSplitter, QToolBar,
+    QWidget,
+)
+
+from maskstudio import __version__
+from maskstudio.errors import MaskFileError, MaskStudioError, file_error
+from maskstudio.labels import CLASSES, DISPLAY_NAMES
+from maskstudio.settings import Settings
+from maskstudio.ui import dialogs
+from maskstudio.ui.autosave import AutosaveStore
+from maskstudio.ui.canvas import MaskCanvas, Tool
+from maskstudio.ui.gallery_dock import GalleryEntry, GalleryWidget, is_exemplar_image, scan_folder, sibling_mask
+from maskstudio.ui.history_dock import HistoryWidget
+from maskstudio.ui.icons import icon
+from maskstudio.ui.palette_dock import PaletteWidget
+from maskstudio.ui.render_client import RenderClient
+from maskstudio.ui.render_view import RenderView
+from maskstudio.ui.sliders_dock import SlidersWidget
+from maskstudio.ui.theme import apply_theme
+
+log = logging.getLogger(__name__)
+
+AUTOSAVE_INTERVAL_MS = 60_000
+MAX_RECENT = 8
+MASK_FILTER = "Masks (*.png *.bmp *.tif *.tiff);;All files (*)"
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp);;All files (*)"
+PROJECT_FILTER = "MaskStudio project (*.msproj);;All files (*)"
+
+
+def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
+    """An image file as uint8 HxWx3 RGB; MaskFileError naming the file otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.array(im.convert("RGB"))
+    except FileNotFoundError as e:
+        raise file_error(MaskFileError, path, "no such file") from e
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise file_error(MaskFileError, path, f"not a readable image ({e.__class__.__name__}: {e})") from e
+
+
+def write_rgb(path: str | os.PathLike[str], image: np.ndarray) -> None:
+    """Atomic PNG write of an RGB image."""
+    from PIL import Image
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise file_error(MaskFileError, path, f"cannot write: {e.strerror or e}") from e
+
+
+def default_state_dir() -> Path:
+    loc = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
+    return Path(loc or Path.home() / ".maskstudio")
+
+
+class MainWindow(QMainWindow):
+    """``settings``: engine/model settings. ``qsettings``: preferences store (tests pass an
+    isolated one). ``state_dir``: autosave / recovery folder. ``engine``: an Engine to use
+    (tests: a small real one), else one is built from ``settings``."""
+
+    renderShown = Signal(object)     # every RenderResult the view accepted (tests wait on it)
+
+    def __init__(self, settings: Settings | None = None, *, engine=None, qsettings: QSettings | None = None,
+                 state_dir: Path | None = None, open_sample: bool = True, offer_recovery: bool = True) -> None:
+        super().__init__()
+        self.settings = settings or Settings.from_env()
+        self.qsettings = qsettings or QSettings()
+        self.setWindowTitle("MaskStudio")
+        self.setWindowIcon(icon("mdi6.face-woman-shimmer"))
+        self.resize(1440, 860)
+        self.setDockNestingEnabled(True)
+
+        self.doc = None
+        self.original_labels: np.ndarray | None = None
+        self.exemplar = None                 # engine Exemplar
+        self.exemplar_path: Path | None = None
+        self.source_photo: np.ndarray | None = None
+        self.project_path: Path | None = None
+        self.last_latent: np.ndarray | None = None
+        self._extra_dirty = False            # exemplar / slider changes (the doc tracks its own)
+        self._autosaved_revision: Any = None
+        self._stroke_active = False
+        self._closing = False
+
+        self.canvas = MaskCanvas()
+        self.render_view = RenderView()
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.canvas)
+        split.addWidget(self.render_view)
+        split.setSizes([600, 600])
+        split.setChildrenCollapsible(False)
+        self.splitter = split
+        self.setCentralWidget(split)
+
+        self.palette_widget = PaletteWidget()
+        self.history_widget = HistoryWidget()
+        self.gallery = GalleryWidget()
+        self.sliders = SlidersWidget()
+        self.palette_dock = self._dock("Classes", "paletteDock", self.palette_widget, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.history_dock = self._dock("History", "historyDock", self.history_widget, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.gallery_dock = self._dock("Exemplars", "galleryDock", self.gallery, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.sliders_dock = self._dock("Latent sliders", "slidersDock", self.sliders, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.splitDockWidget(self.palette_dock, self.history_dock, Qt.Orientation.Vertical)
+        self.tabifyDockWidget(self.gallery_dock, self.sliders_dock)
+        self.gallery_dock.raise_()
+        self.resizeDocks([self.palette_dock, self.gallery_dock], [230, 300], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.palette_dock, self.history_dock], [560, 200], Qt.Orientation.Vertical)
+
+        self.status_pos = QLabel()
+        self.status_render = QLabel()
+        self.statusBar().addWidget(self.status_pos, 1)
+        self.statusBar().addPermanentWidget(self.status_render)
+
+        self._slider_settle = QTimer(self)
+        self._slider_settle.setSingleShot(True)
+        self._slider_settle.setInterval(250)
+        self._slider_settle.timeout.connect(lambda: self.request_render(preview=False))
+        self._reference_key = None
+        self._ready = False
+        self._make_actions()
+        self._make_menus()
+        self._make_toolbars()
+        self._connect()
+
+        self.autosave = AutosaveStore(state_dir or default_state_dir())
+        self._autosave_timer = QTimer(self)
+        self._autosave_timer.setInterval(AUTOSAVE_INTERVAL_MS)
+        self._autosave_timer.timeout.connect(self.autosave_now)
+
+        self.client = RenderClient(self.settings, engine=engine, parent=self)
+        self.client.resultReady.connect(self._on_result)
+        self.client.busyChanged.connect(self.render_view.set_busy)
+        self._restore_preferences()
+        self.refresh_availability()
+        self._load_gallery()
+
+        recovered = False
+        crashed = self.autosave.crashed_session()
+        if crashed and offer_recovery:
+            recovered = self._offer_recovery()
+        elif crashed:
+            self.autosave.discard()
+        self.autosave.start_session()
+        if not recovered and open_sample:
+            self.new_from_template()
+        self.set_active_class(1)
+        self.set_tool(Tool.BRUSH)
+        self._autosave_timer.start()
+
+    # ================================================================== construction
+    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
+        d = QDockWidget(title, self)
+        d.setObjectName(name)
+        d.setWidget(widget)
+        self.addDockWidget(area, d)
+        return d
+
+    def _act(self, text: str, slot, shortcut=None, icon_name: str | None = None, tip: str | None = None,
+             checkable: bool = False) -> QAction:
+        a = QAction(text, self)
+        if icon_name:
+            a.setIcon(icon(icon_name))
+        if shortcut:
+            seqs = shortcut if isinstance(shortcut, (list, tuple)) else [shortcut]
+            a.setShortcuts([QKeySequence(s) for s in seqs])
+        a.setCheckable(checkable)
+        keys = a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        tip = tip or text.replace("&", "").rstrip("…")
+        a.setToolTip(f"{tip} ({keys})" if keys else tip)
+        a.setStatusTip(tip)
+        if slot is not None:
+            a.triggered.connect(slot)
+        self.addAction(a)
+        return a
+
+    def _make_actions(self) -> None:
+        A = self._act
+        self.act_new = A("&New from template", self.new_from_template, "Ctrl+N", "mdi6.file-outline", "New mask from the shipped template")
+        self.act_open_mask = A("Open &mask…", lambda: self.open_mask(), "Ctrl+O", "mdi6.folder-open-outline", "Open a label PNG or colour PNG mask")
+        self.act_open_parts = A("Open &part folder…", lambda: self.open_part_folder(), None, "mdi6.folder-multiple-outline", "Open a CelebAMask-HQ part folder")
+        self.act_open_photo = A("Open p&hoto…", lambda: self.open_photo(), "Ctrl+Shift+O", "mdi6.image-outline", "Open a photo: parsed to a mask with the face parser")
+        self.act_open_project = A("Open pro&ject…", lambda: self.open_project(), "Ctrl+Alt+O", "mdi6.folder-star-outline", "Open a MaskStudio project")
+        self.act_save = A("&Save project", lambda: self.save_project(), QKeySequence.StandardKey.Save, "mdi6.content-save-outline", "Save the project")
+        self.act_save_as = A("Save project &as…", lambda: self.save_project(ask=True), "Ctrl+Shift+S", "mdi6.content-save-edit-outline", "Save the project under a new name")
+        self.act_export_render = A("Export &render PNG…", lambda: self.export_render(), "Ctrl+E", "mdi6.image-move", "Export the rendered face as PNG")
+        self.act_export_label = A("Export mask as &label PNG…", lambda: self.export_mask(kind="label"), "Ctrl+Shift+E", "mdi6.export", "Export the mask as an 8-bit label PNG (values 0–18)")
+        self.act_export_color = A("Export mask as &colour PNG…", lambda: self.export_mask(kind="color"), None, "mdi6.palette-outline", "Export the mask as a colour PNG (CelebAMask-HQ palette)")
+        self.act_export_latent = A("Export &latents…", lambda: self.export_latents(), None, "mdi6.vector-point", "Export the W+ latent (.npy [1,18,512] or .pt)")
+        self.act_quit = A("&Quit", self.close, QKeySequence.StandardKey.Quit, "mdi6.exit-to-app")
+
+        self.act_undo = A("&Undo", self.undo, "Ctrl+Z", "mdi6.undo", "Undo")
+        self.act_redo = A("&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "mdi6.redo", "Redo")
+
+        self.tool_group = QActionGroup(self)
+        self.tool_actions: dict[Tool, QAction] = {}
+        for tool, text, key, ic, tip in (
+            (Tool.BRUSH, "Brush", "B", "mdi6.brush", "Brush: paint the active class"),
+            (Tool.ERASE, "Eraser (to background)", "E", "mdi6.eraser", "Eraser: paint background"),
+            (Tool.RESTORE, "Eraser (to original)", "Shift+E", "mdi6.eraser-variant", "Eraser: restore the mask as opened"),
+            (Tool.FILL, "Fill", "G", "mdi6.format-color-fill", "Fill: flood-fill a region with the active class"),
+            (Tool.POLYGON, "Polygon", "P", "mdi6.vector-polygon", "Polygon: click corners, double-click / Enter / right-click to fill"),
+            (Tool.PICK, "Eyedropper", "I", "mdi6.eyedropper", "Eyedropper: pick the class under the cursor"),
+        ):
+            a = A(text, None, key, ic, tip, checkable=True)
+            a.triggered.connect(lambda _c=False, t=tool: self.set_tool(t))
+            self.tool_group.addAction(a)
+            self.tool_actions[tool] = a
+        self.act_mirror = A("&Mirror", None, "Shift+M", "mdi6.mirror", "Mirror: paint both sides (left/right classes swap)", checkable=True)
+        self.act_mirror.toggled.connect(self.set_mirror)
+        self.act_smaller = A("Smaller brush", lambda: self.canvas.set_brush_size(self.canvas.diameter_px / 1.2), "[", "mdi6.minus-circle-outline")
+        self.act_bigger = A("Bigger brush", lambda: self.canvas.set_brush_size(self.canvas.diameter_px * 1.2), "]", "mdi6.plus-circle-outline")
+        self.act_fit = A("Zoom to &fit", self.canvas.fit, "Ctrl+0", "mdi6.fit-to-screen-outline", "Zoom to fit")
+        self.act_100 = A("Zoom &100%", self.canvas.actual_size, "Ctrl+1", "mdi6.magnify-scan", "Zoom to 100%")
+        self.act_zoom_in = A("Zoom in", lambda: self.canvas.zoom_by(1.25), "Ctrl++", "mdi6.magnify-plus-outline")
+        self.act_zoom_out = A("Zoom out", lambda: self.canvas.zoom_by(0.8), "Ctrl+-", "mdi6.magnify-minus-outline")
+        self.act_compare = A("A/B compare", None, "Ctrl+B", "mdi6.compare-horizontal", "A/B compare with the unedited render", checkable=True)
+        self.act_compare.toggled.connect(self.render_view.compare.setChecked)
+        self.render_view.compare.toggled.connect(self.act_compare.setChecked)
+        self.act_dark = A("&Dark theme", None, None, "mdi6.theme-light-dark", "Dark theme", checkable=True)
+        self.act_dark.toggled.connect(self.set_dark)
+        self.act_models = A("&Models…", lambda: self.open_models_dialog(), "Ctrl+M", "mdi6.package-variant", "Install, import and verify models")
+        self.act_about = A("&About MaskStudio", self.about, None, "mdi6.information-outline")
+        self.act_shortcuts = A("&Keyboard shortcuts", self.show_shortcuts, "F1", "mdi6.keyboard-outline")
+
+        self.class_actions: list[QAction] = []
+        for c in CLASSES:
+            a = QAction(f"{c.display}", self)
+            a.setShortcut(QKeySequence(c.shortcut))
+            a.triggered.connect(lambda _c=False, i=c.index: self.set_active_class(i))
+            self.addAction(a)
+            self.class_actions.append(a)
+
+    def _make_menus(self) -> None:
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        for a in (self.act_new, self.act_open_mask, self.act_open_parts, self.act_open_photo, self.act_open_project):
+            f.addAction(a)
+        self.recent_menu = f.addMenu(icon("mdi6.history"), "Open &recent")
+        f.addSeparator()
+        f.addAction(self.act_save)
+        f.addAction(self.act_save_as)
+        f.addSeparator()
+        for a in (self.act_export_render, self.act_export_label, self.act_export_color, self.act_export_latent):
+            f.addAction(a)
+        f.addSeparator()
+        f.addAction(self.act_quit)
+        e = mb.addMenu("&Edit")
+        e.addAction(self.act_undo)
+        e.addAction(self.act_redo)
+        e.addSeparator()
+        classes = e.addMenu("Active &class")
+        for a in self.class_actions:
+            classes.addAction(a)
+        t = mb.addMenu("&Tools")
+        for a in self.tool_actions.values():
+            t.addAction(a)
+        t.addSeparator()
+        t.addAction(self.act_mirror)
+        t.addAction(self.act_smaller)
+        t.addAction(self.act_bigger)
+        v = mb.addMenu("&View")
+        for a in (self.act_fit, self.act_100, self.act_zoom_in, self.act_zoom_out, self.act_compare):
+            v.addAction(a)
+        v.addSeparator()
+        for d in (self.palette_dock, self.history_dock, self.gallery_dock, self.sliders_dock):
+            v.addAction(d.toggleViewAction())
+        v.addSeparator()
+        v.addAction(self.act_dark)
+        m = mb.addMenu("&Models")
+        m.addAction(self.act_models)
+        h = mb.addMenu("&Help")
+        h.addAction(self.act_shortcuts)
+        h.addAction(self.act_about)
+
+    def _make_toolbars(self) -> None:
+        tb = QToolBar("File")
+        tb.setObjectName("fileToolbar")
+        tb.setIconSize(QSize(20, 20))
+        for a in (self.act_new, self.act_open_mask, self.act_open_photo, self.act_save, self.act_export_render):
+            tb.addAction(a)
+        tb.addSeparator()
+        tb.addAction(self.act_undo)
+        tb.addAction(self.act_redo)
+        self.addToolBar(tb)
+        tools = QToolBar("Tools")
+        tools.setObjectName("toolsToolbar")
+        tools.setIconSize(QSize(20, 20))
+        for a in self.tool_actions.values():
+            tools.addAction(a)
+        tools.addAction(self.act_mirror)
+        tools.addSeparator()
+        tools.addWidget(QLabel(" Size "))
+        self.size_spin = QDoubleSpinBox()
+        self.size_spin.setRange(1, 512)
+        self.size_spin.setDecimals(0)
+        self.size_spin.setSuffix(" px")
+        self.size_spin.setToolTip("Brush diameter in mask pixels ([ smaller, ] bigger)")
+        self.size_spin.setValue(self.canvas.diameter_px)
+        self.size_spin.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        tools.addWidget(self.size_spin)
+        tools.addWidget(QLabel("  Mask opacity "))
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(int(self.canvas.opacity * 100))
+        self.opacity_slider.setFixedWidth(110)
+        self.opacity_slider.setToolTip("Opacity of the mask over the photo")
+        self.opacity_slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        tools.addWidget(self.opacity_slider)
+        tools.addSeparator()
+        for a in (self.act_fit, self.act_100, self.act_compare, self.act_models):
+            tools.addAction(a)
+        self.addToolBar(tools)
+
+    def _connect(self) -> None:
+        self.palette_widget.classSelected.connect(self.set_active_class)
+        self.palette_widget.lockChanged.connect(self.set_locked)
+        self.palette_widget.visibilityChanged.connect(self.canvas.set_class_visible)
+        self.history_widget.stepRequested.connect(self.go_to_step)
+        self.canvas.classPicked.connect(self._on_picked)
+        self.canvas.strokeActive.connect(self._on_stroke_active)
+        self.canvas.cursorInfo.connect(self.status_pos.setText)
+        self.canvas.brushSizeChanged.connect(self._on_brush_size)
+        self.size_spin.valueChanged.connect(lambda v: self.canvas.set_brush_size(v))
+        self.opacity_slider.valueChanged.connect(lambda v: self.canvas.set_opacity(v / 100.0))
+        self.gallery.exemplarChosen.connect(lambda e: self.use_exemplar(e))
+        self.gallery.addRequested.connect(lambda: self.add_exemplars())
+        self.gallery.filesDropped.connect(lambda paths: self.add_exemplars(paths))
+        self.sliders.changed.connect(self._on_sliders_changed)
+        self.sliders.modelsRequested.connect(lambda: self.open_models_dialog())
+        self.sliders.toolRequested.connect(self.run_latent_tool)
+        self.sliders.cancelRequested.connect(self.cancel_latent_tool)
+        self.render_view.outputChanged.connect(lambda _o: self.request_render())
+        self.render_view.compareToggled.connect(lambda _on: self._ensure_reference())
+
+    # ================================================================== guard / dialogs
+    @contextlib.contextmanager
+    def _guard(self, title: str):
+        """Turn any failure of a user action into an error dialog; the window keeps working."""
+        try:
+            yield
+        except MaskStudioError as e:
+            dialogs.show_error(self, title, str(e))
+        except Exception as e:  # noqa: BLE001 - a bug, but never a dead window
+            log.exception("%s failed", title)
+            dialogs.show_error(self, title, f"Unexpected error ({e.__class__.__name__}): {e}")
+
+    # ================================================================== document
+    def set_document(self, labels: np.ndarray, *, original_size_hw=None, original: np.ndarray | None = None,
+                     name: str = "Opened") -> None:
+        from maskstudio.mask import MaskDocument
+
+        if self.doc is not None:
+            self.doc.remove_listener(self._on_doc_changed)
+        labels = np.ascontiguousarray(labels, dtype=np.uint8)
+        self.doc = MaskDocument(labels, original_size_hw=original_size_hw)
+        self.original_labels = np.array(labels if original is None else original, dtype=np.uint8)
+        self.doc.locked = set(self.doc.locked) | self._locked_pref()
+        self.doc.mirror = self.act_mirror.isChecked()
+        self.doc.add_listener(self._on_doc_changed)
+        self.canvas.set_document(self.doc)
+        self.palette_widget.set_locked(set(self.doc.locked))
+        self.render_view.set_reference(None)
+        self._reference_key = None
+        self._extra_dirty = False
+        self._refresh_history()
+        self._update_title()
+        self.request_render()
+
+    def _locked_pref(self) -> set[int]:
+        return {r.index for r in self.palette_widget.rows if r.lock.isChecked()}
+
+    def _on_doc_changed(self, bbox) -> None:
+        self._refresh_history()
+        self._update_title()
+        self.request_render(preview=self._stroke_active)
+
+    def _on_stroke_active(self, active: bool) -> None:
+        self._stroke_active = active
+        if not active:
+            self.request_render(preview=False)
+
+    def _refresh_history(self) -> None:
+        if self.doc is None:
+            return
+        self.history_widget.refresh(list(self.doc.history), int(self.doc.history_index))
+        self.act_undo.setEnabled(bool(self.doc.can_undo))
+        self.act_redo.setEnabled(bool(self.doc.can_redo))
+
+    def undo(self) -> None:
+        if self.doc is not None and self.doc.can_undo:
+            self.doc.undo()
+            self._refresh_history()
+
+    def redo(self) -> None:
+        if self.doc is not None and self.doc.can_redo:
+            self.doc.redo()
+            self._refresh_history()
+
+    def go_to_step(self, n: int) -> None:
+        if self.doc is None:
+            return
+        while self.doc.history_index > n and self.doc.can_undo:
+            self.doc.undo()
+        while self.doc.history_index < n and self.doc.can_redo:
+            self.doc.redo()
+        self._refresh_history()
+
+    def is_dirty(self) -> bool:
+        return bool(self.doc is not None and self.doc.dirty) or self._extra_dirty
+
+    def _update_title(self) -> None:
+        name = self.project_path.name if self.project_path else "untitled"
+        self.setWindowTitle(f"{'*' if self.is_dirty() else ''}{name} — MaskStudio")
+
+    # ================================================================== tools
+    def set_active_class(self, index: int) -> None:
+        self.canvas.active_class = int(index)
+        self.palette_widget.set_active(int(index))
+        self.canvas.update()
+
+    def _on_picked(self, index: int) -> None:
+        self.set_active_class(index)
+        self.statusBar().showMessage(f"Picked {DISPLAY_NAMES[index]}", 2000)
+
+    def set_tool(self, tool: Tool) -> None:
+        self.canvas.set_tool(tool)
+        self.tool_actions[Tool(tool)].setChecked(True)
+
+    def set_mirror(self, on: bool) -> None:
+        if self.doc is not None:
+            self.doc.mirror = bool(on)
+        if self.act_mirror.isChecked() != bool(on):
+            self.act_mirror.setChecked(bool(on))
+        self.canvas.update()
+
+    def set_locked(self, cls: int, locked: bool) -> None:
+        if self.doc is None:
+            return
+        if locked:
+            self.doc.locked.add(int(cls))
+        else:
+            self.doc.locked.discard(int(cls))
+        self.palette_widget.set_locked(set(self.doc.locked))
+
+    def _on_brush_size(self, d: float) -> None:
+        self.size_spin.blockSignals(True)
+        self.size_spin.setValue(d)
+        self.size_spin.blockSignals(False)
+
+    def set_dark(self, on: bool) -> None:
+        app = QApplication.instance()
+        if app is not None:
+            apply_theme(app, bool(on))
+        self.palette_widget.refresh_icons()
+        for a in self.findChildren(QAction):
+            pass
+        self.qsettings.setValue("ui/dark", bool(on))
+
+    # ================================================================== rendering
+    def render_request_kwargs(self) -> dict[str, Any]:
+        """The slider / output state as RenderRequest keyword arguments."""
+        return self.client.request_kwargs(self.render_view.current_output(), self.sliders.state())
+
+    def request_render(self, preview: bool = False) -> None:
+        if self.doc is None or self._closing:
+            return
+        if self.exemplar is None:
+            self.render_view.show_message("Choose an exemplar in the Exemplars dock to render a face.")
+            return
+        with self._guard("Render"):
+            self.client.submit(self.doc.labels, self.exemplar, preview=preview, **self.render_request_kwargs())
+
+    def _reference_state_key(self):
+        return (getattr(self.exemplar, "key", None), self.render_view.current_output(),
+                json.dumps(self.sliders.state(), sort_keys=True))
+
+    def _ensure_reference(self) -> None:
+        """A/B: render the mask as opened with the current exemplar + sliders (tagged "ref")."""
+        if not self.render_view.compare.isChecked() or self.exemplar is None or self.original_labels is None:
+            return
+        key = self._reference_state_key()
+        if key == getattr(self, "_reference_key", None) or self.client.busy:
+            return
+        with self._guard("Render"):
+            self.client.submit(self.original_labels, self.exemplar, preview=False, tag="ref",
+                               **self.render_request_kwargs())
+
+    def _on_result(self, result) -> None:
+        if result.tag == "ref":
+            if result.ok:
+                self.render_view.set_reference(result.image)
+                self._reference_key = self._reference_state_key()
+            return
+        self.render_view.show_result(result)
+        if result.ok:
+            if result.latent is not None:
+                self.last_latent = np.asarray(result.latent)
+            self.status_render.setText(f"last render {result.latency_ms:.0f} ms")
+            if not result.preview:
+                self._ensure_reference()
+        self.renderShown.emit(result)
+
+    def _on_sliders_changed(self) -> None:
+        self._extra_dirty = True
+        self._update_title()
+        self.request_render(preview=True)
+        self._slider_settle.start()
+
+    def refresh_availability(self) -> None:
+        """Enable slider groups / outputs per the engine's installed models."""
+        status, outputs = self.client.group_status()
+        self.sliders.set_status(status)
+        for key, (ok, reason) in outputs.items():
+            self.render_view.set_output_enabled(key, ok, reason)
+
+    # ================================================================== exemplars
+    def _load_gallery(self) -> None:
+        for entry in scan_folder(Path(self.settings.resources) / "gallery"):
+            self.gallery.add_entry(entry)
+        for p in self.qsettings.value("gallery/user", [], type=list) or []:
+            path = Path(p)
+            if path.is_file():
+                self.gallery.add_entry(GalleryEntry(path.stem, path, sibling_mask(path)))
+
+    def use_exemplar(self, entry: GalleryEntry) -> bool:
+        """Use a gallery entry as the DMN style reference. Returns True on success."""
+        with self._guard("Use exemplar"):
+            image = read_rgb(entry.image_path)
+            labels = None
+            if entry.mask_path is not None:
+                labels = self._read_mask_labels(entry.mask_path)
+            self.set_exemplar(image, labels, name=entry.name, path=entry.image_path)
+            self.gallery.set_current(entry.image_path)
+            return True
+        return False
+
+    def set_exemplar(self, image: np.ndarray, labels: np.ndarray | None, name: str = "", path: Path | None = None) -> None:
+        self.exemplar = self.client.make_exemplar(image, labels, name=name)
+        self.exemplar_path = Path(path) if path else None
+        if self.source_photo is None:
+            self.canvas.set_background(image)
+        self._extra_dirty = True if self.doc is not None and self._loaded_once() else self._extra_dirty
+        self._update_title()
+        self.request_render()
+
+    def _loaded_once(self) -> bool:
+        return getattr(self, "_ready", False)
+
+    def add_exemplars(self, paths: list | None = None) -> None:
+        if paths is None:
+            p = dialogs.get_open_path(self, "Add exemplar image", IMAGE_FILTER)
+            if not p:
+                return
+            paths = [p]
+        added = []
+        for p in paths:
+            p = Path(p)
+            if not (p.is_file() and is_exemplar_image(p)):
+                dialogs.show_error(self, "Add exemplar", f"{p}: not an image file (png, jpg, bmp, webp)")
+                continue
+            with self._guard("Add exemplar"):
+                read_rgb(p)  # refuse unreadable files up front
+                entry = GalleryEntry(p.stem, p, sibling_mask(p))
+                self.gallery.add_entry(entry, select=True)
+                added.append(str(p))
+        if added:
+            user = list(self.qsettings.value("gallery/user", [], type=list) or [])
+            self.qsettings.setValue("gallery/user", list(dict.fromkeys(user + added)))
+
+    # ================================================================== files
+    def _read_mask_labels(self, path) -> np.ndarray:
+        from maskstudio.io.masks import read_mask
+
+        return np.asarray(read_mask(path).labels, dtype=np.uint8)
+
+    def _confirm_discard(self, what: str = "continue") -> bool:
+        """Unsaved changes: ask Save / Discard / Cancel. True when it is fine to go on."""
+        if not self.is_dirty():
+            return True
+        answer = dialogs.ask(self, "Unsaved changes", f"The mask has unsaved changes. Save them before you {what}?",
+                             ("Save", "Discard", "Cancel"), default="Save")
+        if answer == "Save":
+            return self.save_project()
+        return answer == "Discard"
+
+    def new_from_template(self) -> None:
+        if not self._confirm_discard("start a new mask"):
+            return
+        with self._guard("New mask"):
+            tpl = Path(self.settings.resources) / "sample" / "template_mask.png"
+            if tpl.is_file():
+                labels = self._read_mask_labels(tpl)
+            else:
+                from maskstudio.io.masks import WORKING_SIZE
+
+                labels = np.zeros((WORKING_SIZE, WORKING_SIZE), np.uint8)
+            self.project_path = None
+            self.source_photo = None
+            self.set_document(labels)
+            if self.exemplar is None and self.gallery.entries:
+                self.use_exemplar(self.gallery.entries[0])
+        self._ready = True
+
+    def open_mask(self, path: str | os.PathLike[str] | None = None) -> bool:
+        if not self._confirm_discard("open another mask"):
+            return False
+        path = path or dialogs.get_open_path(self, "Open mask", MASK_FILTER, self._last_dir())
+        if not path:
+            return False
+        with self._guard("Open mask"):
+            from maskstudio.io.masks import read_mask
+
+            self.autosave_now()
+            m = read_mask(path)
+            self.project_path = None
+            self.source_photo = None
+            if self.exemplar is not None:
+                self.canvas.set_background(np.asarray(self.exemplar.image))
+            self.set_document(np.asarray(m.labels, np.uint8), original_size_hw=m.original_size_hw)
+            self._add_recent(path, "mask")
+            return True
+        return False
+
+    def open_part_folder(self, folder: str | os.PathLike[str] | None = None, image_id=None) -> bool:
+        if not self._confirm_discard("open another mask"):
+            return False
+        folder = folder or dialogs.get_open_path(self, "Open CelebAMask-HQ part folder", folder=True)
+        if not folder:
+            return False
+        with self._guard("Open part folder"):
+            from maskstudio.io.masks import read_part_folder
+
+            m = read_part_folder(folder, image_id)
+            labels = getattr(m, "labels", m)
+            self.project_path = None
+            self.set_document(np.asarray(labels, np.uint8), original_size_hw=getattr(m, "original_size_hw", None))
+            self._add_recent(folder, "parts")
+            return True
+        return False
+
+    def open_photo(self, path: str | os.PathLike[str] | None = None) -> None:
+        """Open a photo: the face parser (in a background thread) turns it into the mask; the photo
+        becomes the canvas background and the style exemplar."""
+        if not self._confirm_discard("open a photo"):
+            return
+        path = path or dialogs.get_open_path(self, "Open photo", IMAGE_FILTER, self._last_dir())
+        if not path:
+            return
+        with self._guard("Open photo"):
+            image = read_rgb(path)
+            self.autosave_now()
+            self.statusBar().showMessage(f"Parsing {Path(path).name}…")
+            self.client.parse_async(image, lambda labels, error, p=Path(path), img=image: self._photo_parsed(p, img, labels, error))
+
+    def _photo_parsed(self, path: Path, image: np.ndarray, labels, error: str | None) -> None:
+        self.statusBar().clearMessage()
+        if error is not None:
+            dialogs.show_error(self, "Open photo", f"{path}: {error}")
+            return
+        with self._guard("Open photo"):
+            self.project_path = None
+            self.source_photo = image
+            self.set_document(np.asarray(labels, np.uint8), original_size_hw=image.shape[:2])
+            self.canvas.set_background(image)
+            self.set_exemplar(image, np.asarray(labels, np.uint8), name=path.stem, path=path)
+            self._add_recent(path, "photo")
+        self.photoOpened = path
+
+    # -- project ----------------------------------------------------------------------------
+    def current_project(self):
+        from maskstudio.io.project import Project
+
+        ex = self.exemplar
+        history = []
+        return Project(
+            labels=np.array(self.doc.labels),
+            original_labels=self.original_labels,
+            original_size_hw=getattr(self.doc, "original_size_hw", None),
+            exemplar_name=getattr(ex, "name", None) or None,
+            exemplar_image=None if ex is None else np.asarray(ex.image),
+            exemplar_mask=None if ex is None or ex.labels is None else np.asarray(ex.labels),
+            sliders={"output": self.render_view.current_output(), **self.sliders.state(),
+                     "exemplar_path": str(self.exemplar_path) if self.exemplar_path else None},
+            latents={"w_plus": self.last_latent.astype(np.float32)} if self.last_latent is not None else {},
+            models=self.client.model_identities(),
+            history=history,
+        )
+
+    def save_project(self, path: str | os.PathLike[str] | None = None, ask: bool = False) -> bool:
+        if self.doc is None:
+            return False
+        if path is None and (ask or self.project_path is None):
+            path = dialogs.get_save_path(self, "Save project", PROJECT_FILTER, self._last_dir())
+            if not path:
+                return False
+        path = Path(path or self.project_path)
+        if path.suffix == "":
+            path = path.with_suffix(".msproj")
+        with self._guard("Save project"):
+            from maskstudio.io.project import save_project
+
+            save_project(path, self.current_project())
+            self.project_path = path
+            self.doc.mark_clean()
+            self._extra_dirty = False
+            self._update_title()
+            self._add_recent(path, "project")
+            self.statusBar().showMessage(f"Saved {path}", 3000)
+            return True
+        return False
+
+    def open_project(self, path: str | os.PathLike[str] | None = None) -> bool:
+        if not self._confirm_discard("open a project"):
+            return False
+        path = path or dialogs.get_open_path(self, "Open project", PROJECT_FILTER, self._last_dir())
+        if not path:
+            return False
+        with self._guard("Open project"):
+            from maskstudio.io.project import load_project
+
+            proj = load_project(path)
+            self.apply_project(proj)
+            self.project_path = Path(path)
+            self._update_title()
+            self._add_recent(path, "project")
+            return True
+        return False
+
+    def apply_project(self, proj) -> None:
+        self.source_photo = None
+        out = proj.sliders.get("output")
+        if out and self.render_view.output.findData(out) >= 0:
+            self.render_view.output.blockSignals(True)
+            self.render_view.output.setCurrentIndex(self.render_view.output.findData(out))
+            self.render_view.output.blockSignals(False)
+        self.sliders.set_state(proj.sliders)
+        if proj.latents.get("w_plus") is not None:
+            self.last_latent = np.asarray(proj.latents["w_plus"])
+        if proj.exemplar_image is not None:
+            ex_path = proj.sliders.get("exemplar_path")
+            self.exemplar = self.client.make_exemplar(proj.exemplar_image, proj.exemplar_mask, name=proj.exemplar_name or "")
+            self.exemplar_path = Path(ex_path) if ex_path else None
+            self.canvas.set_background(proj.exemplar_image)
+            self.gallery.set_current(self.exemplar_path)
+        self.set_document(proj.labels, original_size_hw=proj.original_size_hw, original=proj.original_labels)
+
+    # -- exports ----------------------------------------------------------------------------
+    def export_render(self, path: str | os.PathLike[str] | None = None) -> bool:
+        res = self.render_view.last_result
+        if res is None or not res.ok or res.preview or self.client.busy:
+            # the newest full render is what the designer sees once it settles
+            self.client.wait_idle(30.0)
+            QApplication.processEvents()
+            res = self.render_view.last_result
+        if res is None or not res.ok:
+            dialogs.show_error(self, "Export render", "No rendered image yet (choose an exemplar; see the render view for errors)")
+            return False
+        path = path or dialogs.get_save_path(self, "Export render", "PNG image (*.png)", self._last_dir())
+        if not path:
+            return False
+        with self._guard("Export render"):
+            write_rgb(path, res.image)
+            self.statusBar().showMessage(f"Exported {path}", 3000)
+            return True
+        return False
+
+    def export_mask(self, path: str | os.PathLike[str] | None = None, kind: str = "label") -> bool:
+        if self.doc is None:
+            return False
+        title = "Export mask (label PNG)" if kind == "label" else "Export mask (colour PNG)"
+        path = path or dialogs.get_save_path(self, title, "PNG image (*.png)", self._last_dir())
+        if not path:
+            return False
+        with self._guard(title):
+            from maskstudio.io import masks
+
+            writer = masks.write_label_png if kind == "label" else masks.write_color_png
+            writer(path, np.array(self.doc.labels), size_hw=getattr(self.doc, "original_size_hw", None))
+            self.statusBar().showMessage(f"Exported {path}", 3000)
+            return True
+        return False
+
+    def export_latents(self, path: str | os.PathLike[str] | None = None) -> bool:
+        if self.last_latent is None:
+            dialogs.show_error(self, "Export latents",
+                               "No latent yet: the StyleGAN outputs need an encoder and a generator — install them in Models…, "
+                               "then choose a StyleGAN output in the render view")
+            return False
+        path = path or dialogs.get_save_path(self, "Export latents", "NumPy latent (*.npy);;PyTorch latent (*.pt)", self._last_dir())
+        if not path:
+            return False
+        with self._guard("Export latents"):
+            self.client.save_latent(path, self.last_latent)
+            self.statusBar().showMessage(f"Exported {path}", 3000)
+            return True
+        return False
+
+    # -- recent files / preferences --------------------------------------------------------------
+    def _last_dir(self) -> str:
+        return str(self.qsettings.value("files/last_dir", "") or "")
+
+    def _add_recent(self, path, kind: str) -> None:
+        path = str(Path(path).resolve())
+        rec = [r for r in self.recent_files() if r[0] != path]
+        rec.insert(0, (path, kind))
+        self.qsettings.setValue("files/recent", json.dumps(rec[:MAX_RECENT]))
+        self.qsettings.setValue("files/last_dir", str(Path(path).parent))
+        self._rebuild_recent_menu()
+
+    def recent_files(self) -> list[tuple[str, str]]:
+        try:
+            return [tuple(x) for x in json.loads(self.qsettings.value("files/recent", "[]") or "[]")]
+        except (ValueError, TypeError):
+            return []
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        rec = self.recent_files()
+        if not rec:
+            a = self.recent_menu.addAction("(none)")
+            a.setEnabled(False)
+            return
+        openers = {"project": self.open_project, "mask": self.open_mask, "photo": self.open_photo,
+                   "parts": self.open_part_folder}
+        for path, kind in rec:
+            a = self.recent_menu.addAction(f"{Path(path).name}  ({kind})")
+            a.setToolTip(path)
+            a.triggered.connect(lambda _c=False, p=path, k=kind: openers.get(k, self.open_mask)(p))
+
+    def _restore_preferences(self) -> None:
+        q = self.qsettings
+        geo = q.value("window/geometry")
+        if isinstance(geo, QByteArray):
+            self.restoreGeometry(geo)
+        st = q.value("window/state")
+        if isinstance(st, QByteArray):
+            self.restoreState(st)
+        self.act_dark.setChecked(str(q.value("ui/dark", "false")).lower() == "true")
+        if not self.act_dark.isChecked():
+            app = QApplication.instance()
+            if app is not None:
+                apply_theme(app, False)
+        self.canvas.set_brush_size(float(q.value("tools/brush_px", 16.0)))
+        self.opacity_slider.setValue(int(q.value("canvas/opacity", 60)))
+        self._rebuild_recent_menu()
+
+    def _save_preferences(self) -> None:
+        q = self.qsettings
+        q.setValue("window/geometry", self.saveGeometry())
+        q.setValue("window/state", self.saveState())
+        q.setValue("tools/brush_px", self.canvas.diameter_px)
+        q.setValue("canvas/opacity", self.opacity_slider.value())
+        q.sync()
+
+    # ================================================================== safety
+    def autosave_now(self) -> bool:
+        """Write the autosave project when something changed since the last one."""
+        if self.doc is None:
+            return False
+        key = (self.doc.revision, self._extra_dirty, id(self.doc))
+        if key == self._autosaved_revision:
+            return False
+        try:
+            self.autosave.save(self.current_project())
+        except MaskStudioError as e:
+            log.warning("autosave failed: %s", e)
+            self.statusBar().showMessage(f"Autosave failed: {e}", 5000)
+            return False
+        self._autosaved_revision = key
+        return True
+
+    def _offer_recovery(self) -> bool:
+        answer = dialogs.ask(self, "Recover work?",
+                             "MaskStudio did not close cleanly last time. Recover the autosaved mask?",
+                             ("Recover", "Discard"), default="Recover")
+        if answer != "Recover":
+            self.autosave.discard()
+            return False
+        with self._guard("Recover autosave"):
+            proj = self.autosave.load()
+            self.apply_project(proj)
+            self._extra_dirty = True
+            self._update_title()
+            self._ready = True
+            return True
+        return False
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if not self._confirm_discard("close MaskStudio"):
+            event.ignore()
+            return
+        self._closing = True
+        self._autosave_timer.stop()
+        self._save_preferences()
+        self.client.close()
+        self.autosave.end_session()
+        event.accept()
+
+    # ================================================================== models / latent tools
+    def open_models_dialog(self) -> None:
+        self.autosave_now()
+        try:
+            from maskstudio.ui.models_dialog import ModelsDialog
+        except ImportError as e:
+            dialogs.show_error(self, "Models", f"The model manager is not available in this build ({e})")
+            return
+        with self._guard("Models"):
+            dlg = ModelsDialog(self.settings, parent=self)
+            dlg.exec()
+            self.client.rescan()
+            self.refresh_availability()
+            self.request_render()
+
+    def run_latent_tool(self, name: str) -> None:
+        self.autosave_now()
+        with self._guard("Latent tool"):
+            self.client.run_tool(name, self.sliders, self.last_latent)
+
+    def cancel_latent_tool(self) -> None:
+        self.client.cancel_tool()
+
+    # ================================================================== help
+    def about(self) -> None:
+        dialogs.show_info(self, "About MaskStudio",
+                          f"MaskStudio {__version__}\nPaint a face mask, render a face live.\n"
+                          f"Engine: {self.client.describe()}")
+
+    def show_shortcuts(self) -> None:
+        lines = [f"{a.toolTip()}" for a in list(self.tool_actions.values()) + [self.act_mirror, self.act_smaller, self.act_bigger,
+                                                                              self.act_undo, self.act_redo, self.act_fit, self.act_100]]
+        lines.append("Classes: " + ", ".join(f"{c.shortcut} {c.display}" for c in CLASSES))
+        lines.append("Pan: hold Space and drag, or drag with the middle button. Zoom: mouse wheel.")
+        dialogs.show_info(self, "Keyboard shortcuts", "\n".join(lines))

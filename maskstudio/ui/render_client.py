@@ -1,0 +1,229 @@
+"""Qt side of the render engine: submits requests, brings results to the GUI thread, tracks busy.
+
+The engine calls back on its worker thread; :class:`RenderClient` re-emits the result through a
+Qt signal (queued to the GUI thread), drops results older than the one already shown, and keeps
+a busy flag for the indicator. Long helper jobs (photo parsing) run in a ``QThread``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal
+
+from maskstudio.errors import LatentFileError, RenderError, file_error
+from maskstudio.ui.sliders_dock import GroupStatus
+
+log = logging.getLogger(__name__)
+
+
+class _Job(QThread):
+    done = Signal(object, object)   # value, error text
+
+    def __init__(self, fn: Callable[[], Any], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._fn = fn
+
+    def run(self) -> None:
+        try:
+            value = self._fn()
+        except Exception as e:  # noqa: BLE001 - delivered as a value to the GUI thread
+            self.done.emit(None, str(e) if str(e) else e.__class__.__name__)
+        else:
+            self.done.emit(value, None)
+
+
+class RenderClient(QObject):
+    resultReady = Signal(object)       # RenderResult, GUI thread, newest first-seen only
+    busyChanged = Signal(bool)
+    _fromWorker = Signal(object)
+
+    def __init__(self, settings, engine=None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        if engine is None:
+            from maskstudio.engine import Engine
+
+            engine = Engine(settings)
+        self.engine = engine
+        self._latest_id = 0
+        self._shown_id = 0
+        self._busy = False
+        self._jobs: set[_Job] = set()
+        self._fromWorker.connect(self._on_worker_result)
+        engine.set_callback(self._fromWorker.emit)   # emitted on the worker thread -> queued
+        self.delivered = 0
+
+    # ------------------------------------------------------------------ requests
+    def make_exemplar(self, image: np.ndarray, labels: np.ndarray | None, name: str = ""):
+        from maskstudio.engine import Exemplar
+
+        img = np.ascontiguousarray(image, dtype=np.uint8)
+        lab = None if labels is None else np.ascontiguousarray(labels, dtype=np.uint8)
+        return Exemplar(img, lab, name=name)
+
+    def request_kwargs(self, output: str, state: dict[str, Any]) -> dict[str, Any]:
+        from maskstudio.engine import AgileParams, DualParams
+
+        kw: dict[str, Any] = {"output": output, "want_latent": output != "face"}
+        if output != "face":
+            kw["edits"] = {k: v for k, v in (state.get("edits") or {}).items() if v}
+        if output == "agile":
+            a = state.get("agile") or {}
+            kw["agile"] = AgileParams(a.get("style") or "", float(a.get("strength", 1.0)), a.get("branch") or "auto")
+        if output == "dual":
+            d = state.get("dual") or {}
+            kw["dual"] = DualParams(d.get("style") or "", None, tuple(d.get("weights") or ()))
+        if output in ("agile", "dual"):
+            kw["morph"] = float(state.get("morph", 1.0))
+        return kw
+
+    def submit(self, labels: np.ndarray, exemplar, *, preview: bool = False, tag: Any = None, **kw) -> int:
+        from maskstudio.engine import RenderRequest
+
+        req = RenderRequest(np.asarray(labels), exemplar, preview=preview, tag=tag, **kw)
+        rid = self.engine.submit(req)
+        self._latest_id = rid
+        self._set_busy(True)
+        return rid
+
+    def _on_worker_result(self, result) -> None:
+        self.delivered += 1
+        if result.request_id >= self._latest_id:
+            self._set_busy(False)
+        if result.request_id <= self._shown_id:
+            return  # older than what is on screen
+        if result.tag != "ref":
+            self._shown_id = result.request_id
+        self.resultReady.emit(result)
+
+    def _set_busy(self, busy: bool) -> None:
+        if busy != self._busy:
+            self._busy = busy
+            self.busyChanged.emit(busy)
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        return self.engine.wait_idle(timeout)
+
+    def close(self) -> None:
+        for job in list(self._jobs):
+            job.wait(5000)
+        self.engine.set_callback(None)
+        self.engine.close()
+
+    # ------------------------------------------------------------------ models
+    def rescan(self) -> None:
+        self.engine.reload_models()
+
+    def availability(self) -> dict:
+        return self.engine.availability()
+
+    def group_status(self) -> tuple[dict[str, GroupStatus], dict[str, tuple[bool, str]]]:
+        av = self.engine.availability()
+        st = self.engine.styles()
+
+        def g(key: str, choices: list[str]) -> GroupStatus:
+            s = av.get(key)
+            if s is None:
+                return GroupStatus(False, f"{key}: not provided by this engine")
+            return GroupStatus(bool(s.available), s.reason, list(choices))
+
+        groups = {
+            "edit": g("edit", list(st.get("boundaries", []))),
+            "agile": g("agile", list(st.get("agile", []))),
+            "dual": g("dual", list(st.get("dual", {}))),
+        }
+        photo = av.get("photo")
+        tools_supported = all(hasattr(self.engine, n) for n in ("refine_embedding",))
+        if photo is None or not photo.available:
+            groups["tools"] = GroupStatus(False, f"Needs the StyleGAN chain: {photo.reason if photo else 'unavailable'}")
+        elif not tools_supported:
+            groups["tools"] = GroupStatus(False, "Image2StyleGAN tools are not provided by this engine version")
+        else:
+            groups["tools"] = GroupStatus(True)
+        morph_ok = groups["agile"].available or groups["dual"].available
+        groups["morph"] = GroupStatus(morph_ok, "" if morph_ok else "Needs an AgileGAN or DualStyleGAN style model")
+        outputs = {k: (bool(av[k].available), av[k].reason) for k in ("face", "photo", "agile", "dual") if k in av}
+        return groups, outputs
+
+    def model_identities(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        try:
+            for key, s in self.engine.availability().items():
+                if s.available and s.models:
+                    out[key] = list(s.models)
+        except Exception as e:  # noqa: BLE001 - identities are informative only
+            log.warning("model identities unavailable: %s", e)
+        return out
+
+    def describe(self) -> str:
+        try:
+            return f"{self.engine.policy.device} · " + ", ".join(
+                f"{k} {'✓' if s.available else '✗'}" for k, s in self.engine.availability().items())
+        except Exception:  # noqa: BLE001
+            return "unknown"
+
+    # ------------------------------------------------------------------ background jobs
+    def run_in_thread(self, fn: Callable[[], Any], done: Callable[[Any, str | None], None]) -> _Job:
+        job = _Job(fn, self)
+        job.done.connect(done)
+        job.finished.connect(lambda j=job: self._jobs.discard(j))
+        self._jobs.add(job)
+        job.start()
+        return job
+
+    def parse_photo(self, image: np.ndarray) -> np.ndarray:
+        """Face parser over a photo (call from a background thread). RenderError when none installed."""
+        parser = self.engine.models.first("parser")
+        if parser is None:
+            raise RenderError("no face parser is installed (Models…); open a mask file instead")
+        from maskstudio.models.face_parser import parse_image
+
+        module = self.engine.models.load(parser.id).module
+        import torch
+
+        with torch.inference_mode():
+            labels = parse_image(module, np.ascontiguousarray(image, dtype=np.uint8))
+        return np.ascontiguousarray(labels, dtype=np.uint8)
+
+    def parse_async(self, image: np.ndarray, done: Callable[[np.ndarray | None, str | None], None]) -> _Job:
+        return self.run_in_thread(lambda: self.parse_photo(image), done)
+
+    def run_tool(self, name: str, sliders, latent) -> None:
+        raise RenderError(f"Image2StyleGAN {name}: not provided by this engine version")
+
+    def cancel_tool(self) -> None:
+        pass
+
+    # ------------------------------------------------------------------ latents
+    @staticmethod
+    def save_latent(path: str | os.PathLike[str], latent: np.ndarray) -> None:
+        """W+ latent as ``.npy`` (official [1,18,512] float32 layout) or ``.pt`` (a tensor)."""
+        path = Path(path)
+        lat = np.asarray(latent, dtype=np.float32)
+        if lat.ndim == 2:
+            lat = lat[None]
+        if lat.ndim != 3 or lat.shape[0] != 1 or lat.shape[2] != 512:
+            raise file_error(LatentFileError, path, f"latent must be [1, n_latent, 512], got {list(lat.shape)}")
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            if path.suffix.lower() == ".pt":
+                import torch
+
+                torch.save(torch.from_numpy(lat.copy()), tmp)
+            else:
+                if path.suffix.lower() != ".npy":
+                    path = path.with_suffix(".npy")
+                    tmp = path.with_name(path.name + ".tmp")
+                with open(tmp, "wb") as f:
+                    np.save(f, lat, allow_pickle=False)
+            os.replace(tmp, path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise file_error(LatentFileError, path, f"cannot write: {e.strerror or e}") from e

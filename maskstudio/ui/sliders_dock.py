@@ -1,0 +1,314 @@
+"""Latent sliders dock: semantic boundaries, AgileGAN, DualStyleGAN, Image2StyleGAN tools, morph.
+
+Each group is enabled only when the engine reports its models as available; otherwise it shows a
+one-line hint and a button that opens the Models dialog. Every change emits ``changed`` (the main
+window re-renders live). The widget holds values only — no model logic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+    QScrollArea, QSlider, QToolButton, QVBoxLayout, QWidget,
+)
+
+from maskstudio.ui.icons import icon
+
+N_DUAL_WEIGHTS = 18
+STRUCTURE_SLOTS = range(0, 7)
+COLOUR_SLOTS = range(7, 18)
+
+
+@dataclass
+class GroupStatus:
+    available: bool
+    reason: str = ""
+    choices: list[str] = field(default_factory=list)   # boundaries / styles the group offers
+
+
+class ValueSlider(QWidget):
+    """Horizontal slider over a float range with a value label."""
+
+    valueChanged = Signal(float)
+
+    def __init__(self, lo: float, hi: float, value: float, steps: int = 200, decimals: int = 2,
+                 tooltip: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.lo, self.hi, self.steps, self.decimals = lo, hi, steps, decimals
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, steps)
+        self.slider.setToolTip(tooltip)
+        self.label = QLabel()
+        self.label.setMinimumWidth(38)
+        self.label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        lay.addWidget(self.slider, 1)
+        lay.addWidget(self.label)
+        self.set_value(value, emit=False)
+        self.slider.valueChanged.connect(self._on)
+
+    def value(self) -> float:
+        return self.lo + (self.hi - self.lo) * self.slider.value() / self.steps
+
+    def set_value(self, v: float, emit: bool = True) -> None:
+        pos = round((float(v) - self.lo) / (self.hi - self.lo) * self.steps)
+        self.slider.blockSignals(not emit)
+        self.slider.setValue(max(0, min(self.steps, pos)))
+        self.slider.blockSignals(False)
+        self.label.setText(f"{self.value():.{self.decimals}f}")
+
+    def _on(self, _pos: int) -> None:
+        self.label.setText(f"{self.value():.{self.decimals}f}")
+        self.valueChanged.emit(self.value())
+
+
+class _Group(QGroupBox):
+    def __init__(self, title: str, on_models, parent: QWidget | None = None) -> None:
+        super().__init__(title, parent)
+        self.outer = QVBoxLayout(self)
+        self.outer.setContentsMargins(6, 6, 6, 6)
+        self.hint_row = QWidget()
+        h = QHBoxLayout(self.hint_row)
+        h.setContentsMargins(0, 0, 0, 0)
+        self.hint = QLabel()
+        self.hint.setWordWrap(True)
+        self.hint.setObjectName("hint")
+        btn = QPushButton(icon("mdi6.package-down"), "Models…")
+        btn.setToolTip("Open the model manager to install or import the models this group needs")
+        btn.clicked.connect(on_models)
+        h.addWidget(self.hint, 1)
+        h.addWidget(btn)
+        self.outer.addWidget(self.hint_row)
+        self.body = QWidget()
+        self.outer.addWidget(self.body)
+
+    def set_status(self, status: GroupStatus) -> None:
+        self.hint_row.setVisible(not status.available)
+        self.hint.setText(status.reason or "Models not installed")
+        self.body.setEnabled(status.available)
+
+
+class SlidersWidget(QWidget):
+    changed = Signal()                 # any value changed: re-render
+    modelsRequested = Signal()
+    toolRequested = Signal(str)        # "refine" | "crossover" | "expression"
+    cancelRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        inner = QWidget()
+        self.lay = QVBoxLayout(inner)
+        self.lay.setContentsMargins(4, 4, 4, 4)
+        scroll.setWidget(inner)
+        outer.addWidget(scroll)
+        self.groups: dict[str, _Group] = {}
+        self.boundary_sliders: dict[str, ValueSlider] = {}
+        self._build_boundaries()
+        self._build_agile()
+        self._build_dual()
+        self._build_tools()
+        self._build_morph()
+        self.lay.addStretch(1)
+        self.set_status({k: GroupStatus(False, "Checking installed models…") for k in self.groups})
+
+    # ---------------------------------------------------------------- groups
+    def _group(self, key: str, title: str) -> _Group:
+        g = _Group(title, self.modelsRequested.emit)
+        self.groups[key] = g
+        self.lay.addWidget(g)
+        return g
+
+    def _build_boundaries(self) -> None:
+        g = self._group("edit", "Semantic edits (StyleGAN2 boundaries)")
+        self.boundary_form = QFormLayout(g.body)
+        self.boundary_form.setContentsMargins(0, 0, 0, 0)
+        reset = QPushButton(icon("mdi6.restore"), "Reset")
+        reset.setToolTip("Set every semantic edit back to 0")
+        reset.clicked.connect(self.reset_boundaries)
+        self.boundary_reset = reset
+        self.boundary_form.addRow(reset)
+
+    def set_boundaries(self, names: list[str]) -> None:
+        if list(self.boundary_sliders) == list(names):
+            return
+        while self.boundary_form.rowCount() > 1:
+            self.boundary_form.removeRow(1)
+        self.boundary_sliders = {}
+        for name in names:
+            s = ValueSlider(-3.0, 3.0, 0.0, steps=120, tooltip=f"Move the face along the '{name}' boundary")
+            s.valueChanged.connect(lambda _v: self.changed.emit())
+            self.boundary_form.addRow(name.replace("_", " "), s)
+            self.boundary_sliders[name] = s
+
+    def reset_boundaries(self) -> None:
+        for s in self.boundary_sliders.values():
+            s.set_value(0.0, emit=False)
+            s.label.setText(f"{0.0:.2f}")
+        self.changed.emit()
+
+    def _build_agile(self) -> None:
+        g = self._group("agile", "AgileGAN stylisation")
+        form = QFormLayout(g.body)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.agile_style = QComboBox()
+        self.agile_style.setToolTip("Installed AgileGAN style generator")
+        self.agile_strength = ValueSlider(0.0, 1.0, 1.0, steps=100, tooltip="Stylisation strength (0 = photo, 1 = full style)")
+        self.agile_branch = QComboBox()
+        self.agile_branch.addItems(["auto", "A", "B"])
+        self.agile_branch.setToolTip("Attribute branch: A (female), B (male), auto from the latent")
+        form.addRow("Style", self.agile_style)
+        form.addRow("Strength", self.agile_strength)
+        form.addRow("Branch", self.agile_branch)
+        self.agile_style.currentIndexChanged.connect(lambda _i: self.changed.emit())
+        self.agile_strength.valueChanged.connect(lambda _v: self.changed.emit())
+        self.agile_branch.currentIndexChanged.connect(lambda _i: self.changed.emit())
+
+    def _build_dual(self) -> None:
+        g = self._group("dual", "DualStyleGAN")
+        lay = QVBoxLayout(g.body)
+        lay.setContentsMargins(0, 0, 0, 0)
+        form = QFormLayout()
+        self.dual_style = QComboBox()
+        self.dual_style.setToolTip("Installed DualStyleGAN style model")
+        self.dual_style.currentIndexChanged.connect(lambda _i: self.changed.emit())
+        self.dual_structure = ValueSlider(0.0, 1.0, 0.75, steps=100, tooltip="Structure master: sets layer weights 0–6")
+        self.dual_colour = ValueSlider(0.0, 1.0, 1.0, steps=100, tooltip="Colour master: sets layer weights 7–17")
+        form.addRow("Style", self.dual_style)
+        form.addRow("Structure", self.dual_structure)
+        form.addRow("Colour", self.dual_colour)
+        lay.addLayout(form)
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(4)
+        grid.setVerticalSpacing(0)
+        self.dual_weights: list[ValueSlider] = []
+        for k in range(N_DUAL_WEIGHTS):
+            kind = "structure" if k in STRUCTURE_SLOTS else "colour"
+            s = ValueSlider(0.0, 1.0, 0.75 if k in STRUCTURE_SLOTS else 1.0, steps=100,
+                            tooltip=f"Layer {k} weight ({kind})")
+            s.valueChanged.connect(lambda _v: self.changed.emit())
+            lab = QLabel(f"w{k}")
+            lab.setToolTip(f"Latent slot {k}: {kind}")
+            col = 0 if k < 9 else 2
+            grid.addWidget(lab, k % 9, col)
+            grid.addWidget(s, k % 9, col + 1)
+            self.dual_weights.append(s)
+        lay.addLayout(grid)
+        self.dual_structure.valueChanged.connect(lambda v: self._master(STRUCTURE_SLOTS, v))
+        self.dual_colour.valueChanged.connect(lambda v: self._master(COLOUR_SLOTS, v))
+
+    def _master(self, slots, v: float) -> None:
+        for k in slots:
+            self.dual_weights[k].set_value(v, emit=False)
+        self.changed.emit()
+
+    def _build_tools(self) -> None:
+        g = self._group("tools", "Image2StyleGAN tools")
+        lay = QVBoxLayout(g.body)
+        lay.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        self.refine_btn = QPushButton(icon("mdi6.target"), "Refine embedding")
+        self.refine_btn.setToolTip("Optimise the W+ embedding of the rendered face (runs in the background)")
+        self.refine_btn.clicked.connect(lambda: self.toolRequested.emit("refine"))
+        self.cancel_btn = QToolButton()
+        self.cancel_btn.setIcon(icon("mdi6.close-circle-outline"))
+        self.cancel_btn.setToolTip("Cancel the running tool")
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.clicked.connect(self.cancelRequested)
+        row.addWidget(self.refine_btn, 1)
+        row.addWidget(self.cancel_btn)
+        lay.addLayout(row)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(True)
+        lay.addWidget(self.progress)
+        form = QFormLayout()
+        self.face_morph = ValueSlider(0.0, 1.0, 0.0, steps=100, tooltip="Morph between this face and the second face (latent interpolation)")
+        self.face_morph.valueChanged.connect(lambda _v: self.changed.emit())
+        form.addRow("Morph to 2nd face", self.face_morph)
+        lay.addLayout(form)
+        row2 = QHBoxLayout()
+        for key, text, tip in (("crossover", "Crossover", "Coarse layers from this face, fine from the second"),
+                               ("expression", "Expression transfer", "Copy the second face's expression")):
+            b = QPushButton(text)
+            b.setToolTip(tip)
+            b.clicked.connect(lambda _c=False, k=key: self.toolRequested.emit(k))
+            row2.addWidget(b)
+        lay.addLayout(row2)
+
+    def set_tool_running(self, running: bool, progress: int = 0, text: str = "") -> None:
+        self.cancel_btn.setEnabled(running)
+        self.refine_btn.setEnabled(not running)
+        self.progress.setValue(progress)
+        self.progress.setFormat(text or "%p%")
+
+    def _build_morph(self) -> None:
+        g = self._group("morph", "Photo → style morph")
+        form = QFormLayout(g.body)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.morph = ValueSlider(0.0, 1.0, 1.0, steps=100, tooltip="0 = photo, 1 = full style (AgileGAN / DualStyleGAN output)")
+        self.morph.valueChanged.connect(lambda _v: self.changed.emit())
+        form.addRow("Amount", self.morph)
+
+    # ---------------------------------------------------------------- status / state
+    def set_status(self, status: dict[str, GroupStatus]) -> None:
+        for key, g in self.groups.items():
+            st = status.get(key, GroupStatus(False, "Not available"))
+            g.set_status(st)
+            if key == "edit":
+                self.set_boundaries(st.choices)
+            elif key == "agile":
+                self._set_choices(self.agile_style, st.choices)
+            elif key == "dual":
+                self._set_choices(self.dual_style, st.choices)
+
+    @staticmethod
+    def _set_choices(combo: QComboBox, choices: list[str]) -> None:
+        if [combo.itemText(i) for i in range(combo.count())] == list(choices):
+            return
+        cur = combo.currentText()
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItems(choices)
+        if cur in choices:
+            combo.setCurrentText(cur)
+        combo.blockSignals(False)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "edits": {k: round(s.value(), 4) for k, s in self.boundary_sliders.items()},
+            "agile": {"style": self.agile_style.currentText(), "strength": round(self.agile_strength.value(), 4),
+                      "branch": self.agile_branch.currentText()},
+            "dual": {"style": self.dual_style.currentText(), "weights": [round(s.value(), 4) for s in self.dual_weights]},
+            "face_morph": round(self.face_morph.value(), 4),
+            "morph": round(self.morph.value(), 4),
+        }
+
+    def set_state(self, st: dict[str, Any]) -> None:
+        for k, v in (st.get("edits") or {}).items():
+            if k in self.boundary_sliders:
+                self.boundary_sliders[k].set_value(v, emit=False)
+        agile = st.get("agile") or {}
+        if agile.get("style"):
+            self.agile_style.setCurrentText(agile["style"])
+        if "strength" in agile:
+            self.agile_strength.set_value(agile["strength"], emit=False)
+        if agile.get("branch"):
+            self.agile_branch.setCurrentText(agile["branch"])
+        dual = st.get("dual") or {}
+        if dual.get("style"):
+            self.dual_style.setCurrentText(dual["style"])
+        for s, w in zip(self.dual_weights, dual.get("weights") or []):
+            s.set_value(w, emit=False)
+        if "face_morph" in st:
+            self.face_morph.set_value(st["face_morph"], emit=False)
+        if "morph" in st:
+            self.morph.set_value(st["morph"], emit=False)
