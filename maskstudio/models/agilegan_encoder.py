@@ -11,15 +11,15 @@ generator (:meth:`AgileEncoderModel.to_wplus`; no latent_avg, no truncation).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from maskstudio.models.irse import IRSE_UNITS
-from maskstudio.models.psp import GradualStyleEncoder, build_decoder, map_rows
+from maskstudio.models.psp import GradualStyleEncoder, build_decoder, check_decoder_width, map_rows
 
-__all__ = ["AgileEncoderConfig", "VAEStyleEncoder", "AgileEncoderModel"]
+__all__ = ["AgileEncoderConfig", "VAECodes", "VAEStyleEncoder", "AgileEncoderModel"]
 
 
 @dataclass
@@ -70,6 +70,13 @@ class AgileEncoderConfig:
         return cls(**d)
 
 
+class VAECodes(NamedTuple):
+    sample: torch.Tensor
+    logvar: torch.Tensor
+    mu: torch.Tensor
+    eps: torch.Tensor
+
+
 class VAEStyleEncoder(GradualStyleEncoder):
     """GradualStyleEncoder + ``fc_mu`` / ``fc_var``; forward -> (sample, logvar, mu)."""
 
@@ -84,12 +91,14 @@ class VAEStyleEncoder(GradualStyleEncoder):
         return cls(cfg.n_styles, cfg.input_nc, cfg.input_size, cfg.units, cfg.depths,
                    cfg.se_reduction, cfg.coarse_ind, cfg.middle_ind)
 
-    def forward(  # type: ignore[override]
+    def encode(
         self,
         x: torch.Tensor,
         eps: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> VAECodes:
+        """All four tensors, eps included. eps: given, or N(0, 1) from ``generator`` / torch's
+        global generator (``torch.manual_seed(s)`` first reproduces ``torch.randn(mu.shape)``)."""
         codes = super().forward(x)
         mu = self.fc_mu(codes)
         logvar = self.fc_var(codes)
@@ -98,7 +107,17 @@ class VAEStyleEncoder(GradualStyleEncoder):
             eps = torch.randn(std.shape, generator=generator, dtype=std.dtype, device=std.device)
         elif eps.shape != std.shape:
             raise ValueError(f"eps must have shape {tuple(std.shape)}, got {tuple(eps.shape)}")
-        sample = eps.to(std) * std + mu
+        eps = eps.to(std)
+        return VAECodes(eps * std + mu, logvar, mu, eps)
+
+    def forward(  # type: ignore[override]
+        self,
+        x: torch.Tensor,
+        eps: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The official return value ``(sample, logvar, mu)``."""
+        sample, logvar, mu, _ = self.encode(x, eps, generator)
         return sample, logvar, mu
 
 
@@ -111,6 +130,7 @@ class AgileEncoderModel(nn.Module):
         self.encoder = VAEStyleEncoder.from_config(self.cfg)
         decoder = build_decoder(self.cfg.decoder)
         if decoder is not None:
+            check_decoder_width(decoder, self.cfg.style_dim)
             self.decoder = decoder
 
     @property
@@ -125,6 +145,15 @@ class AgileEncoderModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(sample, logvar, mu), each [B, n_styles, D]. ``eps`` overrides the random draw."""
         return self.encoder(x, eps=eps, generator=generator)
+
+    def encode(
+        self,
+        x: torch.Tensor,
+        eps: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> VAECodes:
+        """(sample, logvar, mu, eps) as a named tuple."""
+        return self.encoder.encode(x, eps=eps, generator=generator)
 
     def encode_mu(self, x: torch.Tensor) -> torch.Tensor:
         """mu only (what inference uses), without drawing random numbers."""

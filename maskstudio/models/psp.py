@@ -207,6 +207,15 @@ def build_decoder(decoder_cfg: dict[str, Any] | None) -> nn.Module | None:
     return StyleGAN2Generator(StyleGAN2Config.from_dict(dict(decoder_cfg)))
 
 
+def check_decoder_width(decoder: nn.Module, style_dim: int) -> None:
+    """The encoder's code width must equal the decoder's style_dim."""
+    dec_dim = int(getattr(decoder, "style_dim", style_dim))
+    if dec_dim != style_dim:
+        from maskstudio.errors import ConfigError
+
+        raise ConfigError(f"encoder code width {style_dim} != decoder style_dim {dec_dim}")
+
+
 def map_rows(mapping: nn.Module, codes: torch.Tensor) -> torch.Tensor:
     """Apply a mapping network to every row of Z+ codes [B, N, D] -> W+ [B, N, D]."""
     if codes.dim() != 3:
@@ -229,6 +238,7 @@ class PSPEncoderModel(nn.Module):
         self.encoder = GradualStyleEncoder.from_config(self.cfg)
         decoder = build_decoder(self.cfg.decoder)
         if decoder is not None:
+            check_decoder_width(decoder, self.cfg.style_dim)
             self.decoder = decoder
         self.register_buffer("latent_avg", None, persistent=False)
 
