@@ -243,7 +243,7 @@ class Engine:
         elif photo is None:
             lat = StageStatus(False, need_face + "no StyleGAN2 photo generator installed")
         else:
-            lat = StageStatus(bool(dmn), need_face.rstrip("; "), (enc[0].id, photo[0]))
+            lat = StageStatus(bool(dmn), need_face.rstrip("; "), (self._encoder_for("photo").id, photo[0]))
         out["photo"] = lat
         nb = len(m.boundaries)
         out["edit"] = (StageStatus(lat.available and nb > 0, "" if nb else "no semantic boundaries installed",
@@ -265,7 +265,10 @@ class Engine:
         names, and boundary ids (keys of ``RenderRequest.edits``)."""
         dual: dict[str, list[str]] = {}
         for d in self.models.role("dual"):
-            dual[d.id] = list(d.meta.get("style_codes", []) or d.config.get("style_codes", []) or [])
+            try:
+                dual[d.id] = list(self.style_codes(self.models.load(d.id)))
+            except MaskStudioError:
+                dual[d.id] = []
         return {"agile": [a.id for a in self.models.role("agile")], "dual": dual,
                 "boundaries": sorted(self.models.boundaries)}
 
@@ -391,7 +394,7 @@ class Engine:
                               "StyleGAN2 generator is installed")
         return self.models.load(g.id).module.style
 
-    def _direction(self, name: str, n_latent: int):
+    def _direction(self, name: str, n_latent: int, dim: int = 512):
         from maskstudio.models.latent_ops import load_direction
 
         info = self.models.boundaries.get(name)
@@ -402,10 +405,10 @@ class Engine:
                 known = ", ".join(sorted(self.models.boundaries)) or "none installed"
                 raise RenderError(f"unknown boundary {name!r} (installed: {known})")
             info = by_short[0]
-        key = (info.id, str(info.path), n_latent)
+        key = (info.id, str(info.path), n_latent, dim)
         hit = self._caches["direction"].get(key)
         if hit is None:
-            hit = load_direction(info.path, n_latent=n_latent)
+            hit = load_direction(info.path, dim=dim, n_latent=n_latent)
             self._caches["direction"].put(key, hit)
         return hit
 
@@ -421,7 +424,7 @@ class Engine:
         from maskstudio.models.latent_ops import edit_w
 
         n_latent = code.shape[1]
-        dirs = [(self._direction(name, n_latent), v) for name, v in edits]
+        dirs = [(self._direction(name, n_latent, code.shape[2]), v) for name, v in edits]
         z = code.float()
         for d, v in dirs:
             if d.space == "z":
@@ -479,11 +482,159 @@ class Engine:
         self._caches["photo"].put(key, img)
         return img
 
-    def _agile(self, req, wplus, edit_key, size, ctx):
-        raise RenderError("unavailable: AgileGAN generator module not available yet")
+    @staticmethod
+    def agile_to_photo_key(key: str, n_ab: int) -> str:
+        """AgileGAN key -> the StyleGAN2 key of the layer it was fine-tuned from."""
+        for branch in ("A", "B"):
+            if key.startswith(f"convs{branch}."):
+                return "convs." + key[len("convsA."):]
+            if key.startswith(f"to_rgbs{branch}."):
+                return "to_rgbs." + key[len("to_rgbsA."):]
+        if key.startswith("convsC."):
+            idx, _, rest = key[len("convsC."):].partition(".")
+            return f"convs.{2 * n_ab + int(idx)}.{rest}"
+        if key.startswith("to_rgbsC."):
+            idx, _, rest = key[len("to_rgbsC."):].partition(".")
+            return f"to_rgbs.{n_ab + int(idx)}.{rest}"
+        return key
 
-    def _dual(self, req, wplus, edit_key, size, ctx):
-        raise RenderError("unavailable: DualStyleGAN module not available yet")
+    def _agile_params(self, agile_id: str, strength: float) -> dict[str, torch.Tensor] | None:
+        """Parameters (1-s)·photo + s·style for the AgileGAN generator (None when s == 1)."""
+        if strength >= 1.0:
+            return None
+        photo = self._photo_generator_id()
+        if photo is None:
+            raise RenderError("AgileGAN strength < 1 blends with the photo StyleGAN2, and none is installed")
+        key = (agile_id, photo[0], strength)
+        hit = self._caches["blend"].get(key)
+        if hit is not None:
+            return hit
+        style = self.models.load(agile_id).module
+        _, gen = self._photo_generator()
+        ref = dict(gen.named_parameters())
+        n_ab = len(style.to_rgbsA)
+        out: dict[str, torch.Tensor] = {}
+        for k, v in style.named_parameters():
+            pk = self.agile_to_photo_key(k, n_ab)
+            pv = ref.get(pk)
+            if pv is None or pv.shape != v.shape:
+                raise RenderError(f"AgileGAN {agile_id!r} does not match the photo generator {photo[0]!r} "
+                                  f"({k} vs {pk}); strength < 1 needs matching layers")
+            out[k] = torch.lerp(pv.to(v.dtype), v, strength)
+        self._caches["blend"].put(key, out)
+        return out
+
+    def _agile(self, req: RenderRequest, wplus: torch.Tensor, edit_key: tuple, size: int, ctx: _Ctx):
+        p = req.agile
+        assert p is not None
+        info = self.models.get(p.style)
+        if info.arch != "agilegan_generator":
+            raise RenderError(f"model {p.style!r} is a {info.arch}, not an AgileGAN style generator")
+        strength = round(float(p.strength) * float(req.morph), 2)  # blends cached per 0.01 step
+        branch = self._agile_branch_for(req, edit_key)
+        key = (edit_key, info.id, strength, branch, size)
+        hit = self._caches["agile"].get(key)
+        if hit is not None:
+            return hit
+        net = self.models.load(info.id).module
+        if wplus.shape[1] != net.n_latent:
+            raise RenderError(f"latent has {wplus.shape[1]} rows, AgileGAN {info.id} needs {net.n_latent}")
+        t0 = ctx.begin("agile")
+        params = self._agile_params(info.id, strength)
+        dt = next(net.parameters())
+        w = wplus.to(device=dt.device, dtype=dt.dtype)
+        # official inference draws fresh noise; a fixed seed keeps renders reproducible/cacheable
+        g = torch.Generator(device=dt.device).manual_seed(0)
+        kwargs = dict(input_is_latent=True, randomize_noise=True, generator=g)
+        if params is None:
+            img_a, img_b, _ = net([w], **kwargs)
+        else:
+            img_a, img_b, _ = torch.func.functional_call(net, params, ([w],), kwargs, strict=False)
+        img = _resize_t((img_a if branch == "A" else img_b).clamp(-1, 1), size)
+        ctx.end("agile", t0)
+        self._caches["agile"].put(key, img)
+        return img
+
+    def _agile_branch_for(self, req: RenderRequest, edit_key: tuple) -> str:
+        """A/B as asked; "auto": B when the Z+ code lies on the positive side of an installed
+        ``Male`` Z boundary (mean over rows), else A (the official default for female faces)."""
+        assert req.agile is not None
+        if req.agile.branch != "auto":
+            return req.agile.branch
+        male = [b for b in self.models.boundaries.values()
+                if b.space == "z" and b.id.split("/")[-1].lower() in ("male", "boundary_male")]
+        inv = self._caches["invert"].get(edit_key[0])
+        if not male or inv is None or inv[1] != "zplus":
+            return "A"
+        d = self._direction(male[0].id, inv[0].shape[1], inv[0].shape[2])
+        z = inv[0].float()
+        score = float((z * d.vector.to(z.device).reshape(1, 1, -1)).sum(-1).mean())
+        return "B" if score > 0 else "A"
+
+    @staticmethod
+    def style_codes(resident) -> dict[str, torch.Tensor]:
+        """Extrinsic style codes (Z+ [1,N,D]) stored as extra tensors of a DualStyleGAN checkpoint,
+        by name (``exstyle.<name>`` / ``exstyle_code.<name>`` / any [1,N,D] extra)."""
+        codes: dict[str, torch.Tensor] = {}
+        mod = resident.module
+        n, d = int(mod.n_latent), int(mod.cfg.style_dim)
+        for k, t in sorted(resident.extras.items()):
+            if not isinstance(t, torch.Tensor):
+                continue
+            if t.dim() == 2 and tuple(t.shape) == (n, d):
+                t = t[None]
+            if t.dim() == 3 and t.shape[0] == 1 and tuple(t.shape[1:]) == (n, d):
+                name = k
+                for prefix in ("refined_exstyle_code.", "exstyle_code.", "exstyle_codes.", "exstyles.",
+                               "exstyle.", "style_codes.", "style_code."):
+                    if name.startswith(prefix):
+                        name = name[len(prefix):]
+                        break
+                codes[name] = t
+        return codes
+
+    def _dual(self, req: RenderRequest, wplus: torch.Tensor, edit_key: tuple, size: int, ctx: _Ctx):
+        p = req.dual
+        assert p is not None
+        info = self.models.get(p.style)
+        if info.arch != "dualstylegan":
+            raise RenderError(f"model {p.style!r} is a {info.arch}, not a DualStyleGAN")
+        resident = self.models.load(info.id)
+        net = resident.module
+        codes = self.style_codes(resident)
+        if not codes:
+            raise RenderError(f"DualStyleGAN {info.id!r} has no extrinsic style codes installed")
+        if p.code is None:
+            code_name = next(iter(codes))
+        elif p.code in codes:
+            code_name = p.code
+        elif p.code.isdigit() and int(p.code) < len(codes):
+            code_name = list(codes)[int(p.code)]
+        else:
+            raise RenderError(f"DualStyleGAN {info.id!r} has no style code {p.code!r} "
+                              f"(has {len(codes)}: {', '.join(list(codes)[:5])}...)")
+        n = int(net.n_latent)
+        if len(p.weights) < n:
+            raise RenderError(f"DualStyleGAN {info.id!r} needs {n} weights, got {len(p.weights)}")
+        t = float(req.morph)
+        weights = tuple(round(w * t, 6) for w in p.weights[:n])  # morph scales the stylisation
+        trunc = 1.0 - 0.25 * t  # official transfer: 0.75 toward 0; morph 0 = the plain photo
+        key = (edit_key, info.id, code_name, weights, trunc, size)
+        hit = self._caches["dual"].get(key)
+        if hit is not None:
+            return hit
+        if wplus.shape[1] != n:
+            raise RenderError(f"latent has {wplus.shape[1]} rows, DualStyleGAN {info.id} needs {n}")
+        t0 = ctx.begin("dual")
+        dt = next(net.parameters())
+        ext = net.map_exstyle(codes[code_name].to(device=dt.device, dtype=dt.dtype))
+        img, _ = net([wplus.to(device=dt.device, dtype=dt.dtype)], ext, input_is_latent=True,
+                     truncation=trunc, truncation_latent=0, randomize_noise=False, use_res=True,
+                     interp_weights=list(weights))
+        img = _resize_t(img.clamp(-1, 1), size)
+        ctx.end("dual", t0)
+        self._caches["dual"].put(key, img)
+        return img
 
     def _exemplar_labels(self, req: RenderRequest, ctx: _Ctx) -> np.ndarray:
         ex = req.exemplar
@@ -501,7 +652,7 @@ class Engine:
         t0 = ctx.begin("parse")
         from maskstudio.models.face_parser import parse_image
 
-        labels = parse_image(self.models.load(parser.id).module, ex.image)
+        labels = parse_image(self.models.load(parser.id).module, np.array(ex.image))
         labels.setflags(write=False)
         ctx.end("parse", t0)
         self._caches["parse"].put(key, labels)
