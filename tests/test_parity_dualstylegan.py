@@ -116,3 +116,24 @@ def test_bfloat16_runs_close_to_float32(model):
     ref = case["outputs"]["image"]
     assert ours.dtype == torch.bfloat16
     assert (ours.float() - ref).abs().max() < 0.1 * ref.abs().max()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_parity_cuda_tf32_off(model, monkeypatch):
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    fx, spec = pu.load_fixture(NAME)
+    m = DualStyleGAN(model.cfg).eval()
+    m.load_state_dict(model.state_dict())
+    m.cuda()
+    for case in fx["cases"]:
+        cuda_case = dict(case, inputs={k: v.cuda() for k, v in case["inputs"].items()})
+        pu.compare_outputs(f"{NAME}[cuda]", case, run_case(m, cuda_case), spec)
+    m.half()
+    case = pu.get_case(NAME, "zplus_b_0.75x7")
+    ref = case["outputs"]["image"]
+    cuda_case = dict(case, inputs={k: v.cuda() for k, v in case["inputs"].items()})
+    dev = pu.max_abs_diff(run_case(m, cuda_case)["image"].float(), ref)
+    print(f"{NAME} fp16 on CUDA: max|fp16 - official fp32| = {dev:.3g}")
+    assert dev < 0.05 * ref.abs().max().item()

@@ -200,3 +200,26 @@ def test_upfirdn2d_matches_direct_definition():
     assert torch.allclose(out, ref)
     assert upfirdn2d(x, k, down=2, pad=(1, 2)).shape == (2, 3, 3, 3)
     assert upfirdn2d(x, k, pad=(-1, 2)).shape == (2, 3, 3, 4)
+
+
+def on_device(case: dict, device) -> dict:
+    return dict(case, inputs={k: v.to(device) for k, v in case["inputs"].items()})
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", [NARROW, FULL])
+def test_parity_cuda_tf32_off(name, monkeypatch):
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    fx, spec = pu.load_fixture(name)
+    g = _generator(name).cuda()
+    for case in fx["cases"]:
+        pu.compare_outputs(f"{name}[cuda]", case, run_case(g, on_device(case, "cuda")), spec)
+    g.half()
+    case = fx["cases"][0]
+    ref = case["outputs"]["image"]
+    dev = pu.max_abs_diff(run_case(g, on_device(case, "cuda"))["image"].float(), ref)
+    print(f"{name} fp16 on CUDA: max|fp16 - official fp32| = {dev:.3g} (max|value| "
+          f"{ref.abs().max().item():.3g})")
+    assert dev < 0.05 * ref.abs().max().item()

@@ -28,11 +28,13 @@ from maskstudio.models.stylegan2 import (
     StyledConv,
     ToRGB,
     _int_key_channels,
-    _param_dtype,
+    _first_param,
     build_mapping,
+    mean_latent,
     prepare_latent,
     register_noise_buffers,
     resolve_noise,
+    to_module,
 )
 
 __all__ = ["AgileGeneratorConfig", "AgileGANGenerator", "BRANCH_MAX_LOG2"]
@@ -132,19 +134,17 @@ class AgileGANGenerator(nn.Module):
     # -- latents -----------------------------------------------------------------------------
 
     def get_latent(self, z: Tensor) -> Tensor:
-        return self.style(z.to(_param_dtype(self)))
+        return self.style(to_module(z, self))
 
     def mean_latent(self, n_latent: int = 4096, generator: torch.Generator | None = None) -> Tensor:
-        p = self.input.input
-        z = torch.randn(n_latent, self.style_dim, device=p.device, generator=generator)
-        return self.style(z.to(p.dtype)).mean(0, keepdim=True)
+        return mean_latent(self.style, self.style_dim, n_latent, self.input.input, generator)
 
     def style_codes(self, styles: Any, *, inject_index: int | None = None,
                     truncation: float = 1, truncation_latent: Tensor | float | None = None,
                     input_is_latent: bool = False) -> Tensor:
         return prepare_latent(self.style, self.n_latent, styles, inject_index=inject_index,
                               truncation=truncation, truncation_latent=truncation_latent,
-                              input_is_latent=input_is_latent, dtype=_param_dtype(self))
+                              input_is_latent=input_is_latent, like=_first_param(self))
 
     def noise_draw_order(self, batch: int = 1) -> list[tuple[str, tuple[int, int, int, int]]]:
         """(layer name, shape) of every fresh noise draw of one forward, in call order."""

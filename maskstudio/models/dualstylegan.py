@@ -35,6 +35,7 @@ from maskstudio.models.stylegan2 import (
     _int_key_channels,
     map_rows,
     resolve_noise,
+    to_module,
 )
 
 __all__ = ["DualStyleGANConfig", "DualStyleGAN", "AdaptiveInstanceNorm", "AdaResBlock"]
@@ -155,8 +156,7 @@ class DualStyleGAN(nn.Module):
     def map_exstyle(self, exstyle_zplus: Tensor) -> Tensor:
         """Extrinsic style code Z+ [B, L, D] (``exstyle_code.npy`` rows) → W+ through the
         generator's mapping network, row by row (what the official script feeds ``exstyles``)."""
-        p = self.generator.input.input
-        return map_rows(self.generator.style, exstyle_zplus.to(p.dtype))
+        return map_rows(self.generator.style, to_module(exstyle_zplus, self))
 
     def structure_codes(self, exstyles: Tensor) -> Tensor:
         """T_s(exstyles) per slot, [B, n_latent, D]."""

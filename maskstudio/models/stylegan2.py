@@ -48,6 +48,8 @@ __all__ = [
     "prepare_latent",
     "resolve_noise",
     "draw_noise",
+    "mean_latent",
+    "to_module",
 ]
 
 _SQRT2 = math.sqrt(2.0)
@@ -260,12 +262,15 @@ class ModulatedConv2d(nn.Module):
 
 
 def draw_noise(like: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Fresh N(0,1) noise [B,1,H,W] for activations ``like`` (drawn in float32 on its device,
-    exactly like the official ``new_empty(...).normal_()`` for float32 activations)."""
+    """Fresh N(0,1) noise [B,1,H,W] for activations ``like``: drawn in float32 (exactly like
+    the official ``new_empty(...).normal_()`` for float32 activations) on the device of
+    ``generator`` (default: of ``like``), then moved/cast — so a CPU generator gives the same
+    noise on every device."""
     b, _, h, w = like.shape
-    n = torch.empty(b, 1, h, w, device=like.device, dtype=torch.float32)
+    device = generator.device if generator is not None else like.device
+    n = torch.empty(b, 1, h, w, device=device, dtype=torch.float32)
     n.normal_(generator=generator)
-    return n.to(like.dtype)
+    return n.to(device=like.device, dtype=like.dtype)
 
 
 class NoiseInjection(nn.Module):
@@ -427,16 +432,17 @@ def prepare_latent(mapping: Callable[[Tensor], Tensor], n_latent: int, styles: A
                    inject_index: int | None = None, truncation: float = 1,
                    truncation_latent: Tensor | float | None = None,
                    input_is_latent: bool = False, z_plus_latent: bool = False,
-                   dtype: torch.dtype | None = None) -> Tensor:
+                   like: Tensor | None = None) -> Tensor:
     """Official style preparation: mapping (Z / Z+), truncation, broadcast and two-style
-    mixing. Returns the slot codes [B, n_latent, D]."""
+    mixing. Returns the slot codes [B, n_latent, D]. Inputs are moved to the device and dtype
+    of ``like`` (the module's parameters) when given."""
     if isinstance(styles, Tensor):
         styles = [styles]
     styles = list(styles)
     if not 1 <= len(styles) <= 2:
         raise RenderError(f"expected one or two style tensors, got {len(styles)}")
-    if dtype is not None:
-        styles = [s.to(dtype) for s in styles]
+    if like is not None:
+        styles = [s.to(device=like.device, dtype=like.dtype) for s in styles]
     if not input_is_latent:
         if z_plus_latent:
             styles = [map_rows(mapping, s) if s.ndim == 3 else mapping(s) for s in styles]
@@ -466,6 +472,15 @@ def prepare_latent(mapping: Callable[[Tensor], Tensor], n_latent: int, styles: A
     return latent
 
 
+def mean_latent(mapping: nn.Module, style_dim: int, n: int, like: Tensor,
+                generator: torch.Generator | None = None) -> Tensor:
+    """Mean of ``mapping`` over ``n`` random z ([1, style_dim]); z drawn on the generator's
+    device (default: ``like``'s), used on ``like``'s device and dtype."""
+    device = generator.device if generator is not None else like.device
+    z = torch.randn(n, style_dim, device=device, generator=generator)
+    return mapping(z.to(device=like.device, dtype=like.dtype)).mean(0, keepdim=True)
+
+
 def resolve_noise(noise: Sequence[Tensor | None] | None, randomize_noise: bool,
                   buffers: nn.Module, num_layers: int) -> list[Tensor | None]:
     """Explicit list, stored ``noise_i`` buffers (randomize_noise=False) or ``None`` (draw)."""
@@ -485,8 +500,14 @@ def register_noise_buffers(module: nn.Module, num_layers: int) -> None:
         module.register_buffer(f"noise_{i}", torch.randn(1, 1, r, r))
 
 
-def _param_dtype(module: nn.Module) -> torch.dtype:
-    return next(module.parameters()).dtype
+def _first_param(module: nn.Module) -> Tensor:
+    return next(module.parameters())
+
+
+def to_module(x: Tensor, module: nn.Module) -> Tensor:
+    """``x`` on the device and in the floating dtype of ``module``'s parameters."""
+    p = _first_param(module)
+    return x.to(device=p.device, dtype=p.dtype)
 
 
 # --------------------------------------------------------------------------- generator
@@ -534,13 +555,11 @@ class StyleGAN2Generator(nn.Module):
 
     def get_latent(self, z: Tensor) -> Tensor:
         """Mapping network: z [..., 512] → w."""
-        return self.style(z.to(_param_dtype(self)))
+        return self.style(to_module(z, self))
 
     def mean_latent(self, n_latent: int = 4096, generator: torch.Generator | None = None) -> Tensor:
         """Mean of the mapping of ``n_latent`` random z, [1, style_dim] (official recipe)."""
-        p = self.input.input
-        z = torch.randn(n_latent, self.style_dim, device=p.device, generator=generator)
-        return self.style(z.to(p.dtype)).mean(0, keepdim=True)
+        return mean_latent(self.style, self.style_dim, n_latent, self.input.input, generator)
 
     def style_codes(self, styles: Any, *, inject_index: int | None = None,
                     truncation: float = 1, truncation_latent: Tensor | float | None = None,
@@ -549,7 +568,7 @@ class StyleGAN2Generator(nn.Module):
         return prepare_latent(self.style, self.n_latent, styles, inject_index=inject_index,
                               truncation=truncation, truncation_latent=truncation_latent,
                               input_is_latent=input_is_latent, z_plus_latent=z_plus_latent,
-                              dtype=_param_dtype(self))
+                              like=_first_param(self))
 
     # -- synthesis ---------------------------------------------------------------------------
 
