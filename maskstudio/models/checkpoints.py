@@ -366,6 +366,18 @@ class LoadedModel:
     path: Path | None = None
 
 
+def _owned(t: torch.Tensor, device) -> torch.Tensor:
+    """``t`` on ``device`` in its own 64-byte-aligned storage.
+
+    Tensors read from a safetensors buffer can sit at odd offsets; CPU kernels then take other
+    code paths and results differ in the last bits (and run slower), so such tensors are copied.
+    """
+    t = t.to(device)
+    if t.data_ptr() % 64 or t.storage_offset() or t.untyped_storage().nbytes() != t.nbytes:
+        t = t.clone(memory_format=torch.contiguous_format)
+    return t
+
+
 def _build_and_load(arch: str, config: Any, sd: Mapping[str, torch.Tensor], source: Any,
                     device, dtype) -> tuple[nn.Module, dict[str, Any]]:
     try:
@@ -377,7 +389,7 @@ def _build_and_load(arch: str, config: Any, sd: Mapping[str, torch.Tensor], sour
     check_state_dict(module, sd, source)
     entries = {n for n, _ in module.named_parameters()} | {n for n, _ in module.named_buffers()}
     if entries <= set(sd):  # every tensor comes from the file: skip the random init
-        module.load_state_dict({k: v.to(device) for k, v in sd.items()}, strict=True, assign=True)
+        module.load_state_dict({k: _owned(v, device) for k, v in sd.items()}, strict=True, assign=True)
     else:  # non-persistent buffers need a real construction
         module = registry.build(arch, cfg)
         module.load_state_dict(sd, strict=True)
