@@ -27,6 +27,7 @@ class Tool(str, enum.Enum):
 
 STROKE_TOOLS = {Tool.BRUSH: "brush", Tool.ERASE: "erase", Tool.RESTORE: "restore"}
 MIN_ZOOM, MAX_ZOOM = 0.05, 32.0
+MIN_BRUSH_PX, MAX_BRUSH_PX = 1.0, 256.0  # maskstudio.mask.MIN/MAX_DIAMETER_PX
 
 
 def numpy_to_qimage(arr: np.ndarray) -> QImage:
@@ -177,7 +178,7 @@ class MaskCanvas(QWidget):
             self.fit()
 
     def set_brush_size(self, diameter_px: float) -> None:
-        self.diameter_px = float(min(512.0, max(1.0, diameter_px)))
+        self.diameter_px = float(min(MAX_BRUSH_PX, max(MIN_BRUSH_PX, diameter_px)))
         self.brushSizeChanged.emit(self.diameter_px)
         self.update()
 

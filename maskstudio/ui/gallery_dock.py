@@ -49,7 +49,9 @@ class _DropList(QListWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setAcceptDrops(True)
+        self.viewport().setAcceptDrops(True)
         self.setDragEnabled(False)
+        self.setDropIndicatorShown(True)
 
     def dragEnterEvent(self, e) -> None:  # noqa: N802
         if e.mimeData().hasUrls():
@@ -90,6 +92,8 @@ class GalleryWidget(QWidget):
         self.list.setMovement(QListView.Movement.Static)
         self.list.setWordWrap(True)
         self.list.setUniformItemSizes(True)
+        self.list.setAcceptDrops(True)            # after setMovement(Static), which turns drops off
+        self.list.viewport().setAcceptDrops(True)
         self.list.setToolTip("Click an exemplar to use it as the style reference; drop image files here to add them")
         self.list.itemClicked.connect(self._clicked)
         self.list.filesDropped.connect(self.filesDropped)

@@ -87,10 +87,13 @@ class MainWindow(QMainWindow):
     renderShown = Signal(object)     # every RenderResult the view accepted (tests wait on it)
 
     def __init__(self, settings: Settings | None = None, *, engine=None, qsettings: QSettings | None = None,
-                 state_dir: Path | None = None, open_sample: bool = True, offer_recovery: bool = True) -> None:
+                 state_dir: Path | None = None, open_sample: bool = True, offer_recovery: bool = True,
+                 render_size_px: int | None = None) -> None:
         super().__init__()
         self.settings = settings or Settings.from_env()
         self.qsettings = qsettings or QSettings()
+        #: side of full renders (None: the mask's side, 512); a preference for slow CPUs
+        self.render_size_px = render_size_px or (int(self.qsettings.value("render/size_px", 0) or 0) or None)
         self.setWindowTitle("MaskStudio")
         self.setWindowIcon(icon("mdi6.face-woman-shimmer"))
         self.resize(1440, 860)
@@ -317,7 +320,7 @@ class MainWindow(QMainWindow):
         tools.addSeparator()
         tools.addWidget(QLabel(" Size "))
         self.size_spin = QDoubleSpinBox()
-        self.size_spin.setRange(1, 512)
+        self.size_spin.setRange(1, 256)
         self.size_spin.setDecimals(0)
         self.size_spin.setSuffix(" px")
         self.size_spin.setToolTip("Brush diameter in mask pixels ([ smaller, ] bigger)")
@@ -373,18 +376,28 @@ class MainWindow(QMainWindow):
     # ================================================================== document
     def set_document(self, labels: np.ndarray, *, original_size_hw=None, original: np.ndarray | None = None,
                      name: str = "Opened") -> None:
+        """Start editing ``labels``. ``original``: the mask as first opened (what "erase to
+        original" restores and A/B compares against) when it differs from ``labels``."""
         from maskstudio.mask import MaskDocument
 
         if self.doc is not None:
             self.doc.remove_listener(self._on_doc_changed)
+            self.doc.remove_history_listener(self._refresh_history)
         labels = np.ascontiguousarray(labels, dtype=np.uint8)
-        self.doc = MaskDocument(labels, original_size_hw=original_size_hw)
-        self.original_labels = np.array(labels if original is None else original, dtype=np.uint8)
-        self.doc.locked = set(self.doc.locked) | self._locked_pref()
-        self.doc.mirror = self.act_mirror.isChecked()
-        self.doc.add_listener(self._on_doc_changed)
-        self.canvas.set_document(self.doc)
-        self.palette_widget.set_locked(set(self.doc.locked))
+        if original is not None and original.shape == labels.shape and not np.array_equal(original, labels):
+            doc = MaskDocument(np.ascontiguousarray(original, dtype=np.uint8), original_size_hw=original_size_hw)
+            doc.set_labels(labels, name="Saved edits")
+            doc.mark_clean()
+        else:
+            doc = MaskDocument(labels, original_size_hw=original_size_hw)
+        self.doc = doc
+        self.original_labels = np.array(doc.original, dtype=np.uint8)
+        doc.locked = set(doc.locked) | self._locked_pref()
+        doc.mirror = self.act_mirror.isChecked()
+        doc.add_listener(self._on_doc_changed)
+        doc.add_history_listener(self._refresh_history)
+        self.canvas.set_document(doc)
+        self.palette_widget.set_locked(set(doc.locked))
         self.render_view.set_reference(None)
         self._reference_key = None
         self._extra_dirty = False
@@ -396,7 +409,6 @@ class MainWindow(QMainWindow):
         return {r.index for r in self.palette_widget.rows if r.lock.isChecked()}
 
     def _on_doc_changed(self, bbox) -> None:
-        self._refresh_history()
         self._update_title()
         self.request_render(preview=self._stroke_active)
 
@@ -411,6 +423,7 @@ class MainWindow(QMainWindow):
         self.history_widget.refresh(list(self.doc.history), int(self.doc.history_index))
         self.act_undo.setEnabled(bool(self.doc.can_undo))
         self.act_redo.setEnabled(bool(self.doc.can_redo))
+        self._update_title()
 
     def undo(self) -> None:
         if self.doc is not None and self.doc.can_undo:
@@ -485,7 +498,10 @@ class MainWindow(QMainWindow):
     # ================================================================== rendering
     def render_request_kwargs(self) -> dict[str, Any]:
         """The slider / output state as RenderRequest keyword arguments."""
-        return self.client.request_kwargs(self.render_view.current_output(), self.sliders.state())
+        kw = self.client.request_kwargs(self.render_view.current_output(), self.sliders.state())
+        if self.render_size_px:
+            kw["size_px"] = int(self.render_size_px)
+        return kw
 
     def request_render(self, preview: bool = False) -> None:
         if self.doc is None or self._closing:
@@ -684,9 +700,12 @@ class MainWindow(QMainWindow):
             dialogs.show_error(self, "Open photo", f"{path}: {error}")
             return
         with self._guard("Open photo"):
+            from maskstudio.io.masks import WORKING_SIZE, resize_nearest
+
+            labels = resize_nearest(np.asarray(labels, np.uint8), (WORKING_SIZE, WORKING_SIZE))
             self.project_path = None
             self.source_photo = image
-            self.set_document(np.asarray(labels, np.uint8), original_size_hw=image.shape[:2])
+            self.set_document(labels, original_size_hw=image.shape[:2])
             self.canvas.set_background(image)
             self.set_exemplar(image, np.asarray(labels, np.uint8), name=path.stem, path=path)
             self._add_recent(path, "photo")

@@ -1,0 +1,394 @@
+"""Drive the app like a user: shortcuts, synthesized mouse strokes, docks, files, safety.
+
+Every test runs the real window on a small real engine (tiny DMN + face parser checkpoints)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QPoint, Qt
+
+from maskstudio.labels import index_of
+from maskstudio.ui.canvas import Tool
+from ui_helpers import SIZE, face_like_mask
+
+RENDER_TIMEOUT_MS = 30_000
+
+
+def wait_full_render(qtbot, w):
+    """Wait until the engine is idle and the view shows a full (non-preview) render."""
+    def done():
+        res = w.render_view.last_result
+        assert res is not None and not res.preview and not w.client.busy
+    qtbot.waitUntil(done, timeout=RENDER_TIMEOUT_MS)
+    return w.render_view.last_result
+
+
+def scale(w) -> int:
+    """Masks open at the 512 working size; tests think in a 64 grid (one cell = 8 pixels)."""
+    return w.doc.shape[0] // SIZE
+
+
+def at(w, x: float, y: float) -> QPoint:
+    """Widget position of the centre of grid cell (x, y)."""
+    s = scale(w)
+    p = w.canvas.image_to_widget((x + 0.5) * s, (y + 0.5) * s)
+    return QPoint(round(p.x()), round(p.y()))
+
+
+def grid(w) -> np.ndarray:
+    """The document sampled at the grid-cell centres (64x64)."""
+    s = scale(w)
+    return np.array(w.doc.labels[s // 2::s, s // 2::s])
+
+
+def brush(w, cells: float) -> None:
+    w.canvas.set_brush_size(cells * scale(w))
+
+
+def drag(qtbot, w, points, button=Qt.MouseButton.LeftButton):
+    c = w.canvas
+    qtbot.mousePress(c, button, pos=at(w, *points[0]))
+    for pt in points[1:]:
+        qtbot.mouseMove(c, pos=at(w, *pt))
+    qtbot.mouseRelease(c, button, pos=at(w, *points[-1]))
+
+
+def key(qtbot, w, k, mod=Qt.KeyboardModifier.NoModifier):
+    w.activateWindow()
+    qtbot.keyClick(w.canvas, k, mod)
+
+
+def test_first_render_arrives_and_shows_stage(qtbot, make_window):
+    w = make_window()
+    res = wait_full_render(qtbot, w)
+    assert res.ok, res.error
+    assert res.image.shape == (SIZE, SIZE, 3)
+    assert w.exemplar is not None and w.exemplar.name == "alice"
+    assert "DMN face" in w.render_view.stage.text() and "ms" in w.render_view.stage.text()
+    assert not w.render_view.is_busy
+
+
+def test_class_shortcut_then_stroke_paints_and_renders(qtbot, make_window):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    key(qtbot, w, Qt.Key.Key_H)
+    assert w.canvas.active_class == index_of("hair")
+    assert w.palette_widget.active == index_of("hair")
+    assert w.palette_widget.rows[index_of("hair")].property("active") is True
+    before = grid(w)
+    n_before = w.client.delivered
+    brush(w, 5)
+    row = 58  # below the face: background
+    drag(qtbot, w, [(8, row), (20, row), (32, row), (44, row)])
+    after = grid(w)
+    assert (after[row, 10:43] == index_of("hair")).all()
+    assert (after[:50] == before[:50]).all()            # nothing painted far from the stroke
+    assert w.doc.history == ["Brush hair"] or len(w.doc.history) == 1
+    res = wait_full_render(qtbot, w)
+    assert w.client.delivered > n_before and res.ok
+    # the render reflects the painted mask: an identical request gives the same image
+    from maskstudio.engine import RenderRequest
+
+    again = w.client.engine.render_sync(RenderRequest(np.array(w.doc.labels), w.exemplar, size_px=SIZE))
+    np.testing.assert_array_equal(again.image, res.image)
+
+
+def test_undo_redo_shortcuts_and_history_list(qtbot, make_window):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    original = np.array(w.doc.labels)
+    key(qtbot, w, Qt.Key.Key_N)  # neck
+    drag(qtbot, w, [(5, 60), (30, 60)])
+    painted = np.array(w.doc.labels)
+    assert not np.array_equal(painted, original)
+    assert w.history_widget.list.count() == 2            # "Opened" + the stroke
+    key(qtbot, w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(w.doc.labels, original)
+    assert w.history_widget.list.currentRow() == 0
+    key(qtbot, w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    np.testing.assert_array_equal(w.doc.labels, painted)
+    # clicking the first history row goes back to the opened mask
+    item = w.history_widget.list.item(0)
+    rect = w.history_widget.list.visualItemRect(item)
+    qtbot.mouseClick(w.history_widget.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    np.testing.assert_array_equal(w.doc.labels, original)
+    wait_full_render(qtbot, w)
+
+
+def test_locked_class_is_not_painted(qtbot, make_window):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    skin = index_of("skin")
+    row = w.palette_widget.rows[skin]
+    qtbot.mouseClick(row.lock, Qt.MouseButton.LeftButton)
+    assert skin in w.doc.locked
+    before = grid(w)
+    key(qtbot, w, Qt.Key.Key_T)  # hat
+    brush(w, 9)
+    drag(qtbot, w, [(2, 40), (62, 40)])
+    after = grid(w)
+    was_skin = before == skin
+    assert (after[was_skin] == skin).all()
+    assert (after[40, :8][before[40, :8] == 0] == index_of("hat")).all()
+
+
+def test_mirror_paints_the_other_side_with_swapped_class(qtbot, make_window):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    key(qtbot, w, Qt.Key.Key_M, Qt.KeyboardModifier.ShiftModifier)
+    assert w.act_mirror.isChecked() and w.doc.mirror
+    key(qtbot, w, Qt.Key.Key_4)  # left eye
+    brush(w, 3)
+    drag(qtbot, w, [(5, 5), (6, 5)])
+    lab = grid(w)
+    assert lab[5, 5] == index_of("l_eye")
+    assert lab[5, SIZE - 1 - 5] == index_of("r_eye")
+
+
+def test_fill_tool_fills_region(qtbot, make_window):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    key(qtbot, w, Qt.Key.Key_G)
+    assert w.canvas.tool == Tool.FILL
+    key(qtbot, w, Qt.Key.Key_C)  # cloth
+    before = grid(w)
+    qtbot.mouseClick(w.canvas, Qt.MouseButton.LeftButton, pos=at(w, 1, 62))
+    after = grid(w)
+    bg_corner = before == 0
+    assert after[62, 1] == index_of("cloth")
+    assert (after[~bg_corner] == before[~bg_corner]).all()
+    assert (after == index_of("cloth")).sum() > 200
+
+
+def test_eyedropper_and_polygon(qtbot, make_window):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    key(qtbot, w, Qt.Key.Key_I)
+    qtbot.mouseClick(w.canvas, Qt.MouseButton.LeftButton, pos=at(w, 32, 37))  # nose
+    assert w.canvas.active_class == grid(w)[37, 32] == index_of("nose")
+    key(qtbot, w, Qt.Key.Key_P)
+    key(qtbot, w, Qt.Key.Key_R)  # earring
+    for pt in ((2, 2), (12, 2), (12, 12)):
+        qtbot.mouseClick(w.canvas, Qt.MouseButton.LeftButton, pos=at(w, *pt))
+    qtbot.mouseClick(w.canvas, Qt.MouseButton.RightButton, pos=at(w, 12, 12))
+    assert grid(w)[4, 9] == index_of("ear_r")
+
+
+def test_gallery_click_changes_exemplar_and_renders(qtbot, make_window):
+    w = make_window()
+    first = wait_full_render(qtbot, w)
+    lst = w.gallery.list
+    names = [e.name for e in w.gallery.entries]
+    assert names == ["alice", "bob"]
+    rect = lst.visualItemRect(lst.item(1))
+    with qtbot.waitSignal(w.renderShown, timeout=RENDER_TIMEOUT_MS):
+        qtbot.mouseClick(lst.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert w.exemplar.name == "bob"
+    res = wait_full_render(qtbot, w)
+    assert res.ok and not np.array_equal(res.image, first.image)
+
+
+def test_gallery_add_and_drop_without_mask_uses_face_parser(qtbot, make_window, tmp_path, recorder):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication
+
+    w = make_window()
+    wait_full_render(qtbot, w)
+    img = tmp_path / "carol.png"
+    Image.fromarray((np.random.default_rng(3).random((SIZE, SIZE, 3)) * 255).astype(np.uint8)).save(img)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(img))])
+    lst = w.gallery.list
+    enter = QDragEnterEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(lst.viewport(), enter)
+    assert enter.isAccepted()
+    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(lst.viewport(), ev)
+    assert [e.name for e in w.gallery.entries][-1] == "carol"
+    assert w.gallery.entries[-1].mask_path is None
+    w.use_exemplar(w.gallery.entries[-1])
+    res = wait_full_render(qtbot, w)
+    assert res.ok, res.error  # the tiny face parser made the exemplar's mask
+    # Add… through the (recorded) file dialog
+    recorder.paths.append(str(tmp_path / "missing.png"))
+    w.add_exemplars()
+    assert recorder.errors and "missing.png" in recorder.errors[-1][1]
+
+
+def test_opacity_zoom_and_brush_size_keys(qtbot, make_window):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    w.opacity_slider.setValue(25)
+    assert w.canvas.opacity == pytest.approx(0.25)
+    d = w.canvas.diameter_px
+    key(qtbot, w, Qt.Key.Key_BracketRight)
+    assert w.canvas.diameter_px > d and w.size_spin.value() == pytest.approx(round(w.canvas.diameter_px))
+    key(qtbot, w, Qt.Key.Key_BracketLeft)
+    key(qtbot, w, Qt.Key.Key_BracketLeft)
+    assert w.canvas.diameter_px < d
+    w.canvas.actual_size()
+    assert w.canvas.zoom == 1.0
+    z = w.canvas.zoom
+    from PySide6.QtCore import QPointF
+
+    w.canvas.zoom_by(2.0, QPointF(50, 50))
+    assert w.canvas.zoom == pytest.approx(2 * z)
+    # middle-button pan moves the image
+    p0 = w.canvas.image_to_widget(0, 0)
+    qtbot.mousePress(w.canvas, Qt.MouseButton.MiddleButton, pos=QPoint(100, 100))
+    qtbot.mouseMove(w.canvas, pos=QPoint(130, 110))
+    qtbot.mouseRelease(w.canvas, Qt.MouseButton.MiddleButton, pos=QPoint(130, 110))
+    p1 = w.canvas.image_to_widget(0, 0)
+    assert (p1.x() - p0.x(), p1.y() - p0.y()) == (30, 10)
+
+
+def test_exports_exist_and_reopen_identically(qtbot, make_window, tmp_path, recorder):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    key(qtbot, w, Qt.Key.Key_K)
+    drag(qtbot, w, [(3, 50), (25, 62)])
+    painted = np.array(w.doc.labels)
+    res = wait_full_render(qtbot, w)
+    assert w.export_render(tmp_path / "render.png")
+    np.testing.assert_array_equal(np.array(Image.open(tmp_path / "render.png").convert("RGB")), res.image)
+    assert w.export_mask(tmp_path / "label.png", kind="label")
+    assert w.export_mask(tmp_path / "color.png", kind="color")
+    for name in ("label.png", "color.png"):
+        assert (tmp_path / name).is_file()
+        w.doc.mark_clean()
+        assert w.open_mask(tmp_path / name), recorder.errors
+        np.testing.assert_array_equal(w.doc.labels, painted)
+    # latents need the StyleGAN chain: without it the user is told so (no file, no crash)
+    assert not w.export_latents(tmp_path / "w.npy")
+    assert "encoder" in recorder.errors[-1][1]
+
+
+def test_latent_export_formats(tmp_path):
+    from maskstudio.ui.render_client import RenderClient
+
+    lat = np.random.default_rng(0).standard_normal((1, 18, 512)).astype(np.float32)
+    RenderClient.save_latent(tmp_path / "w.npy", lat)
+    np.testing.assert_array_equal(np.load(tmp_path / "w.npy"), lat)
+    import torch
+
+    RenderClient.save_latent(tmp_path / "w.pt", lat[0])
+    t = torch.load(tmp_path / "w.pt", weights_only=True)
+    assert tuple(t.shape) == (1, 18, 512) and np.array_equal(t.numpy(), lat)
+    from maskstudio.errors import LatentFileError
+
+    with pytest.raises(LatentFileError, match="bad.npy"):
+        RenderClient.save_latent(tmp_path / "bad.npy", np.zeros((3, 4)))
+
+
+def test_project_round_trip(qtbot, make_window, tmp_path, recorder):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    bob = w.gallery.entries[1]
+    w.use_exemplar(bob)
+    key(qtbot, w, Qt.Key.Key_U)
+    drag(qtbot, w, [(10, 10), (50, 12)])
+    painted = np.array(w.doc.labels)
+    assert w.is_dirty() and w.windowTitle().startswith("*")
+    path = tmp_path / "p.msproj"
+    assert w.save_project(path)
+    assert not w.is_dirty() and not w.windowTitle().startswith("*")
+    ex_img = np.array(w.exemplar.image)
+
+    w2 = make_window(open_sample=False)
+    assert w2.open_project(path), recorder.errors
+    np.testing.assert_array_equal(w2.doc.labels, painted)
+    np.testing.assert_array_equal(w2.exemplar.image, ex_img)
+    assert w2.exemplar.name == "bob"
+    # "erase to original" still restores the mask as first opened, not the saved edits
+    np.testing.assert_array_equal(w2.doc.original, w.doc.original)
+    assert w2.sliders.state() == w.sliders.state()
+    res = wait_full_render(qtbot, w2)
+    assert res.ok
+    assert str(path.resolve()) == w2.recent_files()[0][0]
+
+
+def test_corrupt_files_show_error_and_window_keeps_working(qtbot, make_window, tmp_path, recorder):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    bad = tmp_path / "broken.msproj"
+    bad.write_bytes(b"PK\x03\x04 this is not a project")
+    assert not w.open_project(bad)
+    assert recorder.errors and "broken.msproj" in recorder.errors[-1][1]
+    badmask = tmp_path / "broken.png"
+    badmask.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    assert not w.open_mask(badmask)
+    assert "broken.png" in recorder.errors[-1][1]
+    assert w.isVisible()
+    key(qtbot, w, Qt.Key.Key_H)
+    drag(qtbot, w, [(4, 60), (30, 60)])
+    assert grid(w)[60, 10] == index_of("hair")
+    assert wait_full_render(qtbot, w).ok
+
+
+def test_unsaved_changes_prompt_on_close(qtbot, make_window, recorder):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    key(qtbot, w, Qt.Key.Key_H)
+    drag(qtbot, w, [(4, 60), (30, 60)])
+    recorder.answers.append("Cancel")
+    w.close()
+    assert w.isVisible() and recorder.questions and "unsaved" in recorder.questions[-1]
+    recorder.answers.append("Discard")
+    w.close()
+    assert not w.isVisible()
+
+
+def test_recovery_after_crash_restores_autosave(qtbot, make_window, recorder, tmp_path):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    key(qtbot, w, Qt.Key.Key_H)
+    drag(qtbot, w, [(4, 60), (30, 60)])
+    painted = np.array(w.doc.labels)
+    assert w.autosave_now()
+    assert w.autosave.path.is_file()
+    # "crash": the first session never closes, its lock + autosave stay; a new session starts
+    recorder.answers.append("Recover")
+    w2 = make_window()
+    assert any("Recover" in q or "did not close" in q for q in recorder.questions)
+    np.testing.assert_array_equal(w2.doc.labels, painted)
+    assert w2.is_dirty()
+    # a clean close removes the autosave: no recovery offer next time
+    w2.doc.mark_clean()
+    w2._extra_dirty = False
+    w2.close()
+    assert not w2.autosave.path.exists()
+
+
+def test_open_photo_parses_it_in_the_background(qtbot, make_window, tmp_path, recorder):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    img = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(5).random((SIZE, SIZE, 3)) * 255).astype(np.uint8)).save(img)
+    w.open_photo(img)
+    qtbot.waitUntil(lambda: getattr(w, "photoOpened", None) == img, timeout=RENDER_TIMEOUT_MS)
+    assert w.doc.shape == (512, 512) and w.doc.original_size_hw == (SIZE, SIZE) and w.source_photo is not None
+    assert w.exemplar.name == "photo"
+    assert wait_full_render(qtbot, w).ok
+    assert not recorder.errors
+
+
+def test_slider_groups_disabled_with_hint_when_models_missing(qtbot, make_window):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    for key_, g in w.sliders.groups.items():
+        assert not g.body.isEnabled(), key_
+        assert g.hint.text()
+    # the output choice lists StyleGAN outputs but disables them, with the reason as tooltip
+    idx = w.render_view.output.findData("dual")
+    assert not w.render_view.output.model().item(idx).isEnabled()
+
+
+def test_screenshot_command_writes_png(tmp_path, settings, recorder):
+    from maskstudio.ui.app import run_gui
+
+    out = tmp_path / "shot.png"
+    assert run_gui(settings, screenshot=str(out)) == 0
+    im = Image.open(out)
+    assert im.size[0] > 800 and im.size[1] > 500
