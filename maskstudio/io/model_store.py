@@ -44,6 +44,7 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -470,14 +471,6 @@ class ModelStore:
                 continue
             dest = part_dir / (rf.name + ".part")
             url = self._download_any(rf, dest, progress, cancel)
-            if rf.sha256 is not None:
-                got = sha256_file(dest, (lambda d, t, n=rf.name: progress(Progress("checksum", n, d, t)))
-                                  if progress else None)
-                if got != rf.sha256:
-                    dest.unlink(missing_ok=True)
-                    raise DownloadError(
-                        f"{url}: checksum mismatch for {rf.name} (got sha256 {got[:12]}…, registry says "
-                        f"{rf.sha256[:12]}…); the download was deleted — wrong or corrupted file")
             final = part_dir / rf.name
             os.replace(dest, final)
             downloaded[rf.name] = final
@@ -729,8 +722,9 @@ class ModelStore:
             digest = sha256_file(p, (lambda d, t, n=name: progress(Progress("checksum", n, d, t))) if progress else None)
             rf = next((f for f in e.files if f.name == name), None)
             if rf is not None and rf.sha256 is not None and digest != rf.sha256:
-                raise file_error(CheckpointError, p, f"sha256 {digest[:12]}… differs from the published "
-                                                     f"{rf.sha256[:12]}… for {e.id}/{name} (wrong or corrupted file)")
+                raise file_error(CheckpointError, p, f"checksum mismatch: sha256 {digest[:12]}… differs from the "
+                                                     f"published {rf.sha256[:12]}… for {e.id}/{name} "
+                                                     f"(wrong or corrupted file)")
             originals.append({"name": name, "sha256": digest, "size_bytes": p.stat().st_size,
                               "source": sources.get(name, ""),
                               "checksum_verified": bool(rf is not None and rf.sha256 is not None)})
