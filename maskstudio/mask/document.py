@@ -10,8 +10,10 @@ Rules every operation follows:
 * **Mirror mode** — with :attr:`MaskDocument.mirror` on, each operation is also applied mirrored
   about the vertical line ``x = mirror_axis_x`` (continuous coordinates; ``None`` = the image
   centre ``W / 2``, which maps pixel column ``c`` to ``W - 1 - c``), painting the mirrored class
-  (:data:`maskstudio.labels.MIRROR_LUT`: ``l_eye`` <-> ``r_eye`` ...). Where the original and the
-  mirrored footprints overlap, the original wins. ``restore`` restores the loaded mask on both
+  (:data:`maskstudio.labels.MIRROR_LUT`: ``l_eye`` <-> ``r_eye`` ...). When ``2 * axis`` is an
+  integer the mirrored footprint is the exact column mirror (``c`` <-> ``2 * axis - 1 - c``) of
+  the original one, so both sides match pixel for pixel; other axes rasterise the mirrored
+  geometry. Where the original and the mirrored footprints overlap, the original wins. ``restore`` restores the loaded mask on both
   sides (no class swap: it puts back what was there).
 * **Undo** — one step per operation (an interactive stroke from :meth:`begin_stroke` to
   :meth:`Stroke.end` is one step). A step stores the bbox of the changed pixels and the old/new
@@ -342,6 +344,31 @@ class MaskDocument:
     def _axis(self) -> float:
         return float(self.shape[1]) / 2.0 if self.mirror_axis_x is None else float(self.mirror_axis_x)
 
+    def _mirrored(self, bbox: BBox | None, mask: np.ndarray | None, axis: float, raster, pts):
+        """Footprint of the mirrored operation.
+
+        When ``2 * axis`` is an integer (the default centre, any pixel edge or centre), this is the
+        exact column mirror of ``(bbox, mask)`` — column ``c`` <-> ``2 * axis - 1 - c`` — so both
+        sides are pixel-for-pixel symmetric. Otherwise the mirrored geometry ``pts`` is
+        rasterised with ``raster(points)``.
+        """
+        two_a = 2.0 * axis
+        if two_a != math.floor(two_a):
+            mpts = np.asarray(pts, np.float64).reshape(-1, 2).copy()
+            mpts[:, 0] = two_a - mpts[:, 0]
+            return raster(mpts)
+        if bbox is None:
+            return None, None
+        k = int(two_a)
+        y0, x0, y1, x1 = bbox
+        w = self.shape[1]
+        mx0, mx1 = k - x1, k - x0  # mirrored columns [mx0, mx1), mask reversed
+        flipped = mask[:, ::-1]
+        cx0, cx1 = max(mx0, 0), min(mx1, w)
+        if cx1 <= cx0:
+            return None, None
+        return (y0, cx0, y1, cx1), flipped[:, cx0 - mx0:cx1 - mx0]
+
     def _locked_lut(self) -> np.ndarray:
         lut = np.zeros(256, bool)
         for c in self.locked:
@@ -362,16 +389,14 @@ class MaskDocument:
         """Set ``target`` where ``mask`` and the pixel's reference class is not locked."""
         y0, x0, y1, x1 = bbox
         region = self._labels[y0:y1, x0:x1]
-        write = mask & ~locked_lut[lock_ref[y0:y1, x0:x1]]
+        write = mask
+        if locked_lut.any():
+            write = write & ~locked_lut[lock_ref[y0:y1, x0:x1]]
         if exclude is not None:
-            write &= ~exclude[y0:y1, x0:x1]
-        if target == _RESTORE:
-            src = self._original[y0:y1, x0:x1]
-            write &= region != src
-            region[write] = src[write]
-        else:
-            write &= region != target
-            region[write] = target
+            write = write & ~exclude[y0:y1, x0:x1]
+        src = self._original[y0:y1, x0:x1] if target == _RESTORE else np.uint8(target)
+        write = write & (region != src)
+        np.copyto(region, src, where=write)
         return mask_bbox(write, (y0, x0))
 
     def _paint_geometry(self, points, diameter_px, tool, cls, mirror_axis, locked_lut,
@@ -387,9 +412,8 @@ class MaskDocument:
         bbox, mask = stroke_footprint(points, diameter_px, shape)
         changed = None
         if mirror_axis is not None:
-            pts = np.asarray(points, np.float64).reshape(-1, 2).copy()
-            pts[:, 0] = 2.0 * mirror_axis - pts[:, 0]
-            mbbox, mmask = stroke_footprint(pts, diameter_px, shape)
+            mbbox, mmask = self._mirrored(
+                bbox, mask, mirror_axis, lambda p: stroke_footprint(p, diameter_px, shape), points)
             if bbox is not None:
                 y0, x0, y1, x1 = bbox
                 primary_cover[y0:y1, x0:x1] |= mask
@@ -410,25 +434,17 @@ class MaskDocument:
             union = bbox_union(union, b)
         uy0, ux0, uy1, ux1 = union  # type: ignore[misc]
         before = self._labels[uy0:uy1, ux0:ux1].copy()
-        locked_lut = self._locked_lut()
-        locked = locked_lut[before]
-        changed = None
+        locked = self._locked_lut()[before] if self.locked else None
         for (y0, x0, y1, x1), mask, target in parts:
             region = self._labels[y0:y1, x0:x1]
-            write = mask & ~locked[y0 - uy0:y1 - uy0, x0 - ux0:x1 - ux0]
-            if target == _RESTORE:
-                src = self._original[y0:y1, x0:x1]
-                write &= region != src
-                region[write] = src[write]
-            else:
-                write &= region != target
-                region[write] = target
-            changed = bbox_union(changed, mask_bbox(write, (y0, x0)))
-        if changed is None:
-            return None
+            write = mask
+            if locked is not None:
+                write = mask & ~locked[y0 - uy0:y1 - uy0, x0 - ux0:x1 - ux0]
+            src = self._original[y0:y1, x0:x1] if target == _RESTORE else target
+            np.copyto(region, src, where=write)
         after = self._labels[uy0:uy1, ux0:ux1]
         tight = mask_bbox(before != after, (uy0, ux0))
-        if tight is None:  # a later part painted an earlier part's change back
+        if tight is None:  # nothing changed (or a later part painted an earlier change back)
             return None
         ty0, tx0, ty1, tx1 = tight
         self._push(
@@ -506,12 +522,12 @@ class MaskDocument:
             self._finish_stroke()
             return None
         target, mtarget = self._targets(tool, cls_i)
+        bbox, mask = stroke_footprint(pts, d, self.shape)
         parts = []
         if self.mirror:
-            mpts = pts.copy()
-            mpts[:, 0] = 2.0 * self._axis() - mpts[:, 0]
-            parts.append((*stroke_footprint(mpts, d, self.shape), mtarget))
-        parts.append((*stroke_footprint(pts, d, self.shape), target))
+            raster = lambda p: stroke_footprint(p, d, self.shape)  # noqa: E731
+            parts.append((*self._mirrored(bbox, mask, self._axis(), raster, pts), mtarget))
+        parts.append((bbox, mask, target))
         return self._apply_masks(self._step_name(tool, cls_i, name), parts)
 
     def fill_polygon(self, points: Sequence[Sequence[float]] | np.ndarray, cls: int,
@@ -519,12 +535,12 @@ class MaskDocument:
         """Fill the pixels whose centre is inside the polygon (even-odd rule) with ``cls``."""
         cls_i = _check_class(cls)
         pts = np.asarray(points, np.float64).reshape(-1, 2)
+        bbox, mask = polygon_footprint(pts, self.shape)
         parts = []
         if self.mirror:
-            mpts = pts.copy()
-            mpts[:, 0] = 2.0 * self._axis() - mpts[:, 0]
-            parts.append((*polygon_footprint(mpts, self.shape), int(L.MIRROR_LUT[cls_i])))
-        parts.append((*polygon_footprint(pts, self.shape), cls_i))
+            raster = lambda p: polygon_footprint(p, self.shape)  # noqa: E731
+            parts.append((*self._mirrored(bbox, mask, self._axis(), raster, pts), int(L.MIRROR_LUT[cls_i])))
+        parts.append((bbox, mask, cls_i))
         return self._apply_masks(self._step_name("polygon", cls_i, name), parts)
 
     def _region(self, x: float, y: float):
@@ -549,7 +565,9 @@ class MaskDocument:
         cls_i = _check_class(cls)
         parts = []
         if self.mirror:
-            mx = 2.0 * self._axis() - float(x)
+            two_a = 2.0 * self._axis()
+            # the mirrored seed pixel (column c <-> 2a - 1 - c when 2a is an integer)
+            mx = (two_a - 1 - math.floor(x) + 0.5) if two_a == math.floor(two_a) else two_a - float(x)
             parts.append((*self._region(mx, y), int(L.MIRROR_LUT[cls_i])))
         parts.append((*self._region(x, y), cls_i))
         return self._apply_masks(self._step_name("fill", cls_i, name), parts)
