@@ -161,7 +161,7 @@ class Engine:
         self._lock = threading.RLock()
         self._caches = {name: StageCache(cap) for name, cap in (
             ("parse", 8), ("style", 8), ("face", 3), ("invert", 4), ("edit", 4),
-            ("photo", 2), ("agile", 2), ("dual", 2), ("blend", 2), ("direction", 64))}
+            ("photo", 4), ("agile", 4), ("dual", 4), ("blend", 2), ("direction", 64))}
         self._callback = callback
         self.worker: LatestWinsWorker | None = None
         if start_worker:
@@ -325,6 +325,8 @@ class Engine:
     def _message(stage: str, e: BaseException) -> str:
         if isinstance(e, MaskStudioError):
             text = str(e)
+        elif is_oom(e):
+            text = f"out of memory ({e}); try a smaller --size or close other programs"
         else:
             text = f"internal error: {type(e).__name__}: {e}"
         text = " ".join(text.split())
@@ -499,7 +501,7 @@ class Engine:
         return key
 
     def _agile_params(self, agile_id: str, strength: float) -> dict[str, torch.Tensor] | None:
-        """Parameters (1-s)·photo + s·style for the AgileGAN generator (None when s == 1)."""
+        """Parameters and noise maps (1-s)·photo + s·style for the AgileGAN generator (None when s == 1)."""
         if strength >= 1.0:
             return None
         photo = self._photo_generator_id()
@@ -512,9 +514,11 @@ class Engine:
         style = self.models.load(agile_id).module
         _, gen = self._photo_generator()
         ref = dict(gen.named_parameters())
+        ref.update((k, b) for k, b in gen.named_buffers() if k.startswith("noises."))
         n_ab = len(style.to_rgbsA)
         out: dict[str, torch.Tensor] = {}
-        for k, v in style.named_parameters():
+        tensors = list(style.named_parameters()) + [(k, b) for k, b in style.named_buffers() if k.startswith("noises.")]
+        for k, v in tensors:
             pk = self.agile_to_photo_key(k, n_ab)
             pv = ref.get(pk)
             if pv is None or pv.shape != v.shape:
@@ -543,9 +547,10 @@ class Engine:
         params = self._agile_params(info.id, strength)
         dt = next(net.parameters())
         w = wplus.to(device=dt.device, dtype=dt.dtype)
-        # official inference draws fresh noise; a fixed seed keeps renders reproducible/cacheable
-        g = torch.Generator(device=dt.device).manual_seed(0)
-        kwargs = dict(input_is_latent=True, randomize_noise=True, generator=g)
+        # The official inference draws fresh noise per call; the engine uses the stored noise maps
+        # (each C block reads the maps of its own resolution) so renders are deterministic and
+        # cacheable, and strength 0 reproduces the photo generator exactly.
+        kwargs = dict(input_is_latent=True, randomize_noise=False, official_noise_indexing=False)
         if params is None:
             img_a, img_b, _ = net([w], **kwargs)
         else:

@@ -5,8 +5,8 @@ render (stroke ended) uses the full size. After every preview render :meth:`reco
 measured wall time back. The rule, with hysteresis so the size does not flicker:
 
 - slower than the target → one size step down;
-- predicted latency of the next size up (cost ∝ pixels: ``latency·(next/cur)²``) within 85 % of
-  the target → one step up.
+- predicted latency of the next size up (cost ∝ pixels: ``latency·(next/cur)²``, averaged with
+  an earlier measurement of that size, which so decays) within 85 % of the target → one step up.
 
 Latencies are smoothed per size with an exponential moving average (``alpha``), so one slow
 frame (GC, another process) does not shrink the preview. Sizes are multiples of 32 (the DMN
@@ -84,7 +84,13 @@ class PreviewScheduler:
                 i -= 1
             elif i + 1 < len(allowed):
                 nxt = allowed[i + 1]
-                predicted = self._ema.get(nxt, ema * (nxt / size_px) ** 2)
+                scaled = ema * (nxt / size_px) ** 2
+                old_next = self._ema.get(nxt)
+                # an old measurement of the larger size decays toward the scaled prediction, so
+                # one slow frame there does not block growing forever
+                predicted = scaled if old_next is None else 0.5 * old_next + 0.5 * scaled
+                if old_next is not None:
+                    self._ema[nxt] = predicted
                 if predicted <= 0.85 * self.target_ms:
                     i += 1
             self._i = i

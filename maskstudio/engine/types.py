@@ -93,7 +93,9 @@ class AgileParams:
     generator (1) — every layer's weights are ``(1-s)·photo + s·style`` (the generator was
     fine-tuned from the photo one, so the blend is meaningful; Toonify-style network blending).
     It needs a photo generator with matching layers (the encoder's ``decoder`` or an installed
-    StyleGAN2); strength 1 does not. ``branch``: "A" (used for female faces), "B" (male), or
+    StyleGAN2); strength 1 does not. Noise: the stored noise maps (deterministic; the official
+    inference draws fresh noise per call), blended like the weights, so strength 0 reproduces
+    the photo output exactly. ``branch``: "A" (used for female faces), "B" (male), or
     "auto" = A unless the latent's projection on an installed ``Male`` boundary is positive.
     """
 
@@ -123,7 +125,8 @@ class DualParams:
     weights: tuple[float, ...] = DEFAULT_DUAL_WEIGHTS
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
+        w = tuple(float(x) for x in self.weights)
+        object.__setattr__(self, "weights", w or DEFAULT_DUAL_WEIGHTS)  # empty = official default
 
 
 @dataclass(frozen=True, eq=False)
