@@ -59,9 +59,9 @@ def test_parity(official, case_name):
 
 # ------------------------------------------------------------------ tiny configs (fast)
 
-TINY = dict(n_styles=6, input_size=64, units=(1, 1, 1, 1), depths=(16, 16, 32, 32),
+TINY = dict(n_styles=6, input_size=64, units=(1, 1, 1, 1), depths=(16, 32, 48, 64),
             coarse_ind=2, middle_ind=4,
-            decoder={"size": 16, "style_dim": 32, "n_mlp": 2, "channels": {4: 8, 8: 8, 16: 8}})
+            decoder={"size": 16, "style_dim": 64, "n_mlp": 2, "channels": {4: 8, 8: 8, 16: 8}})
 
 
 def test_tiny_sample_rule_generator_and_wplus():
@@ -77,7 +77,7 @@ def test_tiny_sample_rule_generator_and_wplus():
         mu_only = model.encode_mu(x)
         wplus = model.to_wplus(a.mu)
         img, _ = model.decoder([wplus], input_is_latent=True, randomize_noise=False)
-    assert a.mu.shape == a.logvar.shape == a.sample.shape == (2, 6, 32)
+    assert a.mu.shape == a.logvar.shape == a.sample.shape == (2, 6, 64)
     assert torch.equal(a.sample, b.sample) and not torch.equal(a.sample, c.sample)
     assert torch.equal(mu_only, a.mu)
     torch.testing.assert_close(a.sample, a.eps * torch.exp(0.5 * a.logvar) + a.mu, rtol=0, atol=0)
@@ -87,13 +87,13 @@ def test_tiny_sample_rule_generator_and_wplus():
     torch.testing.assert_close(wplus[:, 4], model.decoder.get_latent(a.mu[:, 4]))
     assert img.shape == (2, 3, 16, 16)
     # forward: the official tuple order (sample, logvar, mu); a given eps is used as is
-    e = torch.randn(2, 6, 32)
+    e = torch.randn(2, 6, 64)
     with torch.no_grad():
         sample, logvar, mu = model(x, eps=e)
     assert torch.equal(mu, a.mu) and torch.equal(logvar, a.logvar)
     torch.testing.assert_close(sample, e * torch.exp(0.5 * logvar) + mu, rtol=0, atol=0)
     with pytest.raises(ValueError, match="eps"):
-        model.encode(x, eps=torch.zeros(1, 6, 32))
+        model.encode(x, eps=torch.zeros(1, 6, 64))
 
 
 def test_tiny_without_decoder_and_config_errors():
@@ -101,8 +101,28 @@ def test_tiny_without_decoder_and_config_errors():
     assert not model.has_decoder
     assert not any(k.startswith("decoder.") for k in model.state_dict())
     with pytest.raises(RuntimeError, match="mapping"):
-        model.to_wplus(torch.zeros(1, 6, 32))
+        model.to_wplus(torch.zeros(1, 6, 64))
     with pytest.raises(ConfigError):
         AgileEncoderConfig(units=(3, 4, 14))
     with pytest.raises(ConfigError):
         AgileEncoderConfig.from_dict({"latent_space": "zplus"})
+
+
+def test_tiny_official_layout_to_safetensors_round_trip(tmp_path):
+    from maskstudio.models.checkpoints import load_checkpoint, load_official_model, save_checkpoint
+
+    torch.manual_seed(4)
+    model = AgileEncoderModel(AgileEncoderConfig(**TINY)).eval()
+    torch.save({"state_dict": model.state_dict(), "opts": {"stylegan_size": 16}}, tmp_path / "encoder.pt")
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    eps = torch.randn(1, 6, 64)
+    with torch.no_grad():
+        ref = model.encode(x, eps=eps)
+    official = load_official_model(tmp_path / "encoder.pt", config={"input_size": 64})
+    assert official.arch == "agilegan_encoder"
+    save_checkpoint(tmp_path / "agile", official.module, "agilegan_encoder", official.config)
+    ours = load_checkpoint(tmp_path / "agile")
+    for loaded in (official, ours):
+        with torch.no_grad():
+            got = loaded.module.encode(x, eps=eps)
+        assert all(torch.equal(a, b) for a, b in zip(got, ref))

@@ -73,9 +73,9 @@ def test_parity_float64_is_sharper(official):
 
 # ------------------------------------------------------------------ tiny configs (fast)
 
-TINY = dict(n_styles=6, input_size=64, units=(1, 2, 2, 1), depths=(16, 16, 32, 32),
+TINY = dict(n_styles=6, input_size=64, units=(1, 2, 2, 1), depths=(16, 32, 48, 64),
             coarse_ind=2, middle_ind=4,
-            decoder={"size": 16, "style_dim": 32, "n_mlp": 2, "channels": {4: 8, 8: 8, 16: 8}})
+            decoder={"size": 16, "style_dim": 64, "n_mlp": 2, "channels": {4: 8, 8: 8, 16: 8}})
 
 
 def test_tiny_config_shapes_round_trip_and_wplus_identity():
@@ -87,7 +87,7 @@ def test_tiny_config_shapes_round_trip_and_wplus_identity():
     with torch.no_grad():
         codes = model(x)
         single = model(x[1:])
-    assert codes.shape == (2, 6, 32)
+    assert codes.shape == (2, 6, 64)
     torch.testing.assert_close(codes[1:], single, rtol=1e-5, atol=1e-5)  # samples independent
     assert model.to_wplus(codes) is codes
     # the decoder accepts the codes as W+
@@ -114,14 +114,14 @@ def test_config_errors():
                                                          "channels": {4: 8, 8: 8, 16: 8}}}))
     model = PSPEncoderModel(PSPConfig(**TINY))
     with pytest.raises(ConfigError, match="latent_avg"):
-        model.set_latent_avg(torch.zeros(5, 32))
+        model.set_latent_avg(torch.zeros(5, 64))
 
 
 def test_tiny_latent_avg_added_and_zplus_rows_mapped():
     torch.manual_seed(1)
     model = PSPEncoderModel(PSPConfig(**TINY)).eval()  # latent_space "zplus"
     x = torch.rand(2, 3, 64, 64) * 2 - 1
-    avg = torch.linspace(-1, 1, 6 * 32).reshape(6, 32)
+    avg = torch.linspace(-1, 1, 6 * 64).reshape(6, 64)
     with torch.no_grad():
         raw = model.encode(x)
         assert torch.equal(model(x), raw)  # no latent_avg set
@@ -137,3 +137,31 @@ def test_tiny_latent_avg_added_and_zplus_rows_mapped():
     assert torch.equal(unshifted, raw)
     torch.testing.assert_close(wplus, rows, rtol=1e-6, atol=1e-6)
     assert not torch.allclose(wplus, shifted)
+
+
+def test_tiny_official_layout_to_safetensors_round_trip(tmp_path):
+    """{state_dict, opts, latent_avg} (the official encoder.pt layout) -> ours -> same codes."""
+    from maskstudio.models.checkpoints import load_checkpoint, load_official_model, save_checkpoint
+
+    torch.manual_seed(2)
+    model = PSPEncoderModel(PSPConfig(**TINY)).eval()
+    avg = torch.randn(6, 64)
+    model.set_latent_avg(avg)
+    torch.save({"state_dict": model.state_dict(), "opts": {"start_from_latent_avg": True},
+                "latent_avg": avg}, tmp_path / "encoder.pt")
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        ref = model(x)
+    # the input size is not visible in the keys: give it (256 px is the default)
+    official = load_official_model(tmp_path / "encoder.pt", config={"input_size": 64})
+    assert official.arch == "psp_encoder"
+    official.module.set_latent_avg(official.extras["latent_avg"])
+    with torch.no_grad():
+        assert torch.equal(official.module(x), ref)
+    save_checkpoint(tmp_path / "psp", official.module, "psp_encoder", official.config,
+                    extra_tensors={"latent_avg": official.extras["latent_avg"]})
+    ours = load_checkpoint(tmp_path / "psp")
+    ours.module.set_latent_avg(ours.extras["latent_avg"])
+    assert isinstance(ours.module, PSPEncoderModel) and ours.module.cfg == model.cfg
+    with torch.no_grad():
+        assert torch.equal(ours.module(x), ref)

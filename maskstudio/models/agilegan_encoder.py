@@ -16,8 +16,10 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from maskstudio.errors import ConfigError
 from maskstudio.models.irse import IRSE_UNITS
 from maskstudio.models.psp import GradualStyleEncoder, build_decoder, check_decoder_width, map_rows
+from maskstudio.models.stylegan2 import StyleGAN2Config
 
 __all__ = ["AgileEncoderConfig", "VAECodes", "VAEStyleEncoder", "AgileEncoderModel"]
 
@@ -39,8 +41,6 @@ class AgileEncoderConfig:
     )
 
     def __post_init__(self) -> None:
-        from maskstudio.errors import ConfigError
-
         self.units = tuple(int(u) for u in self.units)
         self.depths = tuple(int(d) for d in self.depths)
         if len(self.units) != 4 or len(self.depths) != 4:
@@ -49,6 +49,8 @@ class AgileEncoderConfig:
             raise ConfigError(f"AgileEncoderConfig: input_size must be a multiple of 32, got {self.input_size}")
         if not 0 < self.coarse_ind <= self.middle_ind <= self.n_styles:
             raise ConfigError("AgileEncoderConfig: need 0 < coarse_ind <= middle_ind <= n_styles")
+        if self.decoder is not None:  # canonical form (int channel keys, all fields) for JSON round trips
+            self.decoder = StyleGAN2Config.from_dict(dict(self.decoder)).to_dict()
 
     @property
     def style_dim(self) -> int:
@@ -62,8 +64,6 @@ class AgileEncoderConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "AgileEncoderConfig":
-        from maskstudio.errors import ConfigError
-
         unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
             raise ConfigError(f"AgileEncoderConfig: unknown keys {unknown}")

@@ -23,11 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from maskstudio.errors import ConfigError
 from maskstudio.models.irse import IRSE_UNITS, IRSETrunk
+from maskstudio.models.stylegan2 import EqualLinear, StyleGAN2Config, StyleGAN2Generator, map_rows
 
 __all__ = [
     "PSPConfig",
-    "EqualLinear",
     "GradualStyleBlock",
     "GradualStyleEncoder",
     "PSPEncoderModel",
@@ -35,20 +36,6 @@ __all__ = [
 ]
 
 LATENT_SPACES = ("zplus", "wplus")
-
-
-class EqualLinear(nn.Module):
-    """Equalized-learning-rate linear layer (no activation): y = x (W * lr/sqrt(in))^T + b * lr."""
-
-    def __init__(self, in_dim: int, out_dim: int, lr_mul: float = 1.0) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)
-        self.bias = nn.Parameter(torch.zeros(out_dim))
-        self.lr_mul = float(lr_mul)
-        self.scale = self.lr_mul / math.sqrt(in_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
 
 
 class GradualStyleBlock(nn.Module):
@@ -100,8 +87,6 @@ class PSPConfig:
     )
 
     def __post_init__(self) -> None:
-        from maskstudio.errors import ConfigError
-
         self.units = tuple(int(u) for u in self.units)
         self.depths = tuple(int(d) for d in self.depths)
         if len(self.units) != 4 or len(self.depths) != 4:
@@ -112,6 +97,8 @@ class PSPConfig:
             raise ConfigError(f"PSPConfig: input_size must be a multiple of 32, got {self.input_size}")
         if not 0 < self.coarse_ind <= self.middle_ind <= self.n_styles:
             raise ConfigError("PSPConfig: need 0 < coarse_ind <= middle_ind <= n_styles")
+        if self.decoder is not None:  # canonical form (int channel keys, all fields) for JSON round trips
+            self.decoder = StyleGAN2Config.from_dict(dict(self.decoder)).to_dict()
 
     @property
     def style_dim(self) -> int:
@@ -125,8 +112,6 @@ class PSPConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PSPConfig":
-        from maskstudio.errors import ConfigError
-
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -199,11 +184,9 @@ class GradualStyleEncoder(nn.Module):
 
 
 def build_decoder(decoder_cfg: dict[str, Any] | None) -> nn.Module | None:
-    """The StyleGAN2 generator stored under ``decoder.*`` (imported lazily)."""
+    """The StyleGAN2 generator stored under ``decoder.*`` (None: no decoder)."""
     if decoder_cfg is None:
         return None
-    from maskstudio.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
-
     return StyleGAN2Generator(StyleGAN2Config.from_dict(dict(decoder_cfg)))
 
 
@@ -211,17 +194,7 @@ def check_decoder_width(decoder: nn.Module, style_dim: int) -> None:
     """The encoder's code width must equal the decoder's style_dim."""
     dec_dim = int(getattr(decoder, "style_dim", style_dim))
     if dec_dim != style_dim:
-        from maskstudio.errors import ConfigError
-
         raise ConfigError(f"encoder code width {style_dim} != decoder style_dim {dec_dim}")
-
-
-def map_rows(mapping: nn.Module, codes: torch.Tensor) -> torch.Tensor:
-    """Apply a mapping network to every row of Z+ codes [B, N, D] -> W+ [B, N, D]."""
-    if codes.dim() != 3:
-        raise ValueError(f"expected codes [B, N, D], got shape {tuple(codes.shape)}")
-    b, n, d = codes.shape
-    return mapping(codes.reshape(b * n, d)).reshape(b, n, -1)
 
 
 class PSPEncoderModel(nn.Module):
@@ -258,9 +231,7 @@ class PSPEncoderModel(nn.Module):
         if t.shape == (d,):
             t = t.expand(self.cfg.n_styles, d).clone()
         if t.shape != (self.cfg.n_styles, d):
-            from maskstudio.errors import ConfigError
-
-            raise ConfigError(
+                raise ConfigError(
                 f"latent_avg must have shape [{self.cfg.n_styles}, {d}] or [{d}], got {list(latent_avg.shape)}"
             )
         ref = next(self.parameters())
