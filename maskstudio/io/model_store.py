@@ -448,9 +448,15 @@ class ModelStore:
 
     # ---------------------------------------------------------------- install (download)
     def install(self, model_id: str, *, progress: ProgressFn | None = None, cancel: CancelFn | None = None,
-                force: bool = False) -> ModelStatus:
-        """Download every file of ``model_id``, check, convert and move into place atomically."""
+                force: bool = False, urls: Mapping[str, str] | None = None) -> ModelStatus:
+        """Download every file of ``model_id``, check, convert and move into place atomically.
+
+        ``urls``: ``{file name: URL}`` to fetch from a mirror instead of the registry's URLs
+        (``""`` as the name means the entry's only / weights file).
+        """
         e = self.entry(model_id)
+        if urls:
+            e = self._with_urls(e, urls)
         if e.shipped:
             raise ConfigError(f"{model_id} ships with MaskStudio ({self.shipped_dir}); nothing to install")
         if self.is_installed(model_id) and not force:
@@ -486,6 +492,27 @@ class ModelStore:
         shutil.rmtree(part_dir, ignore_errors=True)
         self._cleanup_partial_root()
         return status
+
+    @staticmethod
+    def _with_urls(e: RegistryEntry, urls: Mapping[str, str]) -> RegistryEntry:
+        import dataclasses
+
+        names = {f.name for f in e.files}
+        mapped = {}
+        for name, url in urls.items():
+            if not name:
+                weights = [f.name for f in e.files if f.kind in ("weights", "direction")]
+                if len(e.files) != 1 and len(weights) != 1:
+                    raise ConfigError(f"{e.id} has several files ({', '.join(sorted(names))}): "
+                                      f"give the mirror URL as NAME=URL")
+                name = e.files[0].name if len(e.files) == 1 else weights[0]
+            if name not in names:
+                raise ConfigError(f"{e.id} has no file {name!r} (files: {', '.join(sorted(names))})")
+            if not urllib.parse.urlsplit(url).scheme in ("http", "https"):
+                raise ConfigError(f"{url}: only http:// and https:// URLs can be downloaded")
+            mapped[name] = url
+        files = tuple(dataclasses.replace(f, urls=(mapped[f.name],)) if f.name in mapped else f for f in e.files)
+        return dataclasses.replace(e, files=files)
 
     def _download_any(self, rf: RegistryFile, dest: Path, progress, cancel) -> str:
         errors = []
