@@ -1,0 +1,121 @@
+"""``maskstudio train parser|dmn|samples`` — train the starter models / regenerate sample content.
+
+    maskstudio train parser --data ../shared/data --out runs/parser [--size 256] [--epochs 15]
+    maskstudio train dmn --data ../shared/data --out runs/dmn --parser runs/parser/face_parser.safetensors
+    maskstudio train samples --dmn checkpoints/dmn_starter.safetensors --data ../shared/data
+
+``--resume`` continues from ``<out>/*_state.pt`` exactly where it stopped (same batches).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from maskstudio.errors import ConfigError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path, help="data folder (celebamask_pairs/, faces_unlabeled/)")
+    p.add_argument("--out", required=True, type=Path, help="run folder (state, split.json, history, model)")
+    p.add_argument("--size", type=int, default=256, help="training resolution (square, default 256)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's state")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--cache", type=Path, default=None, help="folder for the resized numpy cache")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train the face parser or the starter DMN")
+    sub = p.add_subparsers(dest="train_what", metavar="WHAT", required=True)
+
+    pp = sub.add_parser("parser", help="train the face parser on image/mask pairs")
+    _common(pp)
+    pp.add_argument("--epochs", type=int, default=None)
+    pp.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+    pp.add_argument("--init", type=Path, default=None,
+                    help="start from a parser checkpoint (e.g. a run at a lower --size)")
+    pp.set_defaults(func=_train_parser)
+
+    pd = sub.add_parser("dmn", help="train the starter MaskGAN dense mapping network")
+    _common(pd)
+    pd.add_argument("--steps", type=int, default=None, help="total generator steps")
+    pd.add_argument("--parser", type=Path, default=None,
+                    help="trained face parser (.safetensors): pseudo-labels + perceptual features")
+    pd.add_argument("--ngf", type=int, default=None)
+    pd.add_argument("--no-pseudo", action="store_true", help="do not use pseudo-labelled unlabeled faces")
+    pd.set_defaults(func=_train_dmn)
+
+    ps = sub.add_parser("samples", help="regenerate template mask + gallery exemplars")
+    ps.add_argument("--dmn", type=Path, required=True, help="DMN checkpoint (.safetensors)")
+    ps.add_argument("--data", type=Path, required=True, help="data folder (masks + images for styles)")
+    ps.add_argument("--resources", type=Path, default=None, help="resources folder (default: the project's)")
+    ps.add_argument("--count", type=int, default=6)
+    ps.add_argument("--seed", type=int, default=0)
+    ps.add_argument("--device", default="auto")
+    ps.set_defaults(func=_train_samples)
+
+
+def _device(name: str) -> str:
+    from maskstudio.settings import resolve_device
+
+    return resolve_device(name)
+
+
+def _overrides(args, cfg) -> None:
+    for attr, key in (("batch_size", "batch_size"), ("lr", "lr"), ("threads", "num_threads"), ("seed", "seed")):
+        v = getattr(args, attr, None)
+        if v is not None:
+            setattr(cfg, key, v)
+
+
+def _train_parser(args) -> int:
+    from maskstudio.training.parser_trainer import ParserTrainConfig, train_parser
+
+    if args.size % 32:
+        raise ConfigError(f"--size {args.size}: must be a multiple of 32")
+    cfg = ParserTrainConfig(size=args.size, device=_device(args.device))
+    _overrides(args, cfg)
+    if args.epochs is not None:
+        cfg.epochs = args.epochs
+    if args.steps is not None:
+        cfg.max_steps = args.steps
+    if args.init is not None:
+        cfg.init = str(args.init)
+    summary = train_parser(args.data, args.out, cfg, resume=args.resume, cache_dir=args.cache,
+                           show_progress=not args.no_progress)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if "val" in summary:
+        print(f"val mean F1 {summary['val']['mean_f1']}  mIoU {summary['val']['miou']}")
+    return 0
+
+
+def _train_dmn(args) -> int:
+    from maskstudio.training.dmn_trainer import DMNTrainConfig, train_dmn
+
+    cfg = DMNTrainConfig(size=args.size, device=_device(args.device))
+    _overrides(args, cfg)
+    if args.steps is not None:
+        cfg.steps = args.steps
+    if args.ngf is not None:
+        cfg.ngf = args.ngf
+    if args.no_pseudo:
+        cfg.use_pseudo = False
+    summary = train_dmn(args.data, args.out, cfg, parser_path=args.parser, resume=args.resume,
+                        cache_dir=args.cache, show_progress=not args.no_progress)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return 0
+
+
+def _train_samples(args) -> int:
+    from maskstudio.training.make_samples import make_samples
+
+    written = make_samples(args.dmn, args.data, resources=args.resources, count=args.count,
+                           seed=args.seed, device=_device(args.device))
+    for p in written:
+        print(p)
+    return 0

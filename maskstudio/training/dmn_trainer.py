@@ -1,0 +1,301 @@
+"""Train a starter MaskGAN Dense Mapping Network (MaskGAN's first stage).
+
+The style reference is the target face itself: ``G(onehot(m), onehot(m), x) ≈ x``. Losses on
+the generator:
+
+* adversarial, least-squares, from a multi-scale patch discriminator conditioned on the mask
+  (``D(cat(onehot, image))``);
+* discriminator feature matching (L1 on every intermediate activation, ×``fm_weight``);
+* L1 reconstruction to the photo (×``l1_weight``);
+* optional perceptual loss: L1 between *our own face parser's* encoder features of render and
+  photo (×``perc_weight``) — there is no ImageNet network here;
+* optional parse consistency: cross-entropy of the frozen parser on the render against the input
+  mask (×``seg_weight``), which keeps small parts (eyes, brows, lips) where the mask puts them.
+
+Data: the train split of the labelled pairs (the val split stays held out for
+``maskstudio eval dmn``) plus, when a parser is given, the unlabelled faces whose parser
+pseudo-labels pass a confidence filter (:func:`pseudo_label`). Training state (G, D, both
+optimizers, step) lives in ``<out>/dmn_state.pt``; ``<out>/dmn.safetensors|.json`` is the
+generator, written every ``save_every`` steps so a run can ship intermediate checkpoints.
+Deterministic: batch ``b`` of epoch ``e`` is drawn from ``default_rng([seed, e])`` and augmented
+with ``default_rng([seed, e, b])``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from maskstudio.models.dense_mapping import DenseMappingConfig, DenseMappingNetwork, one_hot
+from maskstudio.models.face_parser import FaceParser
+from maskstudio.training.common import load_parser
+from maskstudio.training import common
+from maskstudio.training.data import (augment, batches, cached_array, find_pairs, find_unlabeled,
+                                      load_pairs, load_split, split_stems, write_split)
+from maskstudio.training.discriminator import (MultiScaleDiscriminator, PatchDiscriminatorConfig,
+                                               feature_matching_loss, lsgan_loss)
+
+
+@dataclass
+class DMNTrainConfig:
+    size: int = 128
+    batch_size: int = 4
+    steps: int = 3000
+    ngf: int = 16
+    n_downsample: int = 4
+    n_blocks: int = 4
+    ndf: int = 32
+    d_scales: int = 2
+    lr: float = 2e-4
+    beta1: float = 0.5
+    l1_weight: float = 10.0
+    fm_weight: float = 10.0
+    perc_weight: float = 5.0
+    seg_weight: float = 1.0
+    use_pseudo: bool = True
+    pseudo_min_confidence: float = 0.90   # mean per-pixel max-probability over the face
+    pseudo_max_uncertain: float = 0.08    # max fraction of pixels with max-probability < 0.6
+    jitter: float = 0.0
+    val_fraction: float = 0.1
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: int | None = None
+    save_every: int = 200
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def model_config(self) -> DenseMappingConfig:
+        return DenseMappingConfig(ngf=self.ngf, n_downsample=self.n_downsample, n_blocks=self.n_blocks)
+
+
+@torch.no_grad()
+def pseudo_label(parser: FaceParser, images: np.ndarray, min_confidence: float, max_uncertain: float,
+                 batch_size: int = 8, show_progress: bool = False) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Parse uint8 N×S×S×3 faces (flip-averaged); keep those whose parse is confident.
+
+    A face passes when the mean max-probability over non-background pixels is at least
+    ``min_confidence``, at most ``max_uncertain`` of all pixels have max-probability < 0.6, and
+    skin, nose, both eyes and a lip are present. Returns (kept indices, label maps N×S×S, stats).
+    """
+    from maskstudio.labels import MIRROR_LUT
+
+    lut = torch.as_tensor(MIRROR_LUT.astype(np.int64))
+    keep, labels, stats = [], [], []
+    dev = next(parser.parameters()).device
+    bar = common.progress(len(images), 0, "pseudo-labels", show_progress)
+    for i in range(0, len(images), batch_size):
+        x = torch.from_numpy(images[i:i + batch_size]).to(dev).permute(0, 3, 1, 2).float() / 255
+        lg = parser(x) + parser(x.flip(-1)).flip(-1)[:, lut.to(dev)]
+        prob = torch.softmax(lg / 2, dim=1)
+        conf, lab = prob.max(1)
+        for j in range(len(x)):
+            lj, cj = lab[j].cpu().numpy().astype(np.uint8), conf[j].cpu().numpy()
+            fg = lj > 0
+            mean_conf = float(cj[fg].mean()) if fg.any() else 0.0
+            uncertain = float((cj < 0.6).mean())
+            present = set(np.unique(lj).tolist())
+            parts_ok = {1, 2, 4, 5}.issubset(present) and bool({11, 12} & present)
+            ok = mean_conf >= min_confidence and uncertain <= max_uncertain and parts_ok
+            stats.append({"index": i + j, "mean_conf": round(mean_conf, 4), "uncertain": round(uncertain, 4),
+                          "parts_ok": parts_ok, "kept": ok})
+            if ok:
+                keep.append(i + j)
+                labels.append(lj)
+        bar.update(len(x))
+    bar.close()
+    s = images.shape[1]
+    return np.array(keep, np.int64), (np.stack(labels) if labels else np.zeros((0, s, s), np.uint8)), stats
+
+
+def _resize_batch(images: np.ndarray, masks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    if images.shape[1] == size:
+        return images, masks
+    import cv2
+
+    imgs = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
+    msks = np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST) for m in masks])
+    return imgs, msks
+
+
+def to_model_image(imgs: np.ndarray, device: str) -> torch.Tensor:
+    """uint8 N×H×W×3 -> float [-1,1] N×3×H×W."""
+    return torch.from_numpy(imgs).to(device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resume: bool = False,
+              cache_dir=None, show_progress: bool = True, log=print) -> dict:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    common.setup_threads(cfg.num_threads)
+    common.seed_everything(cfg.seed)
+    dev = cfg.device
+    state_path = out / "dmn_state.pt"
+    state = common.load_state(state_path) if resume and state_path.exists() else None
+    if resume and state is None:
+        log(f"no state at {state_path}; starting fresh")
+
+    # ---- data: train split of the pairs (+ confident pseudo-labels) -------------------------
+    split_path = out / "split.json"
+    if split_path.exists() and (state is not None or resume):
+        split = load_split(split_path)
+    else:
+        split = split_stems(find_pairs(data_dir).stems, cfg.val_fraction, cfg.seed)
+        write_split(split_path, split)
+    data_size = max(cfg.size, 256) if cache_dir is not None else cfg.size
+    train = load_pairs(data_dir, data_size, cache_dir, split["train"])
+    images, masks = train.images, train.masks
+    parser = load_parser(parser_path, dev) if parser_path is not None else None
+    n_pseudo = 0
+    if parser is not None and cfg.use_pseudo:
+        pl_path = out / f"pseudo_{data_size}.npz"
+        unl_files = find_unlabeled(data_dir)
+        if pl_path.exists():
+            z = np.load(pl_path)
+            keep, pl = z["keep"], z["labels"]
+        elif unl_files:
+            unl = cached_array(unl_files, data_size, "rgb", cache_dir)
+            ps = parser.cfg.input_size
+            src, _ = _resize_batch(unl, np.zeros(unl.shape[:3], np.uint8), ps)
+            keep, pl, stats = pseudo_label(parser, src, cfg.pseudo_min_confidence, cfg.pseudo_max_uncertain,
+                                           show_progress=show_progress)
+            if ps != data_size and len(pl):
+                import cv2
+
+                pl = np.stack([cv2.resize(m, (data_size, data_size), interpolation=cv2.INTER_NEAREST) for m in pl])
+            np.savez_compressed(pl_path, keep=keep, labels=pl)
+            (out / "pseudo_labels.json").write_text(json.dumps({
+                "unlabeled": len(unl_files), "kept": int(len(keep)),
+                "min_confidence": cfg.pseudo_min_confidence, "max_uncertain": cfg.pseudo_max_uncertain,
+                "kept_files": [unl_files[i].name for i in keep.tolist()], "stats": stats}, indent=0))
+        else:
+            keep, pl = np.zeros(0, np.int64), np.zeros((0, data_size, data_size), np.uint8)
+        if len(keep):
+            unl = cached_array(unl_files, data_size, "rgb", cache_dir)
+            images = np.concatenate([images, unl[keep]])
+            masks = np.concatenate([masks, pl])
+        n_pseudo = int(len(keep))
+        log(f"pseudo-labels: {n_pseudo} of {len(unl_files)} unlabeled faces pass the confidence filter")
+
+    # ---- models ---------------------------------------------------------------------------
+    mcfg = cfg.model_config()
+    G = DenseMappingNetwork(mcfg).to(dev)
+    D = MultiScaleDiscriminator(PatchDiscriminatorConfig(in_channels=mcfg.label_nc + 3, ndf=cfg.ndf,
+                                                         num_scales=cfg.d_scales)).to(dev)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    step = 0
+    if state is not None:
+        G.load_state_dict(state["G"])
+        D.load_state_dict(state["D"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        step = int(state["step"])
+
+    n = len(images)
+    bs = min(cfg.batch_size, n)
+    steps_per_epoch = max(1, n // bs)
+    log(f"DMN ngf={mcfg.ngf}: G {sum(p.numel() for p in G.parameters()):,} / D "
+        f"{sum(p.numel() for p in D.parameters()):,} parameters; {len(train.stems)} pairs + {n_pseudo} "
+        f"pseudo-labelled faces at {cfg.size}²; steps {step}->{cfg.steps}; device {dev}, "
+        f"threads {torch.get_num_threads()}")
+
+    def save() -> None:
+        common.save_state(state_path, {"G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
+                                       "opt_d": opt_d.state_dict(), "step": step, "config": cfg.to_dict()})
+        meta = {"train": {"data": str(data_dir), "split": "split.json", "steps": step, "size": cfg.size,
+                          "pseudo_labels": n_pseudo, "recipe": cfg.to_dict()}}
+        try:
+            common.save_model(out / "dmn", G, "maskgan_dmn", mcfg.to_dict(), meta=meta)
+        except ImportError as e:
+            log(f"model file not written ({e}); weights are in {state_path}")
+
+    pmean = pstd = None
+    if parser is not None:
+        pmean, pstd = parser.mean, parser.std
+
+    bar = common.progress(cfg.steps, step, "dmn", show_progress)
+    t0 = time.time()
+    hist: dict[str, float] = {}
+    first, last = [], []
+    G.train()
+    D.train()
+    while step < cfg.steps:
+        epoch, in_epoch = divmod(step, steps_per_epoch)
+        for b, idx in enumerate(batches(n, bs, np.random.default_rng([cfg.seed, epoch]))):
+            if b < in_epoch:
+                continue
+            if step >= cfg.steps:
+                break
+            rng = np.random.default_rng([cfg.seed, epoch, b])
+            pairs = [augment(images[i], masks[i], rng, True, cfg.jitter, 0.0) for i in idx]
+            full_imgs, full_msks = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+            imgs, msks = _resize_batch(full_imgs, full_msks, cfg.size)
+            real = to_model_image(imgs, dev)
+            lab = torch.from_numpy(msks.astype(np.int64)).to(dev)
+            oh = one_hot(lab, mcfg.label_nc)
+
+            fake = G(oh, oh, real)
+
+            # -- discriminator
+            d_fake = D(torch.cat([oh, fake.detach()], 1))
+            d_real = D(torch.cat([oh, real], 1))
+            loss_d = 0.5 * (lsgan_loss(d_fake, False) + lsgan_loss(d_real, True))
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+
+            # -- generator
+            g_fake = D(torch.cat([oh, fake], 1))
+            loss_adv = lsgan_loss(g_fake, True)
+            loss_fm = feature_matching_loss(g_fake, [[t.detach() for t in s] for s in d_real])
+            loss_l1 = F.l1_loss(fake, real)
+            loss_g = loss_adv + cfg.fm_weight * loss_fm + cfg.l1_weight * loss_l1
+            terms = {"adv": loss_adv, "fm": loss_fm, "l1": loss_l1}
+            if parser is not None and (cfg.perc_weight > 0 or cfg.seg_weight > 0):
+                # the parser was trained at its input size: judge renders there
+                ps = parser.cfg.input_size
+                f01 = (fake + 1) * 0.5
+                if f01.shape[-1] != ps:
+                    f01 = F.interpolate(f01, size=(ps, ps), mode="bilinear", align_corners=False)
+                logits, ff = parser(f01, return_features=True)
+                if cfg.perc_weight > 0:
+                    with torch.no_grad():
+                        r01 = torch.from_numpy(_resize_batch(full_imgs, full_msks, ps)[0]).to(dev)
+                        fr = parser.features(r01.permute(0, 3, 1, 2).float() / 255)
+                    loss_p = sum(F.l1_loss(a, b_) / (b_.abs().mean() + 1e-3) for a, b_ in zip(ff, fr)) / len(ff)
+                    loss_g = loss_g + cfg.perc_weight * loss_p
+                    terms["perc"] = loss_p
+                if cfg.seg_weight > 0:
+                    lab_p = lab if lab.shape[-1] == ps else F.interpolate(
+                        lab[:, None].float(), size=(ps, ps), mode="nearest")[:, 0].long()
+                    loss_s = F.cross_entropy(logits, lab_p)
+                    loss_g = loss_g + cfg.seg_weight * loss_s
+                    terms["seg"] = loss_s
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            step += 1
+
+            vals = {k: float(v.detach()) for k, v in terms.items()}
+            vals["d"] = float(loss_d.detach())
+            for k, v in vals.items():
+                hist[k] = v if k not in hist else 0.95 * hist[k] + 0.05 * v
+            if len(first) < 5:
+                first.append(vals)
+            last = (last + [vals])[-5:]
+            bar.set_postfix({k: f"{v:.3f}" for k, v in hist.items()})
+            bar.update(1)
+            if step % cfg.save_every == 0 or step == cfg.steps:
+                save()
+                common.append_jsonl(out / "history.jsonl", {"step": step, "time_s": round(time.time() - t0, 1),
+                                                            **{k: round(v, 4) for k, v in hist.items()}})
+    bar.close()
+    save()
+    return {"steps": step, "pseudo_labels": n_pseudo, "first": first, "last": last,
+            "ema": hist, "time_s": time.time() - t0}
