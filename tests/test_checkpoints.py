@@ -61,10 +61,12 @@ def _assert_same_state(a: torch.nn.Module, b: torch.nn.Module):
 
 # -- official layouts --------------------------------------------------------------------
 
-def test_bare_state_dict_round_trip_to_safetensors(tmp_path):
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_bare_state_dict_round_trip_to_safetensors(tmp_path, zip_format):
+    """latest_net_G.pth (PyTorch 0.4: legacy format) -> ours -> identical outputs."""
     net = _tiny_net()
     src = tmp_path / "latest_net_G.pth"
-    torch.save(net.state_dict(), src)
+    torch.save(net.state_dict(), src, _use_new_zipfile_serialization=zip_format)
     sd = ck.load_official(src)
     assert sd.layout == "state_dict" and sd.extras == {} and isinstance(sd, dict)
     assert ck.detect_arch(sd) == ("maskgan_dmn", TINY.to_dict())

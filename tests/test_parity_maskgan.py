@@ -151,3 +151,34 @@ def test_half_precision_close_to_float32(dtype):
         got = net.to(dtype)(one_hot(lm, dtype=dtype), one_hot(ref, dtype=dtype), img.to(dtype))
     assert got.dtype == dtype
     assert (got.float() - want).abs().max() < 0.1
+
+
+# -- the shared helpers' skip/fail contract (issue 3) -------------------------------------------
+
+def test_parity_helpers_skip_when_absent_and_fail_when_broken(tmp_path, monkeypatch):
+    monkeypatch.setenv(pu.DIR_ENV, str(tmp_path))
+    with pytest.raises(pytest.skip.Exception, match="absent"):
+        pu.load_fixture("maskgan_dmn")
+    [param] = pu.case_params("maskgan_dmn")
+    assert any(m.name == "skip" for m in param.marks)
+    (tmp_path / "maskgan_dmn").mkdir()
+    (tmp_path / "maskgan_dmn" / "fixture.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "maskgan_dmn" / "spec.json").write_text("{}")
+    with pytest.raises(pytest.fail.Exception, match="present but cannot be loaded"):
+        pu.load_fixture("maskgan_dmn")
+    [param] = pu.case_params("maskgan_dmn")
+    assert not param.marks  # a broken fixture is run (and fails), never skipped
+
+
+def test_parity_helpers_measure_and_report(tmp_path, monkeypatch):
+    report = tmp_path / "report.jsonl"
+    monkeypatch.setenv(pu.REPORT_ENV, str(report))
+    a = torch.zeros(2, 3)
+    assert pu.assert_close("demo", "c1", "out", a + 1e-6, a, 1e-5) == pytest.approx(1e-6)
+    with pytest.raises(AssertionError, match="demo/c2/out: max"):
+        pu.assert_close("demo", "c2", "out", a + 1e-3, a, 1e-5)
+    with pytest.raises(AssertionError, match="shape"):
+        pu.assert_close("demo", "c3", "out", torch.zeros(3, 2), a, 1.0)
+    summary = pu.summarize_report(report)
+    assert summary["demo"]["out"]["worst"] == float("inf")
+    assert pu.atol_for({"suggested_atol": {"drawn_noise_*": 1e-6}}, "drawn_noise_07") == 1e-6
