@@ -177,3 +177,18 @@ def test_parity_cuda_tf32_off(model, monkeypatch):
         dev = pu.max_abs_diff(ours[out].float(), ref)
         print(f"{NAME} {out} fp16 on CUDA: max|fp16 - official fp32| = {dev:.3g}")
         assert dev < 0.05 * ref.abs().max().item()
+
+
+def test_float64_within_official_f32_spread(model):
+    """In float64 we must sit within ~2x the official float64-vs-float32 spread."""
+    _, spec = pu.load_fixture(NAME)
+    m = AgileGANGenerator(model.cfg).eval()
+    m.load_state_dict(model.state_dict())
+    m.double()
+    case = pu.get_case(NAME, "b_z")
+    case64 = dict(case, inputs={k: v.double() for k, v in case["inputs"].items()})
+    ours = run_case(m, case64)
+    for out in ("imageA", "imageB"):
+        d = pu.max_abs_diff(ours[out], case["outputs"][out])
+        bound = 2 * spec["numeric_spread_measured"][out]["max_abs_f64_minus_f32"]
+        assert d <= bound, (out, d, bound)

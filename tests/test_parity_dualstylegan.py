@@ -137,3 +137,17 @@ def test_parity_cuda_tf32_off(model, monkeypatch):
     dev = pu.max_abs_diff(run_case(m, cuda_case)["image"].float(), ref)
     print(f"{NAME} fp16 on CUDA: max|fp16 - official fp32| = {dev:.3g}")
     assert dev < 0.05 * ref.abs().max().item()
+
+
+def test_float64_within_official_f32_spread(model):
+    """In float64 we must sit within ~2x the official float64-vs-float32 spread."""
+    _, spec = pu.load_fixture(NAME)
+    m = DualStyleGAN(model.cfg).eval()
+    m.load_state_dict(model.state_dict())
+    m.double()
+    for name in ("zplus_c_random", "wplus_b_0.75x7"):
+        case = pu.get_case(NAME, name)
+        case64 = dict(case, inputs={k: v.double() for k, v in case["inputs"].items()})
+        d = pu.max_abs_diff(run_case(m, case64)["image"], case["outputs"]["image"])
+        bound = 2 * spec["numeric_spread_measured"]["image"]["max_abs_f64_minus_f32"]
+        assert d <= bound, (name, d, bound)
