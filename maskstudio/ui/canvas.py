@@ -64,7 +64,7 @@ class MaskCanvas(QWidget):
         self._overlay: QImage | None = None
         self._zoom = 1.0
         self._offset = QPointF(0, 0)
-        self._fit_pending = True
+        self._fit_pending = True   # auto-fit until the user zooms or pans
         self._stroke = None
         self._panning = False
         self._space = False
@@ -86,6 +86,8 @@ class MaskCanvas(QWidget):
             self._rgba = np.ascontiguousarray(self._lut[doc.labels])
         self._refresh_overlay()
         self._fit_pending = True
+        if self.isVisible():
+            self.fit()
         self.update()
 
     def set_background(self, image: np.ndarray | None) -> None:
@@ -150,6 +152,7 @@ class MaskCanvas(QWidget):
         margin = 8
         z = min((self.width() - 2 * margin) / w, (self.height() - 2 * margin) / h)
         self._set_zoom(max(MIN_ZOOM, z), center=True)
+        self._fit_pending = True
 
     def actual_size(self) -> None:
         self._set_zoom(1.0, center=True)
@@ -160,6 +163,7 @@ class MaskCanvas(QWidget):
         z = min(MAX_ZOOM, max(MIN_ZOOM, self._zoom * factor))
         self._zoom = z
         self._offset = QPointF(anchor.x() - ix * z, anchor.y() - iy * z)
+        self._fit_pending = False
         self.zoomChanged.emit(z)
         self.update()
 

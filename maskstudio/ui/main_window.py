@@ -234,7 +234,7 @@ class MainWindow(QMainWindow):
             a.triggered.connect(lambda _c=False, t=tool: self.set_tool(t))
             self.tool_group.addAction(a)
             self.tool_actions[tool] = a
-        self.act_mirror = A("&Mirror", None, "Shift+M", "mdi6.mirror", "Mirror: paint both sides (left/right classes swap)", checkable=True)
+        self.act_mirror = A("&Mirror", None, "Shift+M", "mdi6.flip-horizontal", "Mirror: paint both sides (left/right classes swap)", checkable=True)
         self.act_mirror.toggled.connect(self.set_mirror)
         self.act_smaller = A("Smaller brush", lambda: self.canvas.set_brush_size(self.canvas.diameter_px / 1.2), "[", "mdi6.minus-circle-outline")
         self.act_bigger = A("Bigger brush", lambda: self.canvas.set_brush_size(self.canvas.diameter_px * 1.2), "]", "mdi6.plus-circle-outline")

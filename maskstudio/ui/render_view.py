@@ -112,6 +112,7 @@ class RenderView(QWidget):
         self._spin_timer.setInterval(90)
         self._spin_timer.timeout.connect(self._tick)
         self.stage = QLabel("—")
+        self.stage.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the view
         self.stage.setToolTip("Stage that produced the image shown, its size, and the last render latency")
         self.compare = QToolButton()
         self.compare.setCheckable(True)

@@ -90,6 +90,7 @@ class _Group(QGroupBox):
         self.hint_row.setVisible(not status.available)
         self.hint.setText(status.reason or "Models not installed")
         self.body.setEnabled(status.available)
+        self.body.setVisible(status.available)   # unavailable: just the hint + Models… button
 
 
 class SlidersWidget(QWidget):

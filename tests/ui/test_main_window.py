@@ -392,3 +392,64 @@ def test_screenshot_command_writes_png(tmp_path, settings, recorder):
     assert run_gui(settings, screenshot=str(out)) == 0
     im = Image.open(out)
     assert im.size[0] > 800 and im.size[1] > 500
+
+
+def test_slider_move_rerenders_live_and_latents_export(qtbot, make_window, photo_settings, tmp_path, recorder):
+    w = make_window(settings=photo_settings)
+    wait_full_render(qtbot, w)
+    edit = w.sliders.groups["edit"]
+    assert edit.body.isEnabled() and not edit.hint_row.isVisibleTo(edit)
+    assert list(w.sliders.boundary_sliders) == ["smile_w_boundary"]
+    # show the StyleGAN output, as a user would with the combo box
+    combo = w.render_view.output
+    combo.setCurrentIndex(combo.findData("photo"))
+    first = wait_full_render(qtbot, w)
+    assert first.ok and first.output == "photo", first.error
+    edits_before = w.client.engine.stage_counts["edit"]
+    slider = w.sliders.boundary_sliders["smile_w_boundary"].slider
+    slider.setFocus()
+    with qtbot.waitSignal(w.renderShown, timeout=RENDER_TIMEOUT_MS):
+        for _ in range(3):
+            qtbot.keyClick(slider, Qt.Key.Key_PageUp)
+    res = wait_full_render(qtbot, w)
+    assert w.sliders.state()["edits"]["smile_w_boundary"] > 0
+    assert w.client.engine.stage_counts["edit"] > edits_before
+    assert res.ok and not np.array_equal(res.image, first.image)
+    # latents of the shown render: official [1, n_latent, 512] .npy and .pt
+    assert w.export_latents(tmp_path / "w.npy"), recorder.errors
+    lat = np.load(tmp_path / "w.npy")
+    assert lat.shape == (1, 6, 512) and lat.dtype == np.float32
+    assert w.export_latents(tmp_path / "w.pt")
+    import torch
+
+    np.testing.assert_array_equal(torch.load(tmp_path / "w.pt", weights_only=True).numpy(), lat)
+    # reset puts the slider back and renders again
+    with qtbot.waitSignal(w.renderShown, timeout=RENDER_TIMEOUT_MS):
+        w.sliders.boundary_reset.click()
+    assert w.sliders.state()["edits"]["smile_w_boundary"] == 0
+
+
+def test_preferences_and_recent_files_persist(qtbot, make_window, qsettings, tmp_path, recorder):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    w.act_dark.setChecked(True)
+    w.canvas.set_brush_size(33)
+    w.opacity_slider.setValue(40)
+    assert w.save_project(tmp_path / "a.msproj")
+    w.close()
+    w2 = make_window()
+    assert w2.act_dark.isChecked()
+    assert w2.canvas.diameter_px == 33 and w2.opacity_slider.value() == 40
+    assert w2.recent_files()[0][0] == str((tmp_path / "a.msproj").resolve())
+    acts = [a for a in w2.recent_menu.actions() if a.isEnabled()]
+    assert acts and "a.msproj" in acts[0].text()
+    acts[0].trigger()
+    assert w2.project_path == tmp_path / "a.msproj" or w2.project_path.resolve() == (tmp_path / "a.msproj").resolve()
+    w2.act_dark.setChecked(False)
+
+
+def test_tooltips_name_shortcuts(make_window):
+    w = make_window()
+    assert "(B)" in w.tool_actions[Tool.BRUSH].toolTip()
+    assert "Ctrl+Z" in w.act_undo.toolTip()
+    assert "press H" in w.palette_widget.rows[index_of("hair")].toolTip()
