@@ -27,7 +27,6 @@ import io
 import os
 import re
 import struct
-import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,34 +122,33 @@ def _open_pixels(path: PathLike) -> tuple[np.ndarray, str]:
         # PNG header: refuse oversize images before Pillow's own bomb check or any decoding
         _check_dimensions(path, int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big"))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
-                w, h = im.size
-                _check_dimensions(path, w, h)
-                if w == 0 or h == 0:
-                    raise file_error(MaskFileError, path, f"image is empty ({w}x{h} pixels)")
-                mode = im.mode
-                try:
-                    im.load()
-                except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as e:
-                    raise file_error(MaskFileError, path, f"truncated or corrupt image ({e})") from e
-                if mode in ("LA", "PA"):
-                    arr = np.asarray(im.getchannel(0))
-                    mode = mode[0]
-                elif mode == "1":
-                    arr = np.asarray(im, dtype=np.uint8)
-                elif mode in COLOR_MODES:
-                    # 4 channels, so colour keys are a free uint32 view (alpha 255 for RGB)
-                    arr = np.asarray(im.convert("RGBA"))
-                    mode = "RGBA" if mode == "RGBA" else "RGB"
-                else:
-                    arr = np.asarray(im)
+        # Pillow's decompression-bomb warning starts above MAX_PIXELS: the size check refuses first
+        with Image.open(p) as im:
+            w, h = im.size
+            _check_dimensions(path, w, h)
+            if w == 0 or h == 0:
+                raise file_error(MaskFileError, path, f"image is empty ({w}x{h} pixels)")
+            mode = im.mode
+            try:
+                im.load()
+            except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as e:
+                raise file_error(MaskFileError, path, f"truncated or corrupt image ({e})") from e
+            if mode in ("LA", "PA"):
+                arr = np.asarray(im.getchannel(0))
+                mode = mode[0]
+            elif mode == "1":
+                arr = np.asarray(im, dtype=np.uint8)
+            elif mode in COLOR_MODES:
+                # 4 channels, so colour keys are a free uint32 view (alpha 255 for RGB)
+                arr = np.asarray(im.convert("RGBA"))
+                mode = "RGBA" if mode == "RGBA" else "RGB"
+            else:
+                arr = np.asarray(im)
     except MaskFileError:
         raise
     except UnidentifiedImageError as e:
         raise file_error(MaskFileError, path, "not an image file (or an unsupported format)") from e
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except Image.DecompressionBombError as e:
         raise file_error(
             MaskFileError, path, f"image is too large ({e}); the largest accepted mask is {MAX_SIDE}x{MAX_SIDE}"
         ) from e
