@@ -12,7 +12,7 @@ import torch
 
 import parity_utils as pu
 from maskstudio.errors import ConfigError
-from maskstudio.models.psp import GradualStyleEncoder, PSPConfig, PSPEncoderModel
+from maskstudio.models.psp import GradualStyleEncoder, PSPConfig, PSPEncoderModel, prepare_input
 
 FIXTURE = "psp_encoder"
 FULL_PARAMS = 297_506_764  # official_formats.md section 3
@@ -67,8 +67,7 @@ def test_parity_float64_is_sharper(official):
             codes = model.encode(case["inputs"]["x"][:1].double())
     finally:
         model.encoder.float()  # float32 -> float64 -> float32 is exact
-    d = pu.max_abs_diff(codes, case["outputs"]["codes"][:1])
-    assert d <= bound, f"float64 codes differ by {d:.3g} > {bound:.3g}"
+    pu.assert_close(FIXTURE, case["name"], "codes_float64", codes, case["outputs"]["codes"][:1], bound)
 
 
 # ------------------------------------------------------------------ tiny configs (fast)
@@ -165,3 +164,14 @@ def test_tiny_official_layout_to_safetensors_round_trip(tmp_path):
     assert isinstance(ours.module, PSPEncoderModel) and ours.module.cfg == model.cfg
     with torch.no_grad():
         assert torch.equal(ours.module(x), ref)
+
+
+def test_prepare_input_pools_large_images():
+    img = torch.arange(16.0).reshape(1, 1, 4, 4).expand(1, 3, 4, 4)
+    out = prepare_input(img, size=2)
+    # 2x2 block means: [[0,1,4,5] -> 2.5, [2,3,6,7] -> 4.5, ...]
+    assert torch.equal(out[0, 0], torch.tensor([[2.5, 4.5], [10.5, 12.5]]))
+    assert prepare_input(img, size=4) is img
+    assert prepare_input(img, size=8).shape == (1, 3, 8, 8)
+    with pytest.raises(ValueError):
+        prepare_input(torch.zeros(3, 4, 4))

@@ -33,6 +33,7 @@ __all__ = [
     "GradualStyleEncoder",
     "PSPEncoderModel",
     "map_rows",
+    "prepare_input",
 ]
 
 LATENT_SPACES = ("zplus", "wplus")
@@ -181,6 +182,22 @@ class GradualStyleEncoder(nn.Module):
         p1 = _upsample_add(p2, self.latlayer2(c1))
         latents += [self.styles[j](p1) for j in range(self.middle_ind, self.n_styles)]
         return torch.stack(latents, dim=1)
+
+
+def prepare_input(image: torch.Tensor, size: int = 256) -> torch.Tensor:
+    """Bring an RGB batch in [-1, 1] to ``size`` x ``size`` for the encoder.
+
+    Larger images are average-pooled (what DualStyleGAN's transfer script does with a 1024 px
+    photo: ``adaptive_avg_pool2d`` to 256); smaller ones are resized bilinearly.
+    """
+    if image.dim() != 4 or image.shape[1] != 3:
+        raise ValueError(f"expected an RGB batch [B, 3, H, W], got {list(image.shape)}")
+    h, w = image.shape[-2:]
+    if (h, w) == (size, size):
+        return image
+    if h >= size and w >= size:
+        return F.adaptive_avg_pool2d(image, size)
+    return F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False)
 
 
 def build_decoder(decoder_cfg: dict[str, Any] | None) -> nn.Module | None:
