@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget,
 )
 
-from maskstudio.ui.icons import icon
+from maskstudio.ui.icons import icon, themed
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 THUMB_PX = 88
@@ -99,7 +99,7 @@ class GalleryWidget(QWidget):
         self.list.filesDropped.connect(self.filesDropped)
         lay.addWidget(self.list, 1)
         row = QHBoxLayout()
-        self.add = QPushButton(icon("mdi6.image-plus"), "Add…")
+        self.add = themed(QPushButton("Add…"), "mdi6.image-plus")
         self.add.setToolTip("Add your own exemplar images (mask from <name>.mask.png, or parsed)")
         self.add.clicked.connect(self.addRequested)
         self.hint = QLabel()

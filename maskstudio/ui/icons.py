@@ -20,3 +20,21 @@ def icon(name: str, **kwargs) -> QIcon:
         return qta.icon(name, **kwargs)
     except Exception:  # noqa: BLE001 - an icon font problem must not stop the app
         return QIcon()
+
+
+def themed(target, name: str):
+    """Set ``icon(name)`` on a widget/action and remember the name so a theme change can
+    recolour it (:func:`refresh_themed`). Returns ``target``."""
+    target.setProperty("msIcon", name)
+    target.setIcon(icon(name))
+    return target
+
+
+def refresh_themed(root) -> None:
+    """Re-create the icons of every themed object under ``root`` (and ``root`` itself)."""
+    from PySide6.QtCore import QObject
+
+    for obj in [root, *root.findChildren(QObject)]:
+        name = obj.property("msIcon")
+        if name and hasattr(obj, "setIcon"):
+            obj.setIcon(icon(str(name)))

@@ -31,7 +31,7 @@ from maskstudio.ui.autosave import AutosaveStore
 from maskstudio.ui.canvas import MaskCanvas, Tool
 from maskstudio.ui.gallery_dock import GalleryEntry, GalleryWidget, is_exemplar_image, scan_folder, sibling_mask
 from maskstudio.ui.history_dock import HistoryWidget
-from maskstudio.ui.icons import icon
+from maskstudio.ui.icons import icon, refresh_themed, themed
 from maskstudio.ui.palette_dock import PaletteWidget
 from maskstudio.ui.render_client import RenderClient
 from maskstudio.ui.render_view import RenderView
@@ -92,6 +92,9 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings or Settings.from_env()
         self.qsettings = qsettings or QSettings()
+        app = QApplication.instance()
+        if app is not None:  # before any icon is made: icons take the theme's colour
+            apply_theme(app, str(self.qsettings.value("ui/dark", "false")).lower() == "true")
         #: side of full renders (None: the mask's side, 512); a preference for slow CPUs
         self.render_size_px = render_size_px or (int(self.qsettings.value("render/size_px", 0) or 0) or None)
         self.setWindowTitle("MaskStudio")
@@ -188,7 +191,7 @@ class MainWindow(QMainWindow):
              checkable: bool = False) -> QAction:
         a = QAction(text, self)
         if icon_name:
-            a.setIcon(icon(icon_name))
+            themed(a, icon_name)
         if shortcut:
             seqs = shortcut if isinstance(shortcut, (list, tuple)) else [shortcut]
             a.setShortcuts([QKeySequence(s) for s in seqs])
@@ -490,9 +493,10 @@ class MainWindow(QMainWindow):
         app = QApplication.instance()
         if app is not None:
             apply_theme(app, bool(on))
-        self.palette_widget.refresh_icons()
-        for a in self.findChildren(QAction):
-            pass
+        self.palette_widget.refresh_theme()
+        refresh_themed(self)
+        self.render_view.set_busy(self.render_view.is_busy)
+        self._refresh_history()
         self.qsettings.setValue("ui/dark", bool(on))
 
     # ================================================================== rendering
@@ -943,7 +947,12 @@ class MainWindow(QMainWindow):
 
     # ================================================================== models / latent tools
     def open_models_dialog(self) -> None:
+        """Open the model manager (window-modal, non-blocking); rescan the engine when it closes."""
         self.autosave_now()
+        dlg = getattr(self, "models_dialog", None)
+        if dlg is not None and dlg.isVisible():
+            dlg.raise_()
+            return
         try:
             from maskstudio.ui.models_dialog import ModelsDialog
         except ImportError as e:
@@ -951,7 +960,13 @@ class MainWindow(QMainWindow):
             return
         with self._guard("Models"):
             dlg = ModelsDialog(self.settings, parent=self)
-            dlg.exec()
+            dlg.setWindowModality(Qt.WindowModality.WindowModal)
+            dlg.finished.connect(lambda _r: self._models_changed())
+            self.models_dialog = dlg
+            dlg.open()
+
+    def _models_changed(self) -> None:
+        with self._guard("Models"):
             self.client.rescan()
             self.refresh_availability()
             self.request_render()

@@ -115,6 +115,11 @@ class PaletteWidget(QWidget):
         scroll.setWidget(inner)
         outer.addWidget(scroll, 1)
         self.active = -1
+        self.refresh_theme()
+
+    def refresh_theme(self) -> None:
+        """(Re)apply the style sheet (it resolves palette() colours when set) and icons."""
+        self.setStyleSheet("")
         self.setStyleSheet(
             "QFrame#classRow { border: 1px solid transparent; border-radius: 4px; }"
             "QFrame#classRow:hover { border: 1px solid palette(mid); }"
@@ -123,6 +128,8 @@ class PaletteWidget(QWidget):
             "QFrame#classRow QToolButton:checked { background: transparent; border: none; }"
             "QLabel#shortcutKey { border: 1px solid palette(mid); border-radius: 3px; font-size: 11px; }"
         )
+
+        self.refresh_icons()
 
     def set_active(self, index: int) -> None:
         if index == self.active:

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (
 )
 
 from maskstudio.ui.canvas import numpy_to_qimage
-from maskstudio.ui.icons import icon
+from maskstudio.ui.icons import icon, themed
 
 #: engine output -> what the designer reads
 OUTPUT_TITLES = {
@@ -116,7 +116,7 @@ class RenderView(QWidget):
         self.stage.setToolTip("Stage that produced the image shown, its size, and the last render latency")
         self.compare = QToolButton()
         self.compare.setCheckable(True)
-        self.compare.setIcon(icon("mdi6.compare-horizontal"))
+        themed(self.compare, "mdi6.compare-horizontal")
         self.compare.setText("A/B")
         self.compare.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.compare.setToolTip("A/B compare with the unedited render (drag the divider) — Ctrl+B")

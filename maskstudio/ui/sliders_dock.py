@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QScrollArea, QSlider, QToolButton, QVBoxLayout, QWidget,
 )
 
-from maskstudio.ui.icons import icon
+from maskstudio.ui.icons import icon, themed
 
 N_DUAL_WEIGHTS = 18
 STRUCTURE_SLOTS = range(0, 7)
@@ -77,7 +77,7 @@ class _Group(QGroupBox):
         self.hint = QLabel()
         self.hint.setWordWrap(True)
         self.hint.setObjectName("hint")
-        btn = QPushButton(icon("mdi6.package-down"), "Models…")
+        btn = themed(QPushButton("Models…"), "mdi6.package-down")
         btn.setToolTip("Open the model manager to install or import the models this group needs")
         btn.clicked.connect(on_models)
         h.addWidget(self.hint, 1)
@@ -131,7 +131,7 @@ class SlidersWidget(QWidget):
         g = self._group("edit", "Semantic edits (StyleGAN2 boundaries)")
         self.boundary_form = QFormLayout(g.body)
         self.boundary_form.setContentsMargins(0, 0, 0, 0)
-        reset = QPushButton(icon("mdi6.restore"), "Reset")
+        reset = themed(QPushButton("Reset"), "mdi6.restore")
         reset.setToolTip("Set every semantic edit back to 0")
         reset.clicked.connect(self.reset_boundaries)
         self.boundary_reset = reset
@@ -215,11 +215,11 @@ class SlidersWidget(QWidget):
         lay = QVBoxLayout(g.body)
         lay.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
-        self.refine_btn = QPushButton(icon("mdi6.target"), "Refine embedding")
+        self.refine_btn = themed(QPushButton("Refine embedding"), "mdi6.target")
         self.refine_btn.setToolTip("Optimise the W+ embedding of the rendered face (runs in the background)")
         self.refine_btn.clicked.connect(lambda: self.toolRequested.emit("refine"))
         self.cancel_btn = QToolButton()
-        self.cancel_btn.setIcon(icon("mdi6.close-circle-outline"))
+        themed(self.cancel_btn, "mdi6.close-circle-outline")
         self.cancel_btn.setToolTip("Cancel the running tool")
         self.cancel_btn.setEnabled(False)
         self.cancel_btn.clicked.connect(self.cancelRequested)

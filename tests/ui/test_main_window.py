@@ -453,3 +453,18 @@ def test_tooltips_name_shortcuts(make_window):
     assert "(B)" in w.tool_actions[Tool.BRUSH].toolTip()
     assert "Ctrl+Z" in w.act_undo.toolTip()
     assert "press H" in w.palette_widget.rows[index_of("hair")].toolTip()
+
+
+def test_models_dialog_opens_from_menu_and_slider_hint(qtbot, make_window):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    w.act_models.trigger()
+    dlg = w.models_dialog
+    assert dlg.isVisible()
+    dlg.reject()
+    qtbot.waitUntil(lambda: not dlg.isVisible())
+    # the hint button of an unavailable group opens it too
+    btn = [b for b in w.sliders.groups["dual"].hint_row.findChildren(type(w.sliders.boundary_reset))][0]
+    btn.click()
+    assert w.models_dialog.isVisible()
+    w.models_dialog.reject()
