@@ -50,7 +50,7 @@ SPACES = ("z", "w", "wplus")
 DIRECTION_SUFFIXES = (".npy", ".pt", ".pth")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Direction:
     """A semantic direction / boundary normal.
 
