@@ -109,10 +109,12 @@ class Stroke:
     def add_point(self, x: float, y: float) -> BBox | None:
         """Paint from the previous point to ``(x, y)`` (a dot for the first point).
 
-        Returns the bbox of the pixels this segment changed, or ``None``.
+        Returns the bbox of the pixels this segment changed, or ``None``. Once the stroke has
+        ended (by :meth:`end`, or because another operation such as an undo ended it mid-drag),
+        further points are ignored and ``None`` is returned.
         """
         if not self._open:
-            raise RuntimeError("stroke already ended")
+            return None
         x = float(x)
         y = float(y)
         if not (math.isfinite(x) and math.isfinite(y)):
