@@ -25,7 +25,7 @@ from maskstudio.errors import MaskStudioError
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "mask", help="convert / inspect mask files (label PNG, colour PNG, CelebAMask-HQ parts)",
-        description=__doc__.split("\n\n")[0],
+        description="Convert and inspect mask files; benchmark the mask document.",
     )
     sub = p.add_subparsers(dest="mask_command", metavar="ACTION")
     sub.required = True

@@ -195,7 +195,7 @@ def write_json(path: str | os.PathLike, report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m maskstudio.mask.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m maskstudio.mask.bench", description="Benchmark MaskDocument operations (medians).")
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
     args = parser.parse_args(argv)
