@@ -82,12 +82,17 @@ def _handler(state: dict):
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # client went away (cancel / timeout test)
+        pass
+
+
 @contextlib.contextmanager
 def serve(files: dict[str, bytes], *, range_support: bool = True, cut_after: int | None = None,
           cut_times: int = 0, delay_s: float = 0.0):
     state = {"files": dict(files), "range_support": range_support, "cut_after": cut_after,
              "cut_times": cut_times, "delay_s": delay_s, "requests": [], "lock": threading.Lock()}
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd = _QuietServer(("127.0.0.1", 0), _handler(state))
     httpd.daemon_threads = True
     t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()

@@ -39,7 +39,9 @@ def assert_nothing_installed(store: ModelStore, mid: str) -> None:
     md = store.models_dir
     assert not (md / mid).exists(), "half-installed model left behind"
     if md.exists():
-        leftovers = [p.name for p in md.iterdir() if p.name.startswith((".staging-", ".trash-"))]
+        assert {p.name for p in md.iterdir()} <= {".partial", ".work"}
+        work = md / ".work"
+        leftovers = [p.name for p in work.iterdir() if p.is_dir()] if work.exists() else []
         assert leftovers == []
     assert not store.is_installed(mid)
 
@@ -395,7 +397,8 @@ def test_force_reinstall_replaces_atomically(tmp_path):
     first = store.record("maskgan_dmn")["installed_at"]
     store.import_files("maskgan_dmn", [path], force=True)
     assert store.verify("maskgan_dmn")[0].ok and store.record("maskgan_dmn")["installed_at"] >= first
-    assert [p.name for p in store.models_dir.iterdir()] == ["maskgan_dmn"]
+    assert sorted(p.name for p in store.models_dir.iterdir()) == [".work", "maskgan_dmn"]
+    assert [p.name for p in (store.models_dir / ".work").iterdir()] == ["maskgan_dmn.lock"]
 
 
 def test_list_states_and_unknown_id(tmp_path):
@@ -408,3 +411,35 @@ def test_list_states_and_unknown_id(tmp_path):
         store.entry("nope")
     with pytest.raises(ConfigError, match="ships with MaskStudio"):
         store.remove("dmn_starter")
+
+
+def test_second_installer_of_the_same_model_is_refused(tmp_path):
+    path, _ = mf.write_dmn(tmp_path / "latest_net_G.pth")
+    store = make_store(tmp_path)
+    other = make_store(tmp_path)  # e.g. the CLI while the dialog installs
+    with store._locked("maskgan_dmn"):
+        with pytest.raises(ConfigError, match="another MaskStudio window or command is installing"):
+            other.import_files("maskgan_dmn", [path])
+    other.import_files("maskgan_dmn", [path])  # free again
+    assert other.verify("maskgan_dmn")[0].ok
+
+
+def test_staging_is_invisible_to_the_engine_scan(tmp_path, monkeypatch):
+    """While a model is being assembled, ``<models_dir>/*/*.json`` finds nothing."""
+    from maskstudio.engine.models import ModelSet
+
+    path, _ = mf.write_dmn(tmp_path / "latest_net_G.pth")
+    store = make_store(tmp_path)
+    seen = {}
+    real_move = store._move_into_place
+
+    def spy(staging, final):
+        seen["staging_json"] = sorted(p.name for p in staging.glob("*.json"))
+        seen["scan"] = sorted(ModelSet([(store.models_dir, "user")]).models)
+        real_move(staging, final)
+
+    monkeypatch.setattr(store, "_move_into_place", spy)
+    store.import_files("maskgan_dmn", [path])
+    assert seen["staging_json"] == ["install.json", "maskgan_dmn.json"]
+    assert seen["scan"] == []
+    assert sorted(ModelSet([(store.models_dir, "user")]).models) == ["maskgan_dmn"]

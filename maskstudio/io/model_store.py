@@ -22,12 +22,17 @@ Nothing is ever written inside the installed package.
         <name>.npy | <name>.pt       (InterFaceGAN .npy, e4e .pt tensors), validated on install
         install.json
       .partial/<id>/<file>.part      downloads in progress (kept for HTTP Range resume)
-      .staging-<id>-<random>/        a model being assembled; renamed into place with os.replace
+      .work/staging-<id>-<random>/   a model being assembled; renamed to <id>/ with os.replace
+      .work/trash-<id>-...           a replaced/removed model on its way out
+      .work/<id>.lock                per-model OS file lock (one installer at a time)
 
-An install is atomic: files are downloaded to ``.partial`` (same file system), checked
-(checksum when the registry knows one, then keys/shapes against the registry entry's
-architecture config), converted into a ``.staging-*`` folder and only then renamed to
-``<id>/``. A failure removes the staging folder; nothing half-installed is left behind.
+Only ``<id>/`` folders hold models: everything in progress sits one level deeper, so a scan of
+``<models_dir>/*/*.json`` never sees a half-built model. An install is atomic: files are
+downloaded to ``.partial`` (same file system), checked (checksum when the registry knows one,
+then keys/shapes against the registry entry's architecture config), converted into a staging
+folder and only then renamed to ``<id>/``. A failure removes the staging folder; nothing
+half-installed is left behind. ``install.json`` is not a checkpoint config (it has no
+``arch``); scanners skip it.
 
 The registry itself is ``checkpoints/registry.json`` (shipped, readable JSON): every model
 MaskStudio knows, with role, arch + architecture config, official source URLs, licence as
@@ -37,6 +42,7 @@ entries with ``"shipped": true``; they are never copied into ``<models_dir>``.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import http.client
@@ -100,8 +106,9 @@ FILE_KINDS = ("weights", "config", "style_codes", "direction")
 
 INSTALL_RECORD = "install.json"
 PARTIAL_DIR = ".partial"
-STAGING_PREFIX = ".staging-"
-TRASH_PREFIX = ".trash-"
+WORK_DIR = ".work"          # staging / trash folders and lock files (depth 2: the engine never scans them)
+STAGING_PREFIX = "staging-"
+TRASH_PREFIX = "trash-"
 CHUNK_BYTES = 1 << 20
 DIRECTION_SUFFIXES = (".npy", ".pt", ".pth")
 
@@ -454,6 +461,12 @@ class ModelStore:
         ``urls``: ``{file name: URL}`` to fetch from a mirror instead of the registry's URLs
         (``""`` as the name means the entry's only / weights file).
         """
+        self.entry(model_id)
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        with self._locked(model_id):
+            return self._install(model_id, progress=progress, cancel=cancel, force=force, urls=urls)
+
+    def _install(self, model_id: str, *, progress, cancel, force, urls) -> ModelStatus:
         e = self.entry(model_id)
         if urls:
             e = self._with_urls(e, urls)
@@ -666,6 +679,29 @@ class ModelStore:
                 f"(download + converted copy), {format_bytes(free)} free. Free some space or choose "
                 f"another models folder (--models-dir / MASKSTUDIO_MODELS_DIR)")
 
+    @contextlib.contextmanager
+    def _locked(self, model_id: str):
+        """Exclusive per-model lock (an OS file lock: released even when the process dies)."""
+        work = self.models_dir / WORK_DIR
+        work.mkdir(parents=True, exist_ok=True)
+        f = open(work / f"{model_id}.lock", "a+b")
+        try:
+            try:
+                if os.name == "nt":  # pragma: no cover - Windows
+                    import msvcrt
+
+                    msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+                else:
+                    import fcntl
+
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                raise ConfigError(f"{model_id}: another MaskStudio window or command is installing or "
+                                  f"removing it right now (lock {work / (model_id + '.lock')})") from err
+            yield
+        finally:
+            f.close()
+
     def _cleanup_partial_root(self) -> None:
         root = self.models_dir / PARTIAL_DIR
         try:
@@ -682,6 +718,12 @@ class ModelStore:
         ``paths``: the weights file (for DualStyleGAN styles also the exstyle ``.npy``); for a
         boundary set, direction files or a folder of them. The originals are not modified.
         """
+        self.entry(model_id)
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        with self._locked(model_id):
+            return self._import_files(model_id, paths, progress=progress, cancel=cancel, force=force)
+
+    def _import_files(self, model_id: str, paths, *, progress, cancel, force) -> ModelStatus:
         e = self.entry(model_id)
         if e.shipped:
             raise ConfigError(f"{model_id} ships with MaskStudio; nothing to import")
@@ -759,7 +801,9 @@ class ModelStore:
         self._check_space(self.models_dir, total_in, e.id)
         if cancel is not None and cancel():
             raise DownloadCancelled(f"{e.id}: cancelled")
-        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{e.id}-", dir=self.models_dir))
+        work = self.models_dir / WORK_DIR
+        work.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{e.id}-", dir=work))
         try:
             if progress is not None:
                 progress(Progress("convert", e.id, 0, None, "checking keys and shapes"))
@@ -790,7 +834,7 @@ class ModelStore:
     def _move_into_place(self, staging: Path, final: Path) -> None:
         trash = None
         if final.exists():
-            trash = final.with_name(f"{TRASH_PREFIX}{final.name}-{os.getpid()}-{time.monotonic_ns()}")
+            trash = self.models_dir / WORK_DIR / f"{TRASH_PREFIX}{final.name}-{os.getpid()}-{time.monotonic_ns()}"
             os.replace(final, trash)
         try:
             os.replace(staging, final)
@@ -954,19 +998,25 @@ class ModelStore:
         part = self.partial_folder(model_id)
         if not folder.exists() and not part.exists():
             raise ConfigError(f"{model_id} is not installed (nothing in {folder})")
+        with self._locked(model_id):
+            self._remove(model_id, folder, part)
+        return folder
+
+    def _remove(self, model_id: str, folder: Path, part: Path) -> None:
         if folder.exists():
-            trash = folder.with_name(f"{TRASH_PREFIX}{model_id}-{os.getpid()}-{time.monotonic_ns()}")
+            (self.models_dir / WORK_DIR).mkdir(parents=True, exist_ok=True)
+            trash = self.models_dir / WORK_DIR / f"{TRASH_PREFIX}{model_id}-{os.getpid()}-{time.monotonic_ns()}"
             os.replace(folder, trash)  # atomic: the engine never sees a half-deleted model
             shutil.rmtree(trash, ignore_errors=True)
         shutil.rmtree(part, ignore_errors=True)
         self._cleanup_partial_root()
-        return folder
 
     def clean_leftovers(self) -> list[Path]:
         """Remove staging/trash folders left by a crash (never partial downloads)."""
         out = []
-        if self.models_dir.is_dir():
-            for p in self.models_dir.iterdir():
+        work = self.models_dir / WORK_DIR
+        if work.is_dir():
+            for p in work.iterdir():
                 if p.is_dir() and (p.name.startswith(STAGING_PREFIX) or p.name.startswith(TRASH_PREFIX)):
                     shutil.rmtree(p, ignore_errors=True)
                     out.append(p)
