@@ -322,6 +322,14 @@ def test_mirror_about_a_custom_axis_and_other_tools():
     ok = (cols >= 0) & (cols < W)
     mirrored[:, cols[ok]] = foot[:, np.arange(W)[ok]]
     np.testing.assert_array_equal(doc.labels, np.where(foot, L_EYE, np.where(mirrored, R_EYE, 0)))
+    # a stroke partly left of the image: its mirror about x=20 lands inside
+    doc = MaskDocument(base)
+    doc.mirror, doc.mirror_axis_x = True, 20.0
+    out = [(-6.0, 10.0), (-2.0, 12.0)]
+    doc.stroke(out, 6, L_EYE)
+    np.testing.assert_array_equal(doc.labels, np.where(
+        ref_stroke_mask(out, 6), L_EYE, np.where(ref_stroke_mask([(46.0, 10.0), (42.0, 12.0)], 6), R_EYE, 0)))
+    assert (doc.labels == R_EYE).sum() > 20
     # an axis between pixel edges/centres: the mirrored geometry is rasterised
     doc = MaskDocument(base)
     doc.mirror, doc.mirror_axis_x = True, 30.3

@@ -10,10 +10,9 @@ Rules every operation follows:
 * **Mirror mode** — with :attr:`MaskDocument.mirror` on, each operation is also applied mirrored
   about the vertical line ``x = mirror_axis_x`` (continuous coordinates; ``None`` = the image
   centre ``W / 2``, which maps pixel column ``c`` to ``W - 1 - c``), painting the mirrored class
-  (:data:`maskstudio.labels.MIRROR_LUT`: ``l_eye`` <-> ``r_eye`` ...). When ``2 * axis`` is an
-  integer the mirrored footprint is the exact column mirror (``c`` <-> ``2 * axis - 1 - c``) of
-  the original one, so both sides match pixel for pixel; other axes rasterise the mirrored
-  geometry. Where the original and the mirrored footprints overlap, the original wins. ``restore`` restores the loaded mask on both
+  (:data:`maskstudio.labels.MIRROR_LUT`: ``l_eye`` <-> ``r_eye`` ...). About the centre the
+  mirrored footprint is the exact column mirror (``c`` <-> ``W - 1 - c``) of the original one,
+  so both sides match pixel for pixel; other axes rasterise the mirrored geometry. Where the original and the mirrored footprints overlap, the original wins. ``restore`` restores the loaded mask on both
   sides (no class swap: it puts back what was there).
 * **Undo** — one step per operation (an interactive stroke from :meth:`begin_stroke` to
   :meth:`Stroke.end` is one step). A step stores the bbox of the changed pixels and the old/new
@@ -349,13 +348,14 @@ class MaskDocument:
     def _mirrored(self, bbox: BBox | None, mask: np.ndarray | None, axis: float, raster, pts):
         """Footprint of the mirrored operation.
 
-        When ``2 * axis`` is an integer (the default centre, any pixel edge or centre), this is the
-        exact column mirror of ``(bbox, mask)`` — column ``c`` <-> ``2 * axis - 1 - c`` — so both
-        sides are pixel-for-pixel symmetric. Otherwise the mirrored geometry ``pts`` is
-        rasterised with ``raster(points)``.
+        About the image centre (``2 * axis == W``) this is the exact column mirror of
+        ``(bbox, mask)`` — column ``c`` <-> ``W - 1 - c`` — so both sides are pixel-for-pixel
+        symmetric (clipping is symmetric too). About any other axis the mirrored geometry
+        ``pts`` is rasterised with ``raster(points)`` (parts outside the image on one side may
+        land inside on the other).
         """
         two_a = 2.0 * axis
-        if two_a != math.floor(two_a):
+        if two_a != self.shape[1]:
             mpts = np.asarray(pts, np.float64).reshape(-1, 2).copy()
             mpts[:, 0] = two_a - mpts[:, 0]
             return raster(mpts)
@@ -568,8 +568,8 @@ class MaskDocument:
         parts = []
         if self.mirror:
             two_a = 2.0 * self._axis()
-            # the mirrored seed pixel (column c <-> 2a - 1 - c when 2a is an integer)
-            mx = (two_a - 1 - math.floor(x) + 0.5) if two_a == math.floor(two_a) else two_a - float(x)
+            # the mirrored seed: pixel column c <-> W - 1 - c about the centre
+            mx = (two_a - 1 - math.floor(x) + 0.5) if two_a == self.shape[1] else two_a - float(x)
             parts.append((*self._region(mx, y), int(L.MIRROR_LUT[cls_i])))
         parts.append((*self._region(x, y), cls_i))
         return self._apply_masks(self._step_name("fill", cls_i, name), parts)
