@@ -183,24 +183,39 @@ def test_half_precision_runs_close_to_float32(narrow, dtype, tol):
     assert err < tol * ref.abs().max().item(), err
 
 
-def test_upfirdn2d_matches_direct_definition():
-    """Zero-insertion up-sampling + padded true convolution, checked on a random kernel."""
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(2, 3, 5, 6, generator=g, dtype=torch.float64)
-    k = torch.randn(4, 4, generator=g, dtype=torch.float64)
-    out = upfirdn2d(x, k, up=2, down=1, pad=(2, 1))
-    up = torch.zeros(2, 3, 10, 12, dtype=torch.float64)
-    up[:, :, ::2, ::2] = x
-    padded = torch.nn.functional.pad(up, (2, 1, 2, 1))
-    ref = torch.zeros(2, 3, 10, 12, dtype=torch.float64)
-    for i in range(10):
-        for j in range(12):
-            win = padded[:, :, i:i + 4, j:j + 4]
-            ref[:, :, i, j] = (win * torch.flip(k, (0, 1))).sum((-1, -2))
-    assert torch.allclose(out, ref)
-    assert upfirdn2d(x, k, down=2, pad=(1, 2)).shape == (2, 3, 3, 3)
-    assert upfirdn2d(x, k, pad=(-1, 2)).shape == (2, 3, 3, 4)
+def _upfirdn2d_direct(x, k, up, down, pad):
+    """The definition: zero insertion, pad/crop, true convolution, keep every down-th sample."""
+    n, c, h, w = x.shape
+    u = torch.zeros(n, c, h * up, w * up, dtype=x.dtype)
+    u[:, :, ::up, ::up] = x
+    p0, p1 = pad
+    v = torch.nn.functional.pad(u, (max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)))
+    hh, ww = v.shape[-2:]
+    v = v[:, :, max(-p0, 0): hh - max(-p1, 0), max(-p0, 0): ww - max(-p1, 0)]
+    kh, kw = k.shape
+    oh, ow = v.shape[-2] - kh + 1, v.shape[-1] - kw + 1
+    out = torch.zeros(n, c, oh, ow, dtype=x.dtype)
+    kf = torch.flip(k, (0, 1))
+    for i in range(kh):
+        for j in range(kw):
+            out += v[:, :, i:i + oh, j:j + ow] * kf[i, j]
+    return out[:, :, ::down, ::down]
 
+
+@pytest.mark.parametrize("ksize", [3, 4])
+@pytest.mark.parametrize("up,down", [(1, 1), (2, 1), (1, 2), (2, 2), (3, 1)])
+def test_upfirdn2d_matches_direct_definition(ksize, up, down):
+    """Random (non-symmetric) kernels, every pad pair in -1..3, both the transposed-conv fast
+    path and the generic path."""
+    g = torch.Generator().manual_seed(ksize * 10 + up * 3 + down)
+    x = torch.randn(2, 3, 7, 7, generator=g, dtype=torch.float64)
+    k = torch.randn(ksize, ksize, generator=g, dtype=torch.float64)
+    for p0 in range(-1, 4):
+        for p1 in range(-1, 4):
+            ref = _upfirdn2d_direct(x, k, up, down, (p0, p1))
+            out = upfirdn2d(x, k, up=up, down=down, pad=(p0, p1))
+            assert out.shape == ref.shape, (p0, p1)
+            assert torch.allclose(out, ref), (p0, p1)
 
 def on_device(case: dict, device) -> dict:
     return dict(case, inputs={k: v.to(device) for k, v in case["inputs"].items()})

@@ -73,25 +73,37 @@ def upfirdn2d(x: Tensor, kernel: Tensor, up: int = 1, down: int = 1,
     """Upsample (zero insertion) → pad → FIR filter (true convolution) → downsample.
 
     ``x`` [N,C,H,W]; ``kernel`` [kh,kw]; ``pad`` = (before, after), used for both axes
-    (negative values crop). Same function as the official ``upfirdn2d`` op.
+    (negative values crop). Same function as the official ``upfirdn2d`` op, computed as one
+    depthwise (transposed) convolution.
     """
-    n, c, h, w = x.shape
+    c = x.shape[1]
     kh, kw = kernel.shape
-    x = x.reshape(n * c, 1, h, w)
-    if up > 1:
-        x = x.view(n * c, 1, h, 1, w, 1)
-        x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1))
-        x = x.view(n * c, 1, h * up, w * up)
     p0, p1 = pad
-    x = F.pad(x, (max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)))
-    if p0 < 0 or p1 < 0:
-        hh, ww = x.shape[-2:]
-        x = x[:, :, max(-p0, 0): hh - max(-p1, 0), max(-p0, 0): ww - max(-p1, 0)]
-    weight = torch.flip(kernel, (0, 1)).view(1, 1, kh, kw).to(x.dtype)
-    x = F.conv2d(x, weight)
-    if down > 1:
-        x = x[:, :, ::down, ::down]
-    return x.reshape(n, c, x.shape[-2], x.shape[-1])
+    k = kernel.to(device=x.device, dtype=x.dtype)
+    if up > 1 and kh == kw and kh - 1 - p0 >= 0 and p1 - p0 + up - 1 < up:
+        # zero insertion + padding + filter == strided transposed conv with the unflipped
+        # kernel, padding kh-1-p0; the output length differs by p1-p0+up-1 (pad or crop).
+        extra = p1 - p0 + up - 1
+        out = F.conv_transpose2d(x, k.view(1, 1, kh, kw).expand(c, 1, kh, kw), stride=up,
+                                 padding=kh - 1 - p0, output_padding=max(extra, 0), groups=c)
+        if extra < 0:
+            out = out[:, :, : out.shape[-2] + extra, : out.shape[-1] + extra]
+        return out[:, :, ::down, ::down] if down > 1 else out
+    if up > 1:
+        n, _, h, w = x.shape
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1))
+        x = x.reshape(n, c, h * up, w * up)
+    if p0 == p1 >= 0:
+        padding = p0
+    else:
+        padding = 0
+        x = F.pad(x, (max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)))
+        if p0 < 0 or p1 < 0:
+            hh, ww = x.shape[-2:]
+            x = x[:, :, max(-p0, 0): hh - max(-p1, 0), max(-p0, 0): ww - max(-p1, 0)]
+    weight = torch.flip(k, (0, 1)).view(1, 1, kh, kw).expand(c, 1, kh, kw)
+    return F.conv2d(x, weight, stride=down, padding=padding, groups=c)
 
 
 def make_fir_kernel(k: Sequence[float] = BLUR_KERNEL) -> Tensor:
