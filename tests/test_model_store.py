@@ -39,7 +39,7 @@ def assert_nothing_installed(store: ModelStore, mid: str) -> None:
     md = store.models_dir
     assert not (md / mid).exists(), "half-installed model left behind"
     if md.exists():
-        assert {p.name for p in md.iterdir()} <= {".partial", ".work"}
+        assert {p.name for p in md.iterdir() if p.name.startswith(".")} <= {".partial", ".work"}
         work = md / ".work"
         leftovers = [p.name for p in work.iterdir() if p.is_dir()] if work.exists() else []
         assert leftovers == []
@@ -443,3 +443,32 @@ def test_staging_is_invisible_to_the_engine_scan(tmp_path, monkeypatch):
     assert seen["staging_json"] == ["install.json", "maskgan_dmn.json"]
     assert seen["scan"] == []
     assert sorted(ModelSet([(store.models_dir, "user")]).models) == ["maskgan_dmn"]
+
+
+def test_complete_partial_file_is_not_downloaded_again(tmp_path):
+    data, _ = sg_bytes(tmp_path)
+    with serve({"sg.pt": data}) as srv:
+        store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {"urls": [srv.url("sg.pt")]}}}})
+        part = store.models_dir / ".partial" / SG / "stylegan2-ffhq-config-f.pt.part"
+        part.parent.mkdir(parents=True)
+        part.write_bytes(data)  # a previous run got everything, then stopped
+        store.install(SG)
+        assert srv.requests == [("sg.pt", f"bytes={len(data)}-")]  # answered 416, nothing re-sent
+    assert store.verify(SG)[0].ok
+
+
+def test_import_our_safetensors_checks_arch(tmp_path):
+    from maskstudio.models.checkpoints import save_checkpoint
+
+    m = mf.build_tiny("maskgan_dmn")
+    save_checkpoint(tmp_path / "mine", m, "maskgan_dmn", mf.TINY["maskgan_dmn"])
+    store = make_store(tmp_path)
+    store.import_files("maskgan_dmn", [tmp_path / "mine.safetensors"])
+    assert store.record("maskgan_dmn")["original_files"][0]["name"] == "latest_net_G.pth"
+    loaded = load_checkpoint(store.models_dir / "maskgan_dmn" / "maskgan_dmn.safetensors")
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, loaded.module.state_dict()[k]), k
+    with pytest.raises(CheckpointError, match=r"mine\.safetensors: is a maskgan_dmn checkpoint, "
+                                              r"stylegan2_ffhq_1024 needs stylegan2"):
+        store.import_files(SG, [tmp_path / "mine.safetensors"])
+    assert_nothing_installed(store, SG)

@@ -588,7 +588,12 @@ class ModelStore:
             resp = urllib.request.urlopen(req, timeout=self.timeout_s)
         except urllib.error.HTTPError as e:
             if e.code == 416 and have:
-                # our partial file is as long as (or longer than) the resource: start over
+                _, total = _parse_content_range(e.headers.get("Content-Range") if e.headers else None)
+                if total == have:  # finished earlier, interrupted before it was moved on
+                    if progress is not None:
+                        progress(Progress("download", label, have, have, "already complete"))
+                    return have
+                # our partial file is longer than the resource: start over
                 dest.unlink(missing_ok=True)
                 raise _Retryable("server refused the resume range; restarting the download") from e
             if e.code in (408, 429) or e.code >= 500:
@@ -1024,13 +1029,12 @@ class ModelStore:
 
 
 def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:
-    """``bytes 100-199/1000`` -> (100, 1000); ``bytes 100-199/*`` -> (100, None)."""
+    """``bytes 100-199/1000`` -> (100, 1000); ``bytes 100-199/*`` -> (100, None);
+    ``bytes */1000`` (a 416 answer) -> (None, 1000)."""
     if not value:
         return None, None
-    try:
-        unit, _, rest = value.strip().partition(" ")
-        span, _, total = rest.partition("/")
-        start = int(span.split("-", 1)[0])
-        return start, (int(total) if total.strip().isdigit() else None)
-    except ValueError:
-        return None, None
+    unit, _, rest = value.strip().partition(" ")
+    span, _, total = rest.partition("/")
+    first = span.split("-", 1)[0].strip()
+    start = int(first) if first.isdigit() else None
+    return start, (int(total) if total.strip().isdigit() else None)
