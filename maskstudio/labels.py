@@ -80,7 +80,7 @@ def mirror_class(index: int) -> int:
 
 def colorize(label_map: np.ndarray) -> np.ndarray:
     """uint8 [H,W] label map -> uint8 [H,W,3] RGB using :data:`PALETTE` (no Python loops)."""
-    return PALETTE[np.asarray(label_map, dtype=np.uint8)]
+    return np.take(PALETTE, np.asarray(label_map, dtype=np.uint8), axis=0)
 
 
 def flip_labels(label_map: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ Errors: a :class:`~maskstudio.errors.MaskStudioError` becomes one line on stderr
 from __future__ import annotations
 
 import argparse
+import os
 import importlib
 import pkgutil
 import sys
@@ -51,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("maskstudio: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `maskstudio mask info x.png | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
