@@ -67,8 +67,9 @@ def write_dualstylegan(folder: Path) -> tuple[Path, Path, torch.nn.Module]:
     g = folder / "generator.pt"
     torch.save({"g_ema": m.state_dict()}, g)
     rng = np.random.default_rng(0)
-    codes = {"Cartoons_00038_07.jpg": rng.standard_normal((1, 18, 512)).astype(np.float32),
-             "Cartoons_00002_01.jpg": rng.standard_normal((1, 18, 512)).astype(np.float32)}
+    n = m.n_latent  # the official codes are [1, 18, 512] for the 1024 px generator
+    codes = {"Cartoons_00038_07.jpg": rng.standard_normal((1, n, 512)).astype(np.float32),
+             "Cartoons_00002_01.jpg": rng.standard_normal((1, n, 512)).astype(np.float32)}
     c = folder / "refined_exstyle_code.npy"
     np.save(c, codes, allow_pickle=True)
     return g, c, m

@@ -344,13 +344,29 @@ def test_import_dualstylegan_style_with_codes(tmp_path):
     store = make_store(tmp_path)
     store.import_files("dualstylegan_cartoon", [c, g])  # any order
     loaded = load_checkpoint(store.models_dir / "dualstylegan_cartoon" / "dualstylegan_cartoon.safetensors")
-    assert loaded.extras["exstyle_codes"].shape == (2, 18, 512)
     names = loaded.meta["exstyle_names"]
     assert names == sorted(["Cartoons_00038_07.jpg", "Cartoons_00002_01.jpg"])
     codes = np.load(c, allow_pickle=True).item()  # our own test file: safe to unpickle here
-    assert np.array_equal(loaded.extras["exstyle_codes"][0].numpy(), codes[names[0]][0])
+    for n in names:
+        assert np.array_equal(loaded.extras[f"exstyle_code.{n}"].numpy(), codes[n])
     for k, v in module.state_dict().items():
         assert torch.equal(v, loaded.module.state_dict()[k]), k
+    # the engine finds the codes by name
+    from maskstudio.engine.models import ModelSet
+    from maskstudio.engine.pipeline import Engine
+
+    resident = ModelSet([(store.models_dir, "user")]).load("dualstylegan_cartoon")
+    assert sorted(Engine.style_codes(resident)) == names
+
+
+def test_dualstylegan_codes_of_the_wrong_size_are_refused(tmp_path):
+    g, c, module = mf.write_dualstylegan(tmp_path)
+    np.save(c, {"a.jpg": np.zeros((1, 18, 512), np.float32)}, allow_pickle=True)
+    store = make_store(tmp_path)
+    with pytest.raises(CheckpointError, match=r"style code 'a.jpg' has 18 rows, the generator of "
+                                              r"dualstylegan_cartoon needs 4"):
+        store.import_files("dualstylegan_cartoon", [g, c])
+    assert_nothing_installed(store, "dualstylegan_cartoon")
 
 
 def test_import_boundary_folder_and_bad_file(tmp_path):

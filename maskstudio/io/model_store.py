@@ -919,7 +919,14 @@ class ModelStore:
             if rf.kind == "style_codes" and rf.name in files:
                 codes = checkpoints.load_exstyle_codes(files[rf.name])
                 names = sorted(codes)
-                extras["exstyle_codes"] = torch.cat([codes[n].to(torch.float32) for n in names], 0)
+                n_lat = getattr(module, "n_latent", None)
+                for n in names:
+                    if n_lat is not None and codes[n].shape[1] != int(n_lat):
+                        raise file_error(CheckpointError, files[rf.name],
+                                         f"style code {n!r} has {codes[n].shape[1]} rows, the generator "
+                                         f"of {e.id} needs {int(n_lat)} (codes from another model?)")
+                for n in names:  # one extra per style image: "exstyle_code.<name>" [1, n_latent, 512]
+                    extras[f"exstyle_code.{n}"] = codes[n].to(torch.float32).contiguous()
                 meta["exstyle_names"] = names
                 meta["exstyle_file"] = rf.name
         meta["source_layout"] = layout

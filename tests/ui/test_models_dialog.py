@@ -115,7 +115,8 @@ def test_import_official_dmn_and_dualstylegan_pair(qtbot, make_dialog, recorder,
     from maskstudio.models.checkpoints import load_checkpoint
 
     loaded = load_checkpoint(tmp_path / "models" / "dualstylegan_cartoon" / "dualstylegan_cartoon.safetensors")
-    assert loaded.extras["exstyle_codes"].shape == (2, 18, 512)
+    assert len(loaded.meta["exstyle_names"]) == 2
+    assert all(loaded.extras[f"exstyle_code.{n}"].shape == (1, 4, 512) for n in loaded.meta["exstyle_names"])
 
 
 def test_verify_all_reports_damage(qtbot, make_dialog, recorder, tmp_path):
