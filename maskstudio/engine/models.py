@@ -108,6 +108,7 @@ class ModelSet:
         self._loaded: dict[str, Any] = {}
         self._loaded_gen = -1
         self._selected: dict[str, str] = {}
+        self._memory: dict[str, tuple[ModelInfo, Any, dict]] = {}
         self.models: dict[str, ModelInfo] = {}
         self.boundaries: dict[str, BoundaryInfo] = {}
         self.skipped: list[tuple[Path, str]] = []
@@ -164,6 +165,8 @@ class ModelSet:
                         space = "w" if p.stem.endswith("_w_boundary") or p.suffix != ".npy" else "z"
                         boundaries[bid] = BoundaryInfo(bid, p, source, space)
         with self._lock:
+            for mid, (info, _, _) in self._memory.items():
+                models[mid] = info
             old = self.models
             self.models, self.boundaries, self.skipped = models, boundaries, skipped
             for mid in list(self._loaded):
@@ -186,7 +189,8 @@ class ModelSet:
     def role(self, role: str) -> list[ModelInfo]:
         """Models for ``role`` in preference order (user before shipped, newest first)."""
         cands = [m for m in self.models.values() if m.arch in ROLE_ARCHS[role]]
-        cands.sort(key=lambda m: (m.source != "user", -m.mtime, m.id))
+        rank = {"memory": 0, "user": 1, "shipped": 2}
+        cands.sort(key=lambda m: (rank.get(m.source, 3), -m.mtime, m.id))
         sel = self._selected.get(role)
         if sel is not None:
             cands.sort(key=lambda m: m.id != sel)
@@ -229,6 +233,12 @@ class ModelSet:
             if hit is not None:
                 return hit
             info = self.get(model_id)
+            if model_id in self._memory:
+                _, module, extras = self._memory[model_id]
+                res = Resident(info=info, module=policy.prepare(module, info.arch), extras=dict(extras),
+                               config=dict(info.config))
+                self._loaded[model_id] = res
+                return res
             from maskstudio.models.checkpoints import load_checkpoint
 
             import torch
@@ -246,6 +256,25 @@ class ModelSet:
                            config=dict(getattr(loaded, "config", None) or info.config))
             self._loaded[model_id] = res
             return res
+
+    def add_module(self, model_id: str, arch: str, module: Any, config: dict | None = None,
+                   extras: dict | None = None, meta: dict | None = None) -> ModelInfo:
+        """Register a network built in memory (benchmarks, experiments) as an installed model.
+
+        It is preferred over files for its role, prepared by the policy on first use (moved in
+        place: an out-of-memory fallback moves it back to CPU float32 rather than re-reading it).
+        """
+        if arch not in KNOWN_ARCHS:
+            raise RenderError(f"unknown architecture {arch!r}")
+        import time
+
+        info = ModelInfo(model_id, arch, Path(f"<memory>/{model_id}.json"), "memory", dict(config or {}),
+                         dict(meta or {}), time.time())
+        with self._lock:
+            self._memory[model_id] = (info, module, dict(extras or {}))
+            self.models[model_id] = info
+            self._loaded.pop(model_id, None)
+        return info
 
     def unload_all(self) -> None:
         with self._lock:
