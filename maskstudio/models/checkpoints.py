@@ -307,6 +307,9 @@ def _detect_encoder(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     if len(groups) >= 2:
         cfg["coarse_ind"] = n_convs.count(groups[0])
         cfg["middle_ind"] = cfg["coarse_ind"] + n_convs.count(groups[1])
+    if groups:
+        # the coarsest head reduces the stride-16 map to 1x1 with one stride-2 conv per halving
+        cfg["input_size"] = 16 * 2 ** groups[0]
     cfg["decoder"] = _detect_stylegan2(sd, "decoder.") if "decoder.conv1.conv.weight" in sd else None
     return cfg
 

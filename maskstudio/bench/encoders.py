@@ -1,6 +1,6 @@
 """Median CPU/GPU latency of the photo encoders (pSp GradualStyleEncoder, AgileGAN VAE encoder).
 
-    python benchmarks/bench_encoders.py [--threads 2] [--repeats 5] [--batch 1] [--device cpu]
+    python -m maskstudio.bench.encoders [--threads 2] [--repeats 5] [--batch 1] [--device cpu]
                                         [--json out.json]
 
 Full-size official architecture (IR-SE-50, 256 px input, 18 styles; random weights: the

@@ -1,0 +1,1 @@
+"""Benchmark scripts (print medians and JSON); never timed unit tests."""
