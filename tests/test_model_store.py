@@ -488,3 +488,13 @@ def test_import_our_safetensors_checks_arch(tmp_path):
                                               r"stylegan2_ffhq_1024 needs stylegan2"):
         store.import_files(SG, [tmp_path / "mine.safetensors"])
     assert_nothing_installed(store, SG)
+
+
+def test_second_mirror_is_used_when_the_first_fails(tmp_path):
+    data, _ = sg_bytes(tmp_path)
+    with serve({"sg.pt": data}) as srv:
+        store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {
+            "urls": [srv.url("missing.pt"), srv.url("sg.pt")], "sha256": mf.sha256(data)}}}})
+        store.install(SG)
+        assert [r[0] for r in srv.requests] == ["missing.pt", "sg.pt"]
+    assert store.record(SG)["original_files"][0]["source"] == srv.url("sg.pt")
