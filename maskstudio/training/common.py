@@ -27,9 +27,9 @@ def setup_threads(num_threads: int | None) -> None:
 def lr_at(step: int, total: int, base_lr: float, warmup: int = 50, final_frac: float = 0.02) -> float:
     """Linear warm-up, then cosine decay to ``final_frac * base_lr`` at ``total`` steps."""
     if step < warmup:
-        return base_lr * (step + 1) / warmup
+        return float(base_lr * (step + 1) / warmup)
     t = min(1.0, (step - warmup) / max(1, total - warmup))
-    return base_lr * (final_frac + (1 - final_frac) * 0.5 * (1 + np.cos(np.pi * t)))
+    return float(base_lr * (final_frac + (1 - final_frac) * 0.5 * (1 + np.cos(np.pi * t))))
 
 
 def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:

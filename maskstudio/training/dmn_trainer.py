@@ -129,7 +129,8 @@ def to_model_image(imgs: np.ndarray, device: str) -> torch.Tensor:
 
 
 def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resume: bool = False,
-              cache_dir=None, show_progress: bool = True, log=print) -> dict:
+              cache_dir=None, show_progress: bool = True, log=print, stop_at: int | None = None) -> dict:
+    """Train (or resume) the DMN; ``stop_at`` leaves after that step as if interrupted."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     common.setup_threads(cfg.num_threads)
@@ -230,7 +231,7 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
         for b, idx in enumerate(batches(n, bs, np.random.default_rng([cfg.seed, epoch]))):
             if b < in_epoch:
                 continue
-            if step >= cfg.steps:
+            if step >= cfg.steps or (stop_at is not None and step >= stop_at):
                 break
             rng = np.random.default_rng([cfg.seed, epoch, b])
             pairs = [augment(images[i], masks[i], rng, True, cfg.jitter, 0.0) for i in idx]
@@ -295,6 +296,8 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
                 save()
                 common.append_jsonl(out / "history.jsonl", {"step": step, "time_s": round(time.time() - t0, 1),
                                                             **{k: round(v, 4) for k, v in hist.items()}})
+        if stop_at is not None and step >= stop_at:
+            break
     bar.close()
     save()
     return {"steps": step, "pseudo_labels": n_pseudo, "first": first, "last": last,

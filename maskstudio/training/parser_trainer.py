@@ -91,8 +91,12 @@ def evaluate(parser: FaceParser, images: np.ndarray, masks: np.ndarray, device: 
 
 
 def train_parser(data_dir, out_dir, cfg: ParserTrainConfig, *, resume: bool = False,
-                 cache_dir=None, show_progress: bool = True, log=print) -> dict:
-    """Train (or resume) a face parser; returns the final summary dict."""
+                 cache_dir=None, show_progress: bool = True, log=print, stop_at: int | None = None) -> dict:
+    """Train (or resume) a face parser; returns the final summary dict.
+
+    ``stop_at``: leave after this global step (state saved; the schedule is unchanged), as if
+    the run had been interrupted there — ``resume=True`` continues it.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     common.setup_threads(cfg.num_threads)
@@ -151,7 +155,7 @@ def train_parser(data_dir, out_dir, cfg: ParserTrainConfig, *, resume: bool = Fa
         for b, idx in enumerate(batches(n, bs, np.random.default_rng([cfg.seed, epoch]))):
             if b < in_epoch:
                 continue
-            if step >= total:
+            if step >= total or (stop_at is not None and step >= stop_at):
                 break
             rng = np.random.default_rng([cfg.seed, epoch, b])
             pairs = [augment(train.images[i], train.masks[i], rng, True, cfg.jitter, cfg.color) for i in idx]
@@ -165,19 +169,25 @@ def train_parser(data_dir, out_dir, cfg: ParserTrainConfig, *, resume: bool = Fa
             loss.backward()
             opt.step()
             step += 1
-            lv = float(loss)
+            lv = float(loss.detach())
             losses.append(lv)
             ema = lv if ema is None else 0.95 * ema + 0.05 * lv
-            bar.set_postfix(loss=f"{ema:.3f}", ce=f"{float(ce):.3f}", dice=f"{float(dl):.3f}", ep=epoch)
+            bar.set_postfix(loss=f"{ema:.3f}", ce=f"{float(ce.detach()):.3f}", dice=f"{float(dl.detach()):.3f}", ep=epoch)
             bar.update(1)
             if step % cfg.save_every == 0:
                 save(False)
+        if stop_at is not None and step >= stop_at and step < total:
+            save(False)
+            bar.close()
+            return {"steps": step, "first_losses": losses[:5], "last_losses": losses[-5:],
+                    "time_s": time.time() - t0, "interrupted": True}
         # epoch end (or stop)
         rec = {"step": step, "epoch": epoch + 1, "loss_ema": ema, "time_s": round(time.time() - t0, 1)}
         if val is not None and (step % steps_per_epoch == 0 or step >= total):
             s = evaluate(model, val.images, val.masks, cfg.device)
             rec.update(val_mean_f1=round(s.mean_f1, 4), val_miou=round(s.miou, 4), val_pixel_acc=round(s.pixel_acc, 4))
-            bar.write(f"epoch {epoch + 1}: loss {ema:.4f}  val mean F1 {s.mean_f1:.4f}  mIoU {s.miou:.4f}")
+            msg = f"epoch {epoch + 1}: loss {ema:.4f}  val mean F1 {s.mean_f1:.4f}  mIoU {s.miou:.4f}"
+            bar.write(msg) if show_progress else log(msg)
         common.append_jsonl(out / "history.jsonl", rec)
         save(True)
     bar.close()

@@ -1,0 +1,185 @@
+"""Training end-to-end on tiny synthetic data: split, augmentation, loss goes down, resume."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from maskstudio.labels import MIRROR_LUT, flip_labels
+from maskstudio.training.data import augment, find_pairs, flip_pair, load_pairs, split_stems
+from tests.training_fixtures import TINY_PARSER, make_dataset
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("tinydata"), n=12, size=64, unlabeled=4)
+
+
+def test_split_is_deterministic_disjoint_and_seeded():
+    stems = [f"s{i:03d}" for i in range(100)]
+    a = split_stems(stems, 0.1, seed=0)
+    b = split_stems(list(reversed(stems)), 0.1, seed=0)
+    c = split_stems(stems, 0.1, seed=1)
+    assert a == b
+    assert len(a["val"]) == 10 and len(a["train"]) == 90
+    assert not set(a["train"]) & set(a["val"])
+    assert set(a["train"]) | set(a["val"]) == set(stems)
+    assert a["val"] != c["val"]
+
+
+def test_flip_swaps_left_right_classes():
+    img = np.zeros((4, 6, 3), np.uint8)
+    img[:, :3] = 255
+    lab = np.zeros((4, 6), np.uint8)
+    lab[:, 0] = 4   # l_eye at the image's left edge
+    lab[:, 5] = 7   # r_brow at the right edge
+    lab[:, 2] = 13  # hair: unpaired
+    fi, fl = flip_pair(img, lab)
+    assert (fi[:, 3:] == 255).all() and (fi[:, :3] == 0).all()
+    assert (fl[:, 5] == 5).all()   # l_eye -> r_eye, now on the right
+    assert (fl[:, 0] == 6).all()   # r_brow -> l_brow, now on the left
+    assert (fl[:, 3] == 13).all()
+    np.testing.assert_array_equal(fl, flip_labels(lab))
+
+
+def test_augment_flip_keeps_image_and_labels_consistent():
+    rng = np.random.default_rng(3)
+    lab = np.zeros((8, 8), np.uint8)
+    lab[:, :2] = 8  # l_ear on the left
+    img = np.stack([lab * 10] * 3, -1).astype(np.uint8)
+    flipped_seen = False
+    for _ in range(20):
+        i2, l2 = augment(img, lab, rng, flip=True)
+        if l2[0, -1] != 0:
+            flipped_seen = True
+            assert (l2[:, -2:] == MIRROR_LUT[8]).all() and (i2[:, -2:, 0] == 80).all()
+        else:
+            np.testing.assert_array_equal(l2, lab)
+    assert flipped_seen
+
+
+def test_cache_round_trip(tiny_data, tmp_path):
+    a = load_pairs(tiny_data, 32, tmp_path / "cache")
+    assert list((tmp_path / "cache").glob("*.npy"))
+    b = load_pairs(tiny_data, 32, tmp_path / "cache")  # second call reads the cache
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.masks, b.masks)
+    assert a.images.shape == (12, 32, 32, 3) and a.masks.dtype == np.uint8
+    assert a.stems == find_pairs(tiny_data).stems
+
+
+def _parser_cfg(**kw):
+    from maskstudio.training.parser_trainer import ParserTrainConfig
+
+    base = dict(size=64, batch_size=4, epochs=20, lr=1e-2, warmup_steps=2, val_fraction=0.25,
+                num_threads=1, save_every=3, model=TINY_PARSER, jitter=0.0, color=0.0)
+    base.update(kw)
+    return ParserTrainConfig(**base)
+
+
+def test_parser_training_loss_decreases_and_writes_run(tiny_data, tmp_path):
+    from maskstudio.models.checkpoints import load_checkpoint
+    from maskstudio.training.parser_trainer import train_parser
+
+    out = tmp_path / "run"
+    summary = train_parser(tiny_data, out, _parser_cfg(max_steps=24), show_progress=False, log=lambda *a: None)
+    assert summary["steps"] == 24
+    assert np.mean(summary["last_losses"]) < 0.7 * np.mean(summary["first_losses"])
+    split = json.loads((out / "split.json").read_text())
+    assert len(split["val"]) == 3 and len(split["train"]) == 9
+    loaded = load_checkpoint(out / "face_parser.safetensors")
+    assert loaded.arch == "face_parser" and loaded.module.cfg.input_size == 64
+    assert (out / "history.jsonl").read_text().strip()
+
+
+def test_parser_resume_continues_where_it_stopped(tiny_data, tmp_path):
+    from maskstudio.training.common import load_state
+    from maskstudio.training.parser_trainer import train_parser
+
+    quiet = dict(show_progress=False, log=lambda *a: None)
+    straight = tmp_path / "straight"
+    train_parser(tiny_data, straight, _parser_cfg(max_steps=8), **quiet)
+    parts = tmp_path / "parts"
+    train_parser(tiny_data, parts, _parser_cfg(max_steps=8), stop_at=5, **quiet)
+    assert int(load_state(parts / "parser_state.pt")["step"]) == 5
+    summary = train_parser(tiny_data, parts, _parser_cfg(max_steps=8), resume=True, **quiet)
+    assert summary["steps"] == 8 and len(summary["first_losses"]) == 3  # only the 3 remaining steps ran
+    a = load_state(straight / "parser_state.pt")["model"]
+    b = load_state(parts / "parser_state.pt")["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def _dmn_cfg(**kw):
+    from maskstudio.training.dmn_trainer import DMNTrainConfig
+
+    base = dict(size=64, batch_size=2, steps=12, ngf=4, n_downsample=2, n_blocks=1, ndf=8, d_scales=2,
+                lr=2e-3, val_fraction=0.25, num_threads=1, save_every=4, use_pseudo=True,
+                pseudo_min_confidence=0.0, pseudo_max_uncertain=1.0)
+    base.update(kw)
+    return DMNTrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def tiny_parser_ckpt(tiny_data, tmp_path_factory):
+    from maskstudio.training.parser_trainer import train_parser
+
+    out = tmp_path_factory.mktemp("parser_run")
+    train_parser(tiny_data, out, _parser_cfg(max_steps=30), show_progress=False, log=lambda *a: None)
+    return out / "face_parser.safetensors"
+
+
+def test_dmn_training_reconstruction_improves_and_uses_pseudo_labels(tiny_data, tiny_parser_ckpt, tmp_path):
+    from maskstudio.models.checkpoints import load_checkpoint
+    from maskstudio.training.dmn_trainer import train_dmn
+
+    out = tmp_path / "dmn"
+    summary = train_dmn(tiny_data, out, _dmn_cfg(steps=30), parser_path=tiny_parser_ckpt,
+                        show_progress=False, log=lambda *a: None)
+    assert summary["steps"] == 30
+    first = np.mean([r["l1"] for r in summary["first"]])
+    last = np.mean([r["l1"] for r in summary["last"]])
+    assert last < 0.8 * first, (first, last)
+    for key in ("adv", "fm", "perc", "seg", "d"):
+        assert key in summary["last"][0]
+    info = json.loads((out / "pseudo_labels.json").read_text())
+    assert info["unlabeled"] == 4 and 0 <= info["kept"] <= 4
+    assert summary["pseudo_labels"] == info["kept"]
+    loaded = load_checkpoint(out / "dmn.safetensors")
+    assert loaded.arch == "maskgan_dmn" and loaded.module.cfg.ngf == 4
+
+
+def test_dmn_resume_continues(tiny_data, tmp_path):
+    from maskstudio.training.common import load_state
+    from maskstudio.training.dmn_trainer import train_dmn
+
+    quiet = dict(show_progress=False, log=lambda *a: None)
+    out = tmp_path / "dmn"
+    train_dmn(tiny_data, out, _dmn_cfg(steps=5, use_pseudo=False), stop_at=3, **quiet)
+    g3 = load_state(out / "dmn_state.pt")["G"]
+    summary = train_dmn(tiny_data, out, _dmn_cfg(steps=5, use_pseudo=False), resume=True, **quiet)
+    assert summary["steps"] == 5 and len(summary["first"]) == 2
+    state = load_state(out / "dmn_state.pt")
+    assert int(state["step"]) == 5
+    assert any(not torch.equal(g3[k], state["G"][k]) for k in g3 if g3[k].is_floating_point())
+
+
+def test_cli_train_parser_runs(tiny_data, tmp_path, capsys):
+    from maskstudio.cli.main import main
+
+    out = tmp_path / "cli_run"
+    rc = main(["train", "parser", "--data", str(tiny_data), "--out", str(out), "--size", "64",
+               "--steps", "2", "--batch-size", "4", "--threads", "1", "--device", "cpu", "--no-progress"])
+    assert rc == 0
+    assert (out / "face_parser.safetensors").is_file() and (out / "summary.json").is_file()
+    assert "val mean F1" in capsys.readouterr().out
+
+
+def test_cli_train_rejects_bad_size(tiny_data, tmp_path, capsys):
+    from maskstudio.cli.main import main
+
+    rc = main(["train", "parser", "--data", str(tiny_data), "--out", str(tmp_path / "x"), "--size", "50"])
+    assert rc == 2
+    assert "multiple of 32" in capsys.readouterr().err
