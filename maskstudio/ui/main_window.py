@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
     (tests: a small real one), else one is built from ``settings``."""
 
     renderShown = Signal(object)     # every RenderResult the view accepted (tests wait on it)
+    toolFinished = Signal(object)    # Image2StyleGAN tool outcome
 
     def __init__(self, settings: Settings | None = None, *, engine=None, qsettings: QSettings | None = None,
                  state_dir: Path | None = None, open_sample: bool = True, offer_recovery: bool = True,
@@ -162,6 +163,11 @@ class MainWindow(QMainWindow):
         self.client = RenderClient(self.settings, engine=engine, parent=self)
         self.client.resultReady.connect(self._on_result)
         self.client.busyChanged.connect(self.render_view.set_busy)
+        from maskstudio.ui.latent_tools import LatentTools
+
+        self.tools = LatentTools(self.client.engine, parent=self)
+        self.tools.progress.connect(self._on_tool_progress)
+        self.tools.finished.connect(self._on_tool_finished)
         self._restore_preferences()
         self.refresh_availability()
         self._load_gallery()
@@ -940,6 +946,8 @@ class MainWindow(QMainWindow):
             return
         self._closing = True
         self._autosave_timer.stop()
+        self.tools.cancel()
+        self.tools.wait(10000)
         self._save_preferences()
         self.client.close()
         self.autosave.end_session()
@@ -972,12 +980,58 @@ class MainWindow(QMainWindow):
             self.request_render()
 
     def run_latent_tool(self, name: str) -> None:
+        """Image2StyleGAN tools (background thread, progress + cancel in the sliders dock)."""
+        if self.doc is None or self.exemplar is None:
+            return
+        if name == "morph" and self.tools.busy:
+            self._pending_morph = True        # slider moved while a morph runs: redo when it ends
+            return
         self.autosave_now()
-        with self._guard("Latent tool"):
-            self.client.run_tool(name, self.sliders, self.last_latent)
+        kw = {"size_px": int(self.render_size_px)} if self.render_size_px else {}
+        with self._guard("Image2StyleGAN"):
+            labels = np.array(self.doc.labels)
+            if name == "refine":
+                self.tools.refine(labels, self.exemplar, **kw)
+            elif name == "second":
+                self.tools.capture_second(labels, self.exemplar, **kw)
+            elif name in ("morph", "crossover", "expression"):
+                self.tools.combine(name, labels, self.exemplar, self.original_labels,
+                                   amount=self.sliders.face_morph.value(), **kw)
+            else:
+                return
+            self.sliders.set_tool_running(True, 0, f"{name}…")
+            self.render_view.set_busy(True)
 
     def cancel_latent_tool(self) -> None:
-        self.client.cancel_tool()
+        self.tools.cancel()
+
+    def _on_tool_progress(self, pct: int, text: str) -> None:
+        self.sliders.set_tool_running(True, pct, text)
+
+    def _on_tool_finished(self, out) -> None:
+        self.sliders.set_tool_running(False, 100 if not out.error else 0,
+                                      "cancelled" if out.cancelled else (out.error and "failed") or f"{out.name}: done")
+        self.render_view.set_busy(self.client.busy)
+        if out.error:
+            dialogs.show_error(self, "Image2StyleGAN", f"{out.name}: {out.error}")
+        else:
+            if out.name == "second":
+                self.sliders.second_label.setText("2nd face: set")
+            if out.latent is not None and out.name != "second":
+                self.last_latent = np.asarray(out.latent, dtype=np.float32)
+            if out.image is not None:
+                from maskstudio.engine import RenderResult
+
+                res = RenderResult(-1, image=out.image, stage=out.name, latency_ms=out.latency_ms,
+                                   size_px=int(out.image.shape[0]), output="photo", tag="tool")
+                self.render_view.show_result(res)
+                self.render_view.stage.setText(f"Image2StyleGAN {out.name}{' (cancelled: best so far)' if out.cancelled else ''}"
+                                               f" · {res.size_px}px · {out.latency_ms:.0f} ms")
+                self.renderShown.emit(res)
+        self.toolFinished.emit(out)
+        if getattr(self, "_pending_morph", False):
+            self._pending_morph = False
+            self.run_latent_tool("morph")
 
     # ================================================================== help
     def about(self) -> None:

@@ -140,11 +140,8 @@ class RenderClient(QObject):
             "dual": g("dual", list(st.get("dual", {}))),
         }
         photo = av.get("photo")
-        tools_supported = all(hasattr(self.engine, n) for n in ("refine_embedding",))
         if photo is None or not photo.available:
             groups["tools"] = GroupStatus(False, f"Needs the StyleGAN chain: {photo.reason if photo else 'unavailable'}")
-        elif not tools_supported:
-            groups["tools"] = GroupStatus(False, "Image2StyleGAN tools are not provided by this engine version")
         else:
             groups["tools"] = GroupStatus(True)
         morph_ok = groups["agile"].available or groups["dual"].available
@@ -194,12 +191,6 @@ class RenderClient(QObject):
 
     def parse_async(self, image: np.ndarray, done: Callable[[np.ndarray | None, str | None], None]) -> _Job:
         return self.run_in_thread(lambda: self.parse_photo(image), done)
-
-    def run_tool(self, name: str, sliders, latent) -> None:
-        raise RenderError(f"Image2StyleGAN {name}: not provided by this engine version")
-
-    def cancel_tool(self) -> None:
-        pass
 
     # ------------------------------------------------------------------ latents
     @staticmethod

@@ -231,23 +231,34 @@ class SlidersWidget(QWidget):
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
         lay.addWidget(self.progress)
+        row1 = QHBoxLayout()
+        self.second_btn = QPushButton("Use as 2nd face")
+        self.second_btn.setToolTip("Remember the current face as the 2nd face for morph / crossover / expression transfer")
+        self.second_btn.clicked.connect(lambda: self.toolRequested.emit("second"))
+        self.second_label = QLabel("2nd face: not set")
+        row1.addWidget(self.second_btn)
+        row1.addWidget(self.second_label, 1)
+        lay.addLayout(row1)
         form = QFormLayout()
-        self.face_morph = ValueSlider(0.0, 1.0, 0.0, steps=100, tooltip="Morph between this face and the second face (latent interpolation)")
-        self.face_morph.valueChanged.connect(lambda _v: self.changed.emit())
+        self.face_morph = ValueSlider(0.0, 1.0, 0.0, steps=100, tooltip="Morph between this face (0) and the 2nd face (1) in W+")
+        self.face_morph.valueChanged.connect(lambda _v: self.toolRequested.emit("morph"))
         form.addRow("Morph to 2nd face", self.face_morph)
         lay.addLayout(form)
         row2 = QHBoxLayout()
-        for key, text, tip in (("crossover", "Crossover", "Coarse layers from this face, fine from the second"),
-                               ("expression", "Expression transfer", "Copy the second face's expression")):
+        self.combine_buttons = []
+        for key, text, tip in (("crossover", "Crossover", "Coarse layers from this face, fine layers from the 2nd face"),
+                               ("expression", "Expression transfer", "Apply what you changed since opening (e.g. a smile) to the 2nd face")):
             b = QPushButton(text)
             b.setToolTip(tip)
             b.clicked.connect(lambda _c=False, k=key: self.toolRequested.emit(k))
             row2.addWidget(b)
+            self.combine_buttons.append(b)
         lay.addLayout(row2)
 
     def set_tool_running(self, running: bool, progress: int = 0, text: str = "") -> None:
         self.cancel_btn.setEnabled(running)
         self.refine_btn.setEnabled(not running)
+        self.second_btn.setEnabled(not running)
         self.progress.setValue(progress)
         self.progress.setFormat(text or "%p%")
 

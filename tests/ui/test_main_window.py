@@ -468,3 +468,45 @@ def test_models_dialog_opens_from_menu_and_slider_hint(qtbot, make_window):
     btn.click()
     assert w.models_dialog.isVisible()
     w.models_dialog.reject()
+
+
+def test_image2stylegan_tools_progress_cancel_and_combine(qtbot, make_window, photo_settings, recorder):
+    w = make_window(settings=photo_settings)
+    wait_full_render(qtbot, w)
+    tools = w.sliders.groups["tools"]
+    assert tools.body.isEnabled()
+    # 2nd face = the face as opened
+    with qtbot.waitSignal(w.toolFinished, timeout=RENDER_TIMEOUT_MS) as sig:
+        w.sliders.second_btn.click()
+    assert sig.args[0].error is None and w.tools.second_face is not None
+    assert w.sliders.second_label.text() == "2nd face: set"
+    key(qtbot, w, Qt.Key.Key_H)
+    brush(w, 8)
+    drag(qtbot, w, [(4, 30), (60, 30)])
+    wait_full_render(qtbot, w)
+    with qtbot.waitSignal(w.toolFinished, timeout=RENDER_TIMEOUT_MS) as sig:
+        w.sliders.combine_buttons[0].click()          # crossover
+    out = sig.args[0]
+    assert out.error is None and out.name == "crossover", out.error
+    assert out.latent.shape == (1, 6, 512) and out.image.shape == (16, 16, 3)
+    assert w.render_view.stage.text().startswith("Image2StyleGAN crossover")
+    np.testing.assert_array_equal(w.last_latent, out.latent)
+    with qtbot.waitSignal(w.toolFinished, timeout=RENDER_TIMEOUT_MS) as sig:
+        w.sliders.combine_buttons[1].click()          # expression transfer
+    assert sig.args[0].error is None
+    with qtbot.waitSignal(w.toolFinished, timeout=RENDER_TIMEOUT_MS) as sig:
+        w.sliders.face_morph.set_value(0.5)            # the morph slider runs the morph live
+    assert sig.args[0].name == "morph" and sig.args[0].error is None
+    # refine: progress arrives, cancel stops it and keeps the best code so far
+    got = []
+    w.tools.progress.connect(lambda pct, text: got.append(text))
+    with qtbot.waitSignal(w.toolFinished, timeout=RENDER_TIMEOUT_MS) as sig:
+        w.tools.refine(np.array(w.doc.labels), w.exemplar, steps=100_000, size_px=SIZE)
+        w.sliders.set_tool_running(True)
+        qtbot.waitUntil(lambda: any(t.startswith("step") for t in got), timeout=RENDER_TIMEOUT_MS)
+        assert w.sliders.cancel_btn.isEnabled()
+        w.sliders.cancel_btn.click()
+    out = sig.args[0]
+    assert out.cancelled and out.error is None and out.latent.shape == (1, 6, 512)
+    assert not w.sliders.cancel_btn.isEnabled()
+    assert not recorder.errors
