@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common.add_argument("--models-dir", type=Path, default=None, metavar="DIR",
                         help="installed-models folder (default: $MASKSTUDIO_MODELS_DIR or the per-user data folder)")
     p = subparsers.add_parser("models", help="list / install / import / verify / remove pretrained models",
-                              description=__doc__.split("\n\n")[0])
+                              description="List, install, import, verify and remove pretrained models.")
     sub = p.add_subparsers(dest="models_cmd", metavar="ACTION", required=True)
 
     pl = sub.add_parser("list", parents=[common], help="known models: installed, available, active")
@@ -64,6 +64,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pr = sub.add_parser("remove", parents=[common], help="delete an installed model")
     pr.add_argument("id")
     pr.set_defaults(func=_remove)
+
+    ph = sub.add_parser("rehash-shipped", help="(maintainers) record SHA-256 + size of the shipped "
+                                               "checkpoints/ files in checkpoints/registry.json")
+    ph.set_defaults(func=_rehash)
 
 
 def _settings(args):
@@ -258,4 +262,12 @@ def _remove(args) -> int:
     store = _store(args)
     folder = store.remove(args.id)
     print(f"removed {args.id} ({folder})")
+    return 0
+
+
+def _rehash(args) -> int:
+    from maskstudio.io.model_store import REGISTRY_PATH, record_shipped_hashes
+
+    changed = record_shipped_hashes()
+    print(f"updated {', '.join(changed)} in {REGISTRY_PATH}" if changed else f"{REGISTRY_PATH} is up to date")
     return 0

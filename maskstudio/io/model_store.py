@@ -84,6 +84,7 @@ __all__ = [
     "DiskSpaceError",
     "sha256_file",
     "format_bytes",
+    "record_shipped_hashes",
 ]
 
 REGISTRY_PATH = SHIPPED_CHECKPOINTS / "registry.json"
@@ -291,6 +292,33 @@ def load_registry(path: str | os.PathLike[str] | None = None) -> dict[str, Regis
             raise file_error(ConfigError, p, f"duplicate model id {e.id!r}")
         out[e.id] = e
     return out
+
+
+def record_shipped_hashes(registry_path: str | os.PathLike[str] | None = None,
+                          shipped_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """Maintainers: write SHA-256 and size of every shipped file into the registry (after
+    retraining the starter models). Returns the names whose record changed."""
+    p = Path(registry_path) if registry_path is not None else REGISTRY_PATH
+    root = Path(shipped_dir) if shipped_dir is not None else SHIPPED_CHECKPOINTS
+    load_registry(p)  # validate first
+    data = json.loads(p.read_text(encoding="utf-8"))
+    changed = []
+    for m in data["models"]:
+        if not m.get("shipped"):
+            continue
+        for f in m["files"]:
+            fp = root / f["name"]
+            if not fp.is_file():
+                raise file_error(CheckpointError, fp, "shipped file is missing")
+            digest, size = sha256_file(fp), fp.stat().st_size
+            if f.get("sha256") != digest or f.get("size_bytes") != size:
+                f["sha256"], f["size_bytes"] = digest, size
+                changed.append(f["name"])
+    if changed:
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, p)
+    return changed
 
 
 # ============================================================================ status types
