@@ -39,6 +39,30 @@ MaskStudio knows, with role, arch + architecture config, official source URLs, l
 published by the authors, expected file layout, SHA-256 where known (``null`` otherwise).
 Shipped starter weights (``checkpoints/dmn_starter.*``, ``checkpoints/face_parser.*``) are
 entries with ``"shipped": true``; they are never copied into ``<models_dir>``.
+
+API::
+
+    store = ModelStore.from_settings(settings)          # or ModelStore(models_dir, registry=...)
+    store.list() -> [ModelStatus(entry, state, path, size_bytes, record, partial_bytes)]
+        # state: installed | shipped | available (has URLs) | manual (import by hand) | missing
+    store.install(id, progress=fn, cancel=fn, force=False, urls={name: mirror_url})
+    store.import_files(id, [paths], progress=fn, cancel=fn, force=False)
+    store.verify(id=None, deep=True) -> [VerifyResult(id, ok, problem, path)]
+    store.remove(id)
+
+``progress`` receives :class:`Progress` (stage download|checksum|convert|done, file, done,
+total); ``cancel`` is polled (return True to stop: :class:`DownloadCancelled`, the partial
+download is kept for resume). Problems raise :class:`~maskstudio.errors.CheckpointError`
+subclasses (:class:`DownloadError`, :class:`DiskSpaceError`), ``LatentFileError`` for direction
+files, ``ConfigError`` for unknown ids / misuse — each message names the URL or file.
+
+Conversion: official pickles are read with ``checkpoints.load_official`` (``weights_only``
++ allow-list; a pickle that would run code is refused), the network is built from the
+registry entry's config on the meta device, ``checkpoints.check_state_dict`` checks every
+key and shape (a wrong file is named, with the architecture it looks like), and
+``checkpoints.save_checkpoint`` writes our safetensors + JSON. Extras kept: ``latent_avg``;
+DualStyleGAN style codes as ``exstyle_code.<style image name>`` [1, n_latent, 512] (names also
+in ``meta["exstyle_names"]``); pSp ``opts`` (plain values) in ``meta["opts"]``.
 """
 from __future__ import annotations
 
