@@ -40,6 +40,29 @@ def wait_for_render(app: QApplication, window, timeout_s: float = 120.0) -> bool
     return False
 
 
+def install_excepthook(window) -> None:
+    """An exception escaping a Qt slot is a bug: log it, autosave, tell the user — never a dead
+    window (PySide6 would only print it)."""
+    import traceback
+
+    from maskstudio.ui import dialogs
+
+    def hook(exc_type, exc, tb):
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        text = "".join(traceback.format_exception(exc_type, exc, tb))
+        log.error("unhandled exception:\n%s", text)
+        try:
+            window.autosave_now()
+        except Exception:  # noqa: BLE001 - already handling a failure
+            pass
+        detail = str(exc) if isinstance(exc, MaskStudioError) else f"{exc_type.__name__}: {exc}"
+        dialogs.show_error(window, "Unexpected error", f"{detail}\n\nYour work was autosaved. Details are in the log.")
+
+    sys.excepthook = hook
+
+
 def run_gui(settings: Settings | None = None, *, project: str | None = None, screenshot: str | None = None,
             open_path: str | None = None) -> int:
     app = ensure_app()
@@ -73,7 +96,9 @@ def run_gui(settings: Settings | None = None, *, project: str | None = None, scr
         else:
             win.open_mask(p)
     win.show()
-    if shot is not None:
+    if shot is None:
+        install_excepthook(win)
+    else:
         win.resize(1480, 900)
         app.processEvents()
         win.canvas.fit()

@@ -510,3 +510,43 @@ def test_image2stylegan_tools_progress_cancel_and_combine(qtbot, make_window, ph
     assert out.cancelled and out.error is None and out.latent.shape == (1, 6, 512)
     assert not w.sliders.cancel_btn.isEnabled()
     assert not recorder.errors
+
+
+def test_ab_compare_renders_the_unedited_mask(qtbot, make_window):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    key(qtbot, w, Qt.Key.Key_H)
+    brush(w, 6)
+    drag(qtbot, w, [(4, 60), (60, 60)])
+    wait_full_render(qtbot, w)
+    key(qtbot, w, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier)
+    assert w.render_view.compare.isChecked() and w.render_view.pane.compare
+    qtbot.waitUntil(lambda: w.render_view.pane.image_a is not None and not w.client.busy, timeout=RENDER_TIMEOUT_MS)
+    from maskstudio.engine import RenderRequest
+    from maskstudio.ui.canvas import numpy_to_qimage
+
+    ref = w.client.engine.render_sync(RenderRequest(w.doc.original, w.exemplar, size_px=SIZE))
+    assert w.render_view.pane.image_a == numpy_to_qimage(ref.image)
+    assert w.render_view.pane.image_b != w.render_view.pane.image_a
+
+
+def test_space_drag_pans_instead_of_painting(qtbot, make_window):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    before = np.array(w.doc.labels)
+    p0 = w.canvas.image_to_widget(0, 0)
+    w.canvas.setFocus()
+    qtbot.keyPress(w.canvas, Qt.Key.Key_Space)
+    drag(qtbot, w, [(10, 10), (20, 15)])
+    qtbot.keyRelease(w.canvas, Qt.Key.Key_Space)
+    p1 = w.canvas.image_to_widget(0, 0)
+    assert p1.x() > p0.x() and p1.y() > p0.y()
+    np.testing.assert_array_equal(w.doc.labels, before)
+
+
+def test_gui_command_screenshot_exits_zero(tmp_path, qapp, recorder):
+    from maskstudio.cli.main import main
+
+    out = tmp_path / "cli-shot.png"
+    assert main(["gui", "--screenshot", str(out)]) == 0
+    assert out.is_file() and Image.open(out).size[0] > 800
