@@ -498,3 +498,17 @@ def test_second_mirror_is_used_when_the_first_fails(tmp_path):
         store.install(SG)
         assert [r[0] for r in srv.requests] == ["missing.pt", "sg.pt"]
     assert store.record(SG)["original_files"][0]["source"] == srv.url("sg.pt")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a device that is always full)")
+def test_disk_full_while_writing_is_reported(tmp_path):
+    """A real ENOSPC: the partial file is a link to /dev/full, every write fails."""
+    data, _ = sg_bytes(tmp_path)
+    with serve({"sg.pt": data}) as srv:
+        store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {"urls": [srv.url("sg.pt")]}}}})
+        part = store.models_dir / ".partial" / SG / "stylegan2-ffhq-config-f.pt.part"
+        part.parent.mkdir(parents=True)
+        part.symlink_to("/dev/full")
+        with pytest.raises(DiskSpaceError, match="no space left on the device while writing stylegan2-ffhq-config-f.pt"):
+            store.install(SG)
+    assert_nothing_installed(store, SG)
