@@ -254,6 +254,12 @@ class MaskCanvas(QWidget):
             edge = QColor(*[int(c) for c in PALETTE[self.active_class]]) if self.tool == Tool.BRUSH else QColor("white")
             p.setPen(QPen(edge, 1.5, Qt.PenStyle.DashLine if self.tool != Tool.BRUSH else Qt.PenStyle.SolidLine))
             p.drawEllipse(self._mouse, r, r)
+            if self.doc.mirror:  # where the mirrored dab lands
+                ix, iy = self.widget_to_image(self._mouse)
+                ax = self.doc.mirror_axis_x
+                ax = (w / 2.0) if ax is None else float(ax)
+                p.setPen(QPen(QColor(255, 255, 255, 140), 1, Qt.PenStyle.DotLine))
+                p.drawEllipse(self.image_to_widget(2 * ax - ix, iy), r, r)
         p.end()
 
     # ------------------------------------------------------------------ input
