@@ -113,3 +113,27 @@ def test_verify_reports_damage_with_exit_1(tmp_path, capsys):
     np.save(md / "interfacegan_stylegan2_ffhq" / "boundary_Smiling.npy", np.zeros((1, 512)))
     rc, out, _ = run(capsys, "models", "verify", "interfacegan_stylegan2_ffhq", "--models-dir", str(md))
     assert rc == 1 and "FAILED  interfacegan_stylegan2_ffhq" in out and "sha256 differs" in out
+
+
+def test_progress_bar_redraws_one_line_on_a_terminal():
+    import io
+
+    from maskstudio.cli.cmd_models import ProgressBar
+    from maskstudio.io.model_store import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    s = Tty()
+    bar = ProgressBar(s, width=10, min_interval_s=0)
+    for done in (0, 500_000, 1_000_000):
+        bar(Progress("download", "g.pt", done, 1_000_000))
+    bar(Progress("convert", "dualstylegan_cartoon", 0, None, "checking keys and shapes"))
+    bar.close()
+    text = s.getvalue()
+    lines = text.split("\n")
+    assert lines[0].count("\r") == 3 and lines[0].endswith("[##########] 100.0% 1.0 MB / 1.0 MB\x1b[K")
+    assert "[#####.....]  50.0%" in lines[0]
+    assert "convert  dualstylegan_cartoon" in lines[1] and "checking keys and shapes" in lines[1]
+    assert text.endswith("\n")
