@@ -28,10 +28,14 @@ def test_list_shows_states_device_and_folder(tmp_path, capsys):
     assert "available" in line and "MIT" in line
 
 
-def test_models_dir_from_environment(tmp_path, capsys, monkeypatch):
+def test_models_dir_from_environment_and_flag_position(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MASKSTUDIO_MODELS_DIR", str(tmp_path / "env-models"))
     rc, out, _ = run(capsys, "models", "list")
     assert rc == 0 and f"models folder: {tmp_path / 'env-models'}" in out
+    rc, out, _ = run(capsys, "models", "--models-dir", str(tmp_path / "a"), "list")
+    assert f"models folder: {tmp_path / 'a'}" in out
+    rc, out, _ = run(capsys, "models", "--models-dir", str(tmp_path / "a"), "list", "--models-dir", str(tmp_path / "b"))
+    assert f"models folder: {tmp_path / 'b'}" in out
 
 
 def test_install_from_mirror_with_progress_then_verify_list_remove(tmp_path, capsys):

@@ -24,11 +24,13 @@ __all__ = ["register", "ProgressBar"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    dir_help = "installed-models folder (default: $MASKSTUDIO_MODELS_DIR or the per-user data folder)"
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--models-dir", type=Path, default=None, metavar="DIR",
-                        help="installed-models folder (default: $MASKSTUDIO_MODELS_DIR or the per-user data folder)")
+    # SUPPRESS: given after the action it wins, otherwise the value given before it stays
+    common.add_argument("--models-dir", type=Path, default=argparse.SUPPRESS, metavar="DIR", help=dir_help)
     p = subparsers.add_parser("models", help="list / install / import / verify / remove pretrained models",
                               description="List, install, import, verify and remove pretrained models.")
+    p.add_argument("--models-dir", type=Path, default=None, metavar="DIR", help=dir_help)
     sub = p.add_subparsers(dest="models_cmd", metavar="ACTION", required=True)
 
     pl = sub.add_parser("list", parents=[common], help="known models: installed, available, active")
