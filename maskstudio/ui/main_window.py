@@ -302,6 +302,16 @@ class MainWindow(QMainWindow):
         v.addSeparator()
         for d in (self.palette_dock, self.history_dock, self.gallery_dock, self.sliders_dock):
             v.addAction(d.toggleViewAction())
+        sizes = v.addMenu(icon("mdi6.image-size-select-large"), "Render &size")
+        sizes.setToolTipsVisible(True)
+        self.size_group = QActionGroup(self)
+        for px, text in ((None, "Full (mask size, 512)"), (256, "256 px (faster on CPU)"), (128, "128 px")):
+            a = sizes.addAction(text)
+            a.setCheckable(True)
+            a.setChecked(px == self.render_size_px)
+            a.setToolTip("Side of the final render; previews while painting adapt to the measured speed")
+            a.triggered.connect(lambda _c=False, p=px: self.set_render_size(p))
+            self.size_group.addAction(a)
         v.addSeparator()
         v.addAction(self.act_dark)
         m = mb.addMenu("&Models")
@@ -508,7 +518,8 @@ class MainWindow(QMainWindow):
     # ================================================================== rendering
     def render_request_kwargs(self) -> dict[str, Any]:
         """The slider / output state as RenderRequest keyword arguments."""
-        kw = self.client.request_kwargs(self.render_view.current_output(), self.sliders.state())
+        kw = self.client.request_kwargs(self.render_view.current_output(), self.sliders.state(),
+                                        exemplar_name=getattr(self.exemplar, "name", "") or "")
         if self.render_size_px:
             kw["size_px"] = int(self.render_size_px)
         return kw
@@ -522,8 +533,14 @@ class MainWindow(QMainWindow):
         with self._guard("Render"):
             self.client.submit(self.doc.labels, self.exemplar, preview=preview, **self.render_request_kwargs())
 
+    def set_render_size(self, px: int | None) -> None:
+        self.render_size_px = px
+        self.qsettings.setValue("render/size_px", int(px or 0))
+        self._reference_key = None
+        self.request_render()
+
     def _reference_state_key(self):
-        return (getattr(self.exemplar, "key", None), self.render_view.current_output(),
+        return (getattr(self.exemplar, "key", None), self.render_view.current_output(), self.render_size_px,
                 json.dumps(self.sliders.state(), sort_keys=True))
 
     def _ensure_reference(self) -> None:
@@ -801,15 +818,12 @@ class MainWindow(QMainWindow):
 
     # -- exports ----------------------------------------------------------------------------
     def export_render(self, path: str | os.PathLike[str] | None = None) -> bool:
-        res = self.render_view.last_result
-        if res is None or not res.ok or res.preview or self.client.busy:
-            # the newest full render is what the designer sees once it settles
-            self.client.wait_idle(30.0)
-            QApplication.processEvents()
-            res = self.render_view.last_result
-        if res is None or not res.ok:
+        res = self.render_view.last_full
+        if res is None:
             dialogs.show_error(self, "Export render", "No rendered image yet (choose an exemplar; see the render view for errors)")
             return False
+        if self.client.busy:
+            self.statusBar().showMessage("A newer render is still running: exporting the last finished one", 4000)
         path = path or dialogs.get_save_path(self, "Export render", "PNG image (*.png)", self._last_dir())
         if not path:
             return False

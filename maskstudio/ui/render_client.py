@@ -64,7 +64,7 @@ class RenderClient(QObject):
         lab = None if labels is None else np.ascontiguousarray(labels, dtype=np.uint8)
         return Exemplar(img, lab, name=name)
 
-    def request_kwargs(self, output: str, state: dict[str, Any]) -> dict[str, Any]:
+    def request_kwargs(self, output: str, state: dict[str, Any], exemplar_name: str = "") -> dict[str, Any]:
         from maskstudio.engine import AgileParams, DualParams
 
         kw: dict[str, Any] = {"output": output, "want_latent": output != "face"}
@@ -75,7 +75,11 @@ class RenderClient(QObject):
             kw["agile"] = AgileParams(a.get("style") or "", float(a.get("strength", 1.0)), a.get("branch") or "auto")
         if output == "dual":
             d = state.get("dual") or {}
-            kw["dual"] = DualParams(d.get("style") or "", None, tuple(d.get("weights") or ()))
+            style = d.get("style") or ""
+            # a gallery exemplar named like one of the style model's codes is its DualStyleGAN style
+            codes = (self.engine.styles().get("dual") or {}).get(style) or []
+            code = exemplar_name if exemplar_name and exemplar_name in codes else None
+            kw["dual"] = DualParams(style, code, tuple(d.get("weights") or ()))
         if output in ("agile", "dual"):
             kw["morph"] = float(state.get("morph", 1.0))
         return kw

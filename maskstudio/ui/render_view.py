@@ -130,6 +130,7 @@ class RenderView(QWidget):
         self.pane = ImagePane()
         lay.addWidget(self.pane, 1)
         self.last_result = None
+        self.last_full = None          # newest successful full-size (non-preview) result
         self.last_image: np.ndarray | None = None
         self.set_busy(False)
 
@@ -165,6 +166,8 @@ class RenderView(QWidget):
         title = OUTPUT_TITLES.get(result.output, result.output)
         if result.ok:
             self.last_image = result.image
+            if not result.preview:
+                self.last_full = result
             self.pane.image_b = numpy_to_qimage(result.image)
             kind = "preview " if result.preview else ""
             self.stage.setText(f"{title} · {kind}{result.size_px}px · {result.latency_ms:.0f} ms · {result.device}")
