@@ -512,3 +512,29 @@ def test_disk_full_while_writing_is_reported(tmp_path):
         with pytest.raises(DiskSpaceError, match="no space left on the device while writing stylegan2-ffhq-config-f.pt"):
             store.install(SG)
     assert_nothing_installed(store, SG)
+
+
+def test_multi_file_install_keeps_completed_files_across_a_failure(tmp_path):
+    g, c, _ = mf.write_dualstylegan(tmp_path)
+    files = {"generator.pt": g.read_bytes(), "refined_exstyle_code.npy": c.read_bytes()}
+    with serve(files) as srv:
+        mid = "dualstylegan_cartoon"
+        store = make_store(tmp_path, {mid: {"files": {n: {"urls": [srv.url(n)]} for n in files}}})
+        srv.state["files"]["refined_exstyle_code.npy"] = None  # second file: 404 this time
+        with pytest.raises(DownloadError, match="HTTP 404"):
+            store.install(mid)
+        assert_nothing_installed(store, mid)
+        assert (store.models_dir / ".partial" / mid / "generator.pt").is_file()
+        srv.state["files"]["refined_exstyle_code.npy"] = files["refined_exstyle_code.npy"]
+        store.install(mid)
+        names = [r[0] for r in srv.requests]
+    assert names == ["generator.pt", "refined_exstyle_code.npy", "refined_exstyle_code.npy"]
+    assert store.verify(mid)[0].ok
+
+
+def test_refusals_before_any_work_leave_the_folder_untouched(tmp_path):
+    store = make_store(tmp_path)
+    for mid in ("maskgan_dmn", "dmn_starter"):
+        with pytest.raises(ConfigError):
+            store.install(mid)
+    assert not store.models_dir.exists()

@@ -513,12 +513,12 @@ class ModelStore:
         ``urls``: ``{file name: URL}`` to fetch from a mirror instead of the registry's URLs
         (``""`` as the name means the entry's only / weights file).
         """
-        self.entry(model_id)
+        self._check_installable(model_id, force, urls)  # quick refusals before touching the disk
         self.models_dir.mkdir(parents=True, exist_ok=True)
         with self._locked(model_id):
             return self._install(model_id, progress=progress, cancel=cancel, force=force, urls=urls)
 
-    def _install(self, model_id: str, *, progress, cancel, force, urls) -> ModelStatus:
+    def _check_installable(self, model_id: str, force: bool, urls) -> RegistryEntry:
         e = self.entry(model_id)
         if urls:
             e = self._with_urls(e, urls)
@@ -532,7 +532,10 @@ class ModelStore:
             raise ConfigError(
                 f"{model_id}: no direct download is published for {', '.join(missing) or 'its files'}; "
                 f"download by hand from {e.page} and run `maskstudio models import {model_id} FILE`")
-        self.models_dir.mkdir(parents=True, exist_ok=True)
+        return e
+
+    def _install(self, model_id: str, *, progress, cancel, force, urls) -> ModelStatus:
+        e = self._check_installable(model_id, force, urls)  # again, under the lock
         part_dir = self.partial_folder(model_id)
         part_dir.mkdir(parents=True, exist_ok=True)
         downloaded: dict[str, Path] = {}
@@ -541,9 +544,15 @@ class ModelStore:
             if not rf.urls:
                 continue
             dest = part_dir / (rf.name + ".part")
-            url = self._download_any(rf, dest, progress, cancel)
             final = part_dir / rf.name
-            os.replace(dest, final)
+            if final.is_file():  # completed by an earlier, interrupted install of this model
+                url = "partial:" + rf.urls[0]
+                if progress is not None:
+                    size = final.stat().st_size
+                    progress(Progress("download", rf.name, size, size, "already downloaded"))
+            else:
+                url = self._download_any(rf, dest, progress, cancel)
+                os.replace(dest, final)
             downloaded[rf.name] = final
             sources[rf.name] = url
         try:
