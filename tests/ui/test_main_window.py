@@ -260,6 +260,17 @@ def test_exports_exist_and_reopen_identically(qtbot, make_window, tmp_path, reco
         w.doc.mark_clean()
         assert w.open_mask(tmp_path / name), recorder.errors
         np.testing.assert_array_equal(w.doc.labels, painted)
+    # a CelebAMask-HQ part folder opens too (File > Open part folder…)
+    from maskstudio.io.masks import write_part_folder
+
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    write_part_folder(parts, painted, image_id=7)
+    w.doc.mark_clean()
+    recorder.paths.append(str(parts))
+    w.act_open_parts.trigger()
+    assert not recorder.errors
+    np.testing.assert_array_equal(w.doc.labels, painted)
     # latents need the StyleGAN chain: without it the user is told so (no file, no crash)
     assert not w.export_latents(tmp_path / "w.npy")
     assert "encoder" in recorder.errors[-1][1]
@@ -423,6 +434,14 @@ def test_slider_move_rerenders_live_and_latents_export(qtbot, make_window, photo
     import torch
 
     np.testing.assert_array_equal(torch.load(tmp_path / "w.pt", weights_only=True).numpy(), lat)
+    # the project keeps the latent, the output choice and the slider values
+    assert w.save_project(tmp_path / "photo.msproj")
+    from maskstudio.io.project import load_project
+
+    proj = load_project(tmp_path / "photo.msproj")
+    np.testing.assert_array_equal(proj.latents["w_plus"], w.last_latent)
+    assert proj.sliders["output"] == "photo" and proj.sliders["edits"]["smile_w_boundary"] > 0
+    assert "photo" in proj.models
     # reset puts the slider back and renders again
     with qtbot.waitSignal(w.renderShown, timeout=RENDER_TIMEOUT_MS):
         w.sliders.boundary_reset.click()
