@@ -48,6 +48,7 @@ def register(subparsers) -> None:
                     help="trained face parser (.safetensors): pseudo-labels + perceptual features")
     pd.add_argument("--ngf", type=int, default=None)
     pd.add_argument("--no-pseudo", action="store_true", help="do not use pseudo-labelled unlabeled faces")
+    pd.add_argument("--save-every", type=int, default=None, help="steps between model/state saves")
     pd.set_defaults(func=_train_dmn)
 
     ps = sub.add_parser("samples", help="regenerate template mask + gallery exemplars")
@@ -105,6 +106,8 @@ def _train_dmn(args) -> int:
         cfg.ngf = args.ngf
     if args.no_pseudo:
         cfg.use_pseudo = False
+    if args.save_every is not None:
+        cfg.save_every = args.save_every
     summary = train_dmn(args.data, args.out, cfg, parser_path=args.parser, resume=args.resume,
                         cache_dir=args.cache, show_progress=not args.no_progress)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -273,8 +273,10 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
                     loss_g = loss_g + cfg.perc_weight * loss_p
                     terms["perc"] = loss_p
                 if cfg.seg_weight > 0:
-                    lab_p = lab if lab.shape[-1] == ps else F.interpolate(
-                        lab[:, None].float(), size=(ps, ps), mode="nearest")[:, 0].long()
+                    if lab.shape[-1] == ps:
+                        lab_p = lab
+                    else:  # the target mask at the parser's size, from the full-size data
+                        lab_p = torch.from_numpy(_resize_batch(full_imgs, full_msks, ps)[1].astype(np.int64)).to(dev)
                     loss_s = F.cross_entropy(logits, lab_p)
                     loss_g = loss_g + cfg.seg_weight * loss_s
                     terms["seg"] = loss_s
