@@ -569,7 +569,16 @@ class MainWindow(QMainWindow):
                 self._ensure_reference()
         self.renderShown.emit(result)
 
-    def _on_sliders_changed(self) -> None:
+    def _on_sliders_changed(self, group: str = "") -> None:
+        # a slider of a StyleGAN stage while the DMN face is shown: show that stage's output
+        target = {"edit": "photo", "agile": "agile", "dual": "dual"}.get(group)
+        if target and self.render_view.current_output() == "face":
+            idx = self.render_view.output.findData(target)
+            item = self.render_view.output.model().item(idx)
+            if item is not None and item.isEnabled():
+                self.render_view.output.blockSignals(True)
+                self.render_view.output.setCurrentIndex(idx)
+                self.render_view.output.blockSignals(False)
         self._extra_dirty = True
         self._update_title()
         self.request_render(preview=True)

@@ -94,7 +94,7 @@ class _Group(QGroupBox):
 
 
 class SlidersWidget(QWidget):
-    changed = Signal()                 # any value changed: re-render
+    changed = Signal(str)              # a value of this group changed: re-render
     modelsRequested = Signal()
     toolRequested = Signal(str)        # "refine" | "crossover" | "expression"
     cancelRequested = Signal()
@@ -140,20 +140,23 @@ class SlidersWidget(QWidget):
     def set_boundaries(self, names: list[str]) -> None:
         if list(self.boundary_sliders) == list(names):
             return
-        while self.boundary_form.rowCount() > 1:
-            self.boundary_form.removeRow(1)
+        while self.boundary_form.rowCount() > 1:   # keep the Reset row (last)
+            self.boundary_form.removeRow(0)
         self.boundary_sliders = {}
         for name in names:
             s = ValueSlider(-3.0, 3.0, 0.0, steps=120, tooltip=f"Move the face along the '{name}' boundary")
-            s.valueChanged.connect(lambda _v: self.changed.emit())
-            self.boundary_form.addRow(name.replace("_", " "), s)
+            s.valueChanged.connect(lambda _v: self.changed.emit("edit"))
+            short = name.split("/")[-1].removeprefix("boundary_").removesuffix("_w_boundary").removesuffix("_boundary")
+            label = QLabel(short.replace("_", " "))
+            label.setToolTip(name)
+            self.boundary_form.insertRow(self.boundary_form.rowCount() - 1, label, s)
             self.boundary_sliders[name] = s
 
     def reset_boundaries(self) -> None:
         for s in self.boundary_sliders.values():
             s.set_value(0.0, emit=False)
             s.label.setText(f"{0.0:.2f}")
-        self.changed.emit()
+        self.changed.emit("edit")
 
     def _build_agile(self) -> None:
         g = self._group("agile", "AgileGAN stylisation")
@@ -168,9 +171,9 @@ class SlidersWidget(QWidget):
         form.addRow("Style", self.agile_style)
         form.addRow("Strength", self.agile_strength)
         form.addRow("Branch", self.agile_branch)
-        self.agile_style.currentIndexChanged.connect(lambda _i: self.changed.emit())
-        self.agile_strength.valueChanged.connect(lambda _v: self.changed.emit())
-        self.agile_branch.currentIndexChanged.connect(lambda _i: self.changed.emit())
+        self.agile_style.currentIndexChanged.connect(lambda _i: self.changed.emit("agile"))
+        self.agile_strength.valueChanged.connect(lambda _v: self.changed.emit("agile"))
+        self.agile_branch.currentIndexChanged.connect(lambda _i: self.changed.emit("agile"))
 
     def _build_dual(self) -> None:
         g = self._group("dual", "DualStyleGAN")
@@ -179,7 +182,7 @@ class SlidersWidget(QWidget):
         form = QFormLayout()
         self.dual_style = QComboBox()
         self.dual_style.setToolTip("Installed DualStyleGAN style model")
-        self.dual_style.currentIndexChanged.connect(lambda _i: self.changed.emit())
+        self.dual_style.currentIndexChanged.connect(lambda _i: self.changed.emit("dual"))
         self.dual_structure = ValueSlider(0.0, 1.0, 0.75, steps=100, tooltip="Structure master: sets layer weights 0–6")
         self.dual_colour = ValueSlider(0.0, 1.0, 1.0, steps=100, tooltip="Colour master: sets layer weights 7–17")
         form.addRow("Style", self.dual_style)
@@ -194,7 +197,7 @@ class SlidersWidget(QWidget):
             kind = "structure" if k in STRUCTURE_SLOTS else "colour"
             s = ValueSlider(0.0, 1.0, 0.75 if k in STRUCTURE_SLOTS else 1.0, steps=100,
                             tooltip=f"Layer {k} weight ({kind})")
-            s.valueChanged.connect(lambda _v: self.changed.emit())
+            s.valueChanged.connect(lambda _v: self.changed.emit("dual"))
             lab = QLabel(f"w{k}")
             lab.setToolTip(f"Latent slot {k}: {kind}")
             col = 0 if k < 9 else 2
@@ -208,7 +211,7 @@ class SlidersWidget(QWidget):
     def _master(self, slots, v: float) -> None:
         for k in slots:
             self.dual_weights[k].set_value(v, emit=False)
-        self.changed.emit()
+        self.changed.emit("dual")
 
     def _build_tools(self) -> None:
         g = self._group("tools", "Image2StyleGAN tools")
@@ -267,7 +270,7 @@ class SlidersWidget(QWidget):
         form = QFormLayout(g.body)
         form.setContentsMargins(0, 0, 0, 0)
         self.morph = ValueSlider(0.0, 1.0, 1.0, steps=100, tooltip="0 = photo, 1 = full style (AgileGAN / DualStyleGAN output)")
-        self.morph.valueChanged.connect(lambda _v: self.changed.emit())
+        self.morph.valueChanged.connect(lambda _v: self.changed.emit("morph"))
         form.addRow("Amount", self.morph)
 
     # ---------------------------------------------------------------- status / state
