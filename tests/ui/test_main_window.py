@@ -357,8 +357,13 @@ def test_recovery_after_crash_restores_autosave(qtbot, make_window, recorder, tm
     key(qtbot, w, Qt.Key.Key_H)
     drag(qtbot, w, [(4, 60), (30, 60)])
     painted = np.array(w.doc.labels)
-    assert w.autosave_now()
-    assert w.autosave.path.is_file()
+    assert w._autosave_timer.isActive() and w._autosave_timer.interval() == 60_000
+    # a crash-prone operation (opening a file) autosaves first, whatever happens next
+    assert not w.autosave.path.exists()
+    recorder.answers.append("Discard")
+    w.open_mask(tmp_path / "does-not-exist.png")
+    assert w.autosave.path.is_file() and "does-not-exist.png" in recorder.errors[-1][1]
+    assert not w.autosave_now()            # nothing changed since: no rewrite
     # "crash": the first session never closes, its lock + autosave stay; a new session starts
     recorder.answers.append("Recover")
     w2 = make_window()
