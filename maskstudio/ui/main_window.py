@@ -139,7 +139,8 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.palette_dock, self.gallery_dock], [230, 300], Qt.Orientation.Horizontal)
         self.resizeDocks([self.palette_dock, self.history_dock], [560, 200], Qt.Orientation.Vertical)
 
-        self.status_pos = QLabel()
+        self.status_pos = QLabel("B brush · E eraser · G fill · P polygon · I eyedropper · [ ] brush size · "
+                                 "Space-drag / middle button to pan · wheel to zoom · F1 all shortcuts")
         self.status_render = QLabel()
         self.statusBar().addWidget(self.status_pos, 1)
         self.statusBar().addPermanentWidget(self.status_render)
