@@ -64,7 +64,7 @@ def install_excepthook(window) -> None:
 
 
 def run_gui(settings: Settings | None = None, *, project: str | None = None, screenshot: str | None = None,
-            open_path: str | None = None) -> int:
+            open_path: str | None = None, theme: str | None = None) -> int:
     app = ensure_app()
     from maskstudio.ui.main_window import MainWindow
 
@@ -78,6 +78,8 @@ def run_gui(settings: Settings | None = None, *, project: str | None = None, scr
         tmp = Path(tempfile.mkdtemp(prefix="maskstudio-shot-"))
         qs = QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)
         state_dir = tmp / "state"
+    if theme is not None:
+        (qs if qs is not None else QSettings()).setValue("ui/dark", theme == "dark")
     win = MainWindow(settings, qsettings=qs, state_dir=state_dir, offer_recovery=shot is None)
     if project:
         if not Path(project).is_file():
