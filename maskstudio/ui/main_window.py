@@ -728,11 +728,13 @@ class MainWindow(QMainWindow):
         with self._guard("Open photo"):
             image = read_rgb(path)
             self.autosave_now()
-            self.statusBar().showMessage(f"Parsing {Path(path).name}…")
+            self.statusBar().showMessage(f"Parsing {Path(path).name} with the face parser…")
+            self.render_view.set_busy(True)
             self.client.parse_async(image, lambda labels, error, p=Path(path), img=image: self._photo_parsed(p, img, labels, error))
 
     def _photo_parsed(self, path: Path, image: np.ndarray, labels, error: str | None) -> None:
         self.statusBar().clearMessage()
+        self.render_view.set_busy(self.client.busy)
         if error is not None:
             dialogs.show_error(self, "Open photo", f"{path}: {error}")
             return
