@@ -58,7 +58,9 @@ class LatestWinsWorker:
         on_error: Callable[[int, Any, str], Any],
         name: str = "maskstudio-render",
         cancellable: Callable[[Any], bool] = lambda job: True,
+        thread_init: Callable[[], None] | None = None,
     ) -> None:
+        self._thread_init = thread_init
         self._cancellable = cancellable
         self._fn = fn
         self._deliver = deliver
@@ -130,6 +132,11 @@ class LatestWinsWorker:
 
     # -- worker side --------------------------------------------------------------------------
     def _loop(self) -> None:
+        if self._thread_init is not None:
+            try:
+                self._thread_init()
+            except Exception:  # noqa: BLE001 - a failed tuning step must not kill the worker
+                traceback.print_exc()
         while True:
             with self._cv:
                 self._cv.wait_for(lambda: self._pending is not None or self._closed)
