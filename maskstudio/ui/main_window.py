@@ -102,6 +102,9 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(icon("mdi6.face-woman-shimmer"))
         self.resize(1440, 860)
         self.setDockNestingEnabled(True)
+        from maskstudio.ui.gc_guard import MainThreadGC
+
+        self._gc = MainThreadGC(self)
 
         self.doc = None
         self.original_labels: np.ndarray | None = None
@@ -977,6 +980,7 @@ class MainWindow(QMainWindow):
         self._save_preferences()
         self.client.close()
         self.autosave.end_session()
+        self._gc.release()
         event.accept()
 
     # ================================================================== models / latent tools

@@ -78,7 +78,7 @@ class RenderClient(QObject):
             style = d.get("style") or ""
             # a gallery exemplar named like one of the style model's codes is its DualStyleGAN style
             codes = (self.engine.styles().get("dual") or {}).get(style) or []
-            code = exemplar_name if exemplar_name and exemplar_name in codes else None
+            code = d.get("code") or (exemplar_name if exemplar_name and exemplar_name in codes else None)
             kw["dual"] = DualParams(style, code, tuple(d.get("weights") or ()))
         if output in ("agile", "dual"):
             kw["morph"] = float(state.get("morph", 1.0))
@@ -143,6 +143,7 @@ class RenderClient(QObject):
             "agile": g("agile", list(st.get("agile", []))),
             "dual": g("dual", list(st.get("dual", {}))),
         }
+        groups["dual"].codes = {k: list(v) for k, v in (st.get("dual") or {}).items()}
         photo = av.get("photo")
         if photo is None or not photo.available:
             groups["tools"] = GroupStatus(False, f"Needs the StyleGAN chain: {photo.reason if photo else 'unavailable'}")

@@ -27,6 +27,7 @@ class GroupStatus:
     available: bool
     reason: str = ""
     choices: list[str] = field(default_factory=list)   # boundaries / styles the group offers
+    codes: dict[str, list[str]] = field(default_factory=dict)  # DualStyleGAN: model id -> style code names
 
 
 class ValueSlider(QWidget):
@@ -182,10 +183,16 @@ class SlidersWidget(QWidget):
         form = QFormLayout()
         self.dual_style = QComboBox()
         self.dual_style.setToolTip("Installed DualStyleGAN style model")
-        self.dual_style.currentIndexChanged.connect(lambda _i: self.changed.emit("dual"))
+        self.dual_style.currentIndexChanged.connect(lambda _i: (self._fill_codes(), self.changed.emit("dual")))
+        self.dual_code = QComboBox()
+        self.dual_code.setToolTip("Extrinsic style code of the DualStyleGAN model "
+                                  "(a gallery exemplar with the same name selects it too)")
+        self.dual_code.currentIndexChanged.connect(lambda _i: self.changed.emit("dual"))
+        self._dual_codes: dict[str, list[str]] = {}
         self.dual_structure = ValueSlider(0.0, 1.0, 0.75, steps=100, tooltip="Structure master: sets layer weights 0–6")
         self.dual_colour = ValueSlider(0.0, 1.0, 1.0, steps=100, tooltip="Colour master: sets layer weights 7–17")
         form.addRow("Style", self.dual_style)
+        form.addRow("Code", self.dual_code)
         form.addRow("Structure", self.dual_structure)
         form.addRow("Colour", self.dual_colour)
         lay.addLayout(form)
@@ -283,7 +290,12 @@ class SlidersWidget(QWidget):
             elif key == "agile":
                 self._set_choices(self.agile_style, st.choices)
             elif key == "dual":
+                self._dual_codes = dict(st.codes)
                 self._set_choices(self.dual_style, st.choices)
+                self._fill_codes()
+
+    def _fill_codes(self) -> None:
+        self._set_choices(self.dual_code, ["(from the exemplar)"] + list(self._dual_codes.get(self.dual_style.currentText(), [])))
 
     @staticmethod
     def _set_choices(combo: QComboBox, choices: list[str]) -> None:
@@ -302,7 +314,9 @@ class SlidersWidget(QWidget):
             "edits": {k: round(s.value(), 4) for k, s in self.boundary_sliders.items()},
             "agile": {"style": self.agile_style.currentText(), "strength": round(self.agile_strength.value(), 4),
                       "branch": self.agile_branch.currentText()},
-            "dual": {"style": self.dual_style.currentText(), "weights": [round(s.value(), 4) for s in self.dual_weights]},
+            "dual": {"style": self.dual_style.currentText(),
+                     "code": self.dual_code.currentText() if self.dual_code.currentIndex() > 0 else None,
+                     "weights": [round(s.value(), 4) for s in self.dual_weights]},
             "face_morph": round(self.face_morph.value(), 4),
             "morph": round(self.morph.value(), 4),
         }
@@ -321,6 +335,8 @@ class SlidersWidget(QWidget):
         dual = st.get("dual") or {}
         if dual.get("style"):
             self.dual_style.setCurrentText(dual["style"])
+        if dual.get("code"):
+            self.dual_code.setCurrentText(dual["code"])
         for s, w in zip(self.dual_weights, dual.get("weights") or []):
             s.set_value(w, emit=False)
         if "face_morph" in st:
