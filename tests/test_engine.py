@@ -424,3 +424,35 @@ def test_preview_size_adapts_to_measured_latency():
     s3 = PreviewScheduler(100.0, sizes=(128, 256, 512), initial_px=512, alpha=1.0)
     s3.set_max(256)
     assert s3.size_px == 256                # never above the full render size
+
+
+# -- given latents and Image2StyleGAN refinement --------------------------------------------------
+def test_render_a_given_latent_with_edits(engine, inputs):
+    labels, ex = inputs
+    r = engine.render_sync(req(labels, ex, output="photo", want_latent=True))
+    assert r.ok, r.error
+    again = engine.render_sync(req(labels, ex, output="photo", latent=r.latent))
+    assert again.ok and again.stages_run == ["edit", "photo"] and np.array_equal(again.image, r.image)
+    edited = engine.render_sync(req(labels, ex, output="photo", latent=r.latent, edits={"age_w_boundary": 1.0}))
+    assert edited.ok and not np.array_equal(edited.image, r.image)
+    z_edit = engine.render_sync(req(labels, ex, output="photo", latent=r.latent, edits={"boundary_Smiling": 1.0}))
+    assert not z_edit.ok and "Z-space boundary" in z_edit.error
+    with pytest.raises(RenderError, match="output 'face'"):
+        RenderRequest(labels, ex, latent=r.latent)
+
+
+def test_refine_embedding_lowers_the_pixel_loss_and_can_be_cancelled(engine, inputs):
+    labels, ex = inputs
+    losses: list[float] = []
+
+    def progress(p):
+        losses.append(p.loss)
+
+    w, cancelled = engine.refine_embedding(req(labels, ex, output="photo"), steps=12, progress=progress, lr=0.05)
+    assert not cancelled and w.shape == (1, em.N_LATENT, em.SG_DIM) and len(losses) == 12
+    assert min(losses[1:]) < losses[0]
+    r = engine.render_sync(req(labels, ex, output="photo", latent=w))
+    assert r.ok, r.error
+    w2, cancelled = engine.refine_embedding(req(labels, ex, output="photo"), steps=50,
+                                            progress=lambda p: p.step >= 3)
+    assert cancelled and w2.shape == w.shape

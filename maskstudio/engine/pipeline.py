@@ -366,14 +366,17 @@ class Engine:
     # -- stages -------------------------------------------------------------------------------
     def _render(self, req: RenderRequest, size: int, ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | None]:
         status = self.availability()[req.output]
-        if not status.available:
+        if not status.available and req.latent is None:  # a given latent needs only the generator
             ctx.stage = req.output
             raise RenderError(f"unavailable: {status.reason}")
         with self.policy.inference():
-            face, face_key = self._face(req, size, ctx)
-            if req.output == "face" and not req.want_latent:
-                return to_uint8_image(face), None
-            wplus, edit_key = self._edited_latent(req, face, face_key, ctx)
+            if req.latent is not None:
+                wplus, edit_key = self._given_latent(req, ctx)
+            else:
+                face, face_key = self._face(req, size, ctx)
+                if req.output == "face" and not req.want_latent:
+                    return to_uint8_image(face), None
+                wplus, edit_key = self._edited_latent(req, face, face_key, ctx)
             latent = wplus.float().cpu().numpy().copy() if req.want_latent else None
             if req.output == "face":
                 return to_uint8_image(face), latent
@@ -478,6 +481,76 @@ class Engine:
         ctx.end("edit", t0)
         self._caches["edit"].put(key, w)
         return w, key
+
+    def _given_latent(self, req: RenderRequest, ctx: _Ctx) -> tuple[torch.Tensor, tuple]:
+        """A W+ code from the request (no DMN, no inversion) + W/W+ edits."""
+        from maskstudio.engine.types import content_key
+        from maskstudio.models.latent_ops import edit_w
+
+        assert req.latent is not None
+        lat_key = ("latent", content_key(req.latent))
+        edits = tuple(sorted((k, v) for k, v in req.edits.items() if v != 0.0))
+        key = (lat_key, edits)
+        hit = self._caches["edit"].get(key)
+        if hit is not None:
+            return hit, key
+        t0 = ctx.begin("edit")
+        w = torch.from_numpy(np.array(req.latent)).to(self.policy.device)
+        for name, v in edits:
+            d = self._direction(name, w.shape[1], w.shape[2])
+            if d.space == "z":
+                raise RenderError(f"boundary {d.name!r} is a Z-space boundary; a given W+ latent "
+                                  "can only take W-space directions")
+            w = edit_w(w, d.vector, v)
+        ctx.end("edit", t0)
+        self._caches["edit"].put(key, w)
+        return w, key
+
+    # -- Image2StyleGAN refinement --------------------------------------------------------------
+    def invert(self, request: RenderRequest) -> np.ndarray:
+        """The encoder's W+ code of the request's DMN face (no edits), float32 [1, N, 512]."""
+        from dataclasses import replace
+
+        req = replace(request, edits={}, want_latent=True,
+                      output=request.output if request.output != "face" else "photo")
+        res = self.render_sync(req)
+        if res.latent is None:
+            raise RenderError(res.error or "no latent computed")
+        return res.latent
+
+    def refine_embedding(self, request: RenderRequest, steps: int = 200, *,
+                         progress: Callable[[Any], bool | None] | None = None,
+                         lr: float = 0.01) -> tuple[np.ndarray, bool]:
+        """Image2StyleGAN embedding of the request's DMN face into the photo StyleGAN2.
+
+        Starts from the encoder inversion (or the mean latent when no encoder is installed),
+        optimises W+ with Adam on pixel MSE for ``steps`` steps (no perceptual network ships
+        with MaskStudio). ``progress(EmbedProgress)`` is called after each step; returning True
+        cancels (the best code so far is returned). Run it from a background thread: the live
+        renderer is not blocked (only the face/inversion lookups take the engine lock).
+        Returns ``(wplus [1,N,512] float32, cancelled)``; render it with
+        ``RenderRequest(..., latent=wplus)``.
+        """
+        from dataclasses import replace
+
+        from maskstudio.models.latent_ops import embed
+
+        with self._lock:
+            face_req = replace(request, output="face", edits={}, want_latent=False, latent=None,
+                               preview=False)
+            ctx = _Ctx(None, self.policy)
+            size = int(request.size_px or request.labels.shape[0])
+            with self.policy.inference():
+                face, _ = self._face(face_req, size, ctx)
+            face = face.float().clone()  # outside inference mode: a normal tensor autograd may save
+            _, gen = self._photo_generator()
+            init = None
+            if self.models.role("encoder"):
+                init = torch.from_numpy(self.invert(request))
+        p = next(gen.parameters())
+        result = embed(gen, face.to(device=p.device, dtype=p.dtype), steps, callback=progress, lr=lr,
+                       init_wplus=None if init is None else init.to(device=p.device, dtype=p.dtype))
+        return result.wplus.float().cpu().numpy(), bool(result.cancelled)
 
     def _photo_generator(self):
         pid = self._photo_generator_id()

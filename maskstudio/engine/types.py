@@ -146,6 +146,10 @@ class RenderRequest:
     - ``agile`` / ``dual``: parameters of those outputs (required when ``output`` names them).
     - ``morph``: photo→style amount in [0, 1] for agile/dual: it scales the stylisation in
       latent/weight space (agile strength × morph; dual weights × morph), never pixels.
+    - ``latent``: a W+ code [1, n_latent, 512] to render instead of inverting the DMN face
+      (an Image2StyleGAN refined embedding, a morph/crossover/expression transfer of codes — see
+      :mod:`maskstudio.models.latent_ops` — or a loaded .npy). Edits apply on top. Not for
+      output "face".
     - ``want_latent``: return the (edited) W+ latent [1, n_latent, 512] float32 in the result.
     - ``tag``: anything; returned unchanged in the result.
     """
@@ -161,9 +165,20 @@ class RenderRequest:
     morph: float = 1.0
     want_latent: bool = False
     tag: Any = None
+    latent: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         check_labels(self.labels, "mask")
+        if self.latent is not None:
+            lat = np.asarray(self.latent, dtype=np.float32)
+            if lat.ndim == 2:
+                lat = lat[None]
+            if lat.ndim != 3 or lat.shape[0] != 1 or not np.isfinite(lat).all():
+                raise RenderError(f"request: latent must be a finite W+ code [1, N, D], got {lat.shape}")
+            if self.output == "face":
+                raise RenderError("request: a latent cannot be rendered as output 'face' (the DMN makes faces "
+                                  "from masks); use photo, agile or dual")
+            object.__setattr__(self, "latent", _frozen_copy(lat))
         object.__setattr__(self, "labels", _frozen_copy(self.labels))
         if not isinstance(self.exemplar, Exemplar):
             raise RenderError("request: exemplar must be an Exemplar")
