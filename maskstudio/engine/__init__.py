@@ -22,6 +22,11 @@ them to the GUI thread yourself, e.g. with a queued Qt signal)::
     engine.styles()         # {"agile": [model ids], "dual": {model id: [code names]}, "boundaries": [ids]}
     engine.cancel(); engine.wait_idle(timeout); engine.close()   # (also a context manager)
 
+Latent tools (Image2StyleGAN morph / crossover / expression transfer) are the pure functions of
+:mod:`maskstudio.models.latent_ops` on W+ arrays (``RenderResult.latent``, ``Engine.invert``,
+``Engine.refine_embedding``); render their output with ``RenderRequest(labels, ex,
+output="photo"|"agile"|"dual", latent=wplus)`` (edits still apply).
+
 Use from the CLI / tests: ``engine.render_sync(req) -> RenderResult`` (same pipeline, same
 caches, runs in the calling thread; ``request_id`` 0).
 
@@ -31,7 +36,11 @@ Public names:
   device=None, precision="auto", compile=False, cuda_graphs=False, callback=None,
   preview_target_ms=None)``; ``submit``, ``render_sync``, ``set_callback``, ``cancel``,
   ``wait_idle``, ``close``, ``availability``, ``styles``, ``reload_models`` (after the model
-  manager installed/removed something), ``clear_cache``; attributes ``models`` (ModelSet),
+  manager installed/removed something), ``clear_cache``, ``preload(roles=None)`` (make models
+  resident now, in the calling thread; the DMN and parser are preloaded at construction),
+  ``invert(req) -> W+``, ``refine_embedding(req, steps=200, progress=None, lr=0.01) -> (W+,
+  cancelled)`` (Image2StyleGAN; run it in a background thread; ``progress(EmbedProgress)``
+  returning True cancels); attributes ``models`` (ModelSet),
   ``policy`` (DevicePolicy), ``stage_counts`` (collections.Counter of executed stages),
   ``preview_size_px`` (current adaptive preview side), ``worker`` (counters submitted, dropped,
   cancelled, completed).
