@@ -284,7 +284,8 @@ class MaskCanvas(QWidget):
             return
         if self.tool in STROKE_TOOLS:
             self._stroke = self.doc.begin_stroke(
-                tool=STROKE_TOOLS[self.tool], cls=self.active_class, diameter_px=self.diameter_px,
+                tool=STROKE_TOOLS[self.tool], diameter_px=self.diameter_px,
+                cls=self.active_class if self.tool == Tool.BRUSH else None,  # erasers: background / original
             )
             self._stroke.add_point(x, y)
             self.strokeActive.emit(True)

@@ -574,3 +574,27 @@ def test_gui_command_screenshot_exits_zero(tmp_path, qapp, recorder):
     out = tmp_path / "cli-shot.png"
     assert main(["gui", "--screenshot", str(out)]) == 0
     assert out.is_file() and Image.open(out).size[0] > 800
+
+
+def test_erasers_and_hiding_a_class(qtbot, make_window):
+    w = make_window()
+    wait_full_render(qtbot, w)
+    original = grid(w)
+    key(qtbot, w, Qt.Key.Key_E)
+    assert w.canvas.tool == Tool.ERASE
+    brush(w, 4)
+    drag(qtbot, w, [(20, 40), (44, 40)])
+    assert (grid(w)[40, 22:43] == 0).all()                 # erased to background
+    key(qtbot, w, Qt.Key.Key_E, Qt.KeyboardModifier.ShiftModifier)
+    assert w.canvas.tool == Tool.RESTORE
+    brush(w, 8)
+    drag(qtbot, w, [(18, 40), (46, 40)])
+    np.testing.assert_array_equal(grid(w), original)        # erased back to the mask as opened
+    skin = index_of("skin")
+    qtbot.mouseClick(w.palette_widget.rows[skin].eye, Qt.MouseButton.LeftButton)
+    assert skin in w.canvas.hidden
+    s = scale(w)
+    assert original[50, 20] == skin and original[50, 2] == 0
+    assert w.canvas._rgba[50 * s + s // 2, 20 * s + s // 2, 3] == 0    # skin transparent on the canvas
+    assert w.canvas._rgba[50 * s + s // 2, 2 * s + s // 2, 3] == 255    # other classes still drawn
+    np.testing.assert_array_equal(grid(w), original)        # hiding never edits the mask
