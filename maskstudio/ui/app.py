@@ -69,6 +69,11 @@ def run_gui(settings: Settings | None = None, *, project: str | None = None, scr
     from maskstudio.ui.main_window import MainWindow
 
     shot = Path(screenshot) if screenshot else None
+    proj = None
+    if project:
+        from maskstudio.io.project import load_project
+
+        proj = load_project(project)       # before any window: errors become one CLI line
     qs = None
     state_dir = None
     if shot is not None:
@@ -80,14 +85,9 @@ def run_gui(settings: Settings | None = None, *, project: str | None = None, scr
         state_dir = tmp / "state"
     if theme is not None:
         (qs if qs is not None else QSettings()).setValue("ui/dark", theme == "dark")
-    win = MainWindow(settings, qsettings=qs, state_dir=state_dir, offer_recovery=shot is None)
+    win = MainWindow(settings, qsettings=qs, state_dir=state_dir, offer_recovery=shot is None,
+                     open_sample=proj is None)
     if project:
-        if not Path(project).is_file():
-            win.close()
-            raise file_error(MaskStudioError, project, "no such project file")
-        from maskstudio.io.project import load_project
-
-        proj = load_project(project)       # errors become one CLI line
         win.apply_project(proj)
         win.project_path = Path(project)
         win._update_title()

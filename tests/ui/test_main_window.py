@@ -598,3 +598,18 @@ def test_erasers_and_hiding_a_class(qtbot, make_window):
     assert w.canvas._rgba[50 * s + s // 2, 20 * s + s // 2, 3] == 0    # skin transparent on the canvas
     assert w.canvas._rgba[50 * s + s // 2, 2 * s + s // 2, 3] == 255    # other classes still drawn
     np.testing.assert_array_equal(grid(w), original)        # hiding never edits the mask
+
+
+def test_gui_command_opens_a_project_and_refuses_a_missing_one(qtbot, make_window, settings, tmp_path, recorder, capsys):
+    from maskstudio.cli.main import main
+    from maskstudio.ui.app import run_gui
+
+    w = make_window()
+    wait_full_render(qtbot, w)
+    assert w.save_project(tmp_path / "p.msproj")
+    out = tmp_path / "p.png"
+    assert run_gui(settings, project=str(tmp_path / "p.msproj"), screenshot=str(out)) == 0
+    assert out.is_file()
+    assert main(["gui", "--project", str(tmp_path / "nope.msproj"), "--screenshot", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "nope.msproj" in err and "Traceback" not in err
