@@ -64,6 +64,12 @@ def ship(kind: str, run: Path, eval_json: Path | None, commands: list[str], note
     ev = json.loads(eval_json.read_text()) if eval_json else None
     date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     train_meta = dict(loaded.meta.get("train", {}))
+    split_path = run / "split.json"
+    if split_path.exists():  # file stems only (no data): which faces were held out
+        split = json.loads(split_path.read_text())
+        train_meta["split"] = {"rule": "maskstudio.training.data.split_stems (sha1(seed:stem) ranking)",
+                               "seed": split["seed"], "val_fraction": split["val_fraction"],
+                               "n_train": len(split["train"]), "val_stems": split["val"]}
     n_params = sum(p.numel() for p in loaded.module.parameters())
     meta = {"title": title, "name": name, "license": "non-commercial research use only (CelebAMask-HQ / CelebA terms)",
             "data": "CelebAMask-HQ pairs (train split) + pseudo-labelled CelebA-HQ faces" if kind == "dmn"
@@ -73,7 +79,8 @@ def ship(kind: str, run: Path, eval_json: Path | None, commands: list[str], note
         meta["native_size_px"] = int(train_meta.get("size", 256))
     st, js = save_checkpoint(out_dir / name, loaded.module, arch, loaded.config, meta=meta, dtype=torch.float16)
     recipe = json.dumps(train_meta.get("recipe", {}), indent=1)
-    split_note = "the seeded split in the run's `split.json` (90 of 900 pairs held out; seed 0, sha1 ranking)"
+    split_note = ("seeded and deterministic (`split_stems`, seed 0, 10 % held out); the held-out file stems "
+                  "are listed in the JSON's `meta.train.split.val_stems`")
     card = [f"# {title}", "",
             f"`{st.name}` + `{js.name}` — architecture `{arch}`, config `{json.dumps(loaded.module.cfg.to_dict())}`, "
             f"{n_params:,} parameters, stored as float16 ({st.stat().st_size / 1e6:.1f} MB).", "",
