@@ -141,3 +141,13 @@ def test_progress_bar_redraws_one_line_on_a_terminal():
     assert "[#####.....]  50.0%" in lines[0]
     assert "convert  dualstylegan_cartoon" in lines[1] and "checking keys and shapes" in lines[1]
     assert text.endswith("\n")
+
+
+def test_list_marks_the_model_the_engine_uses(tmp_path, capsys):
+    from maskstudio.settings import SHIPPED_CHECKPOINTS
+
+    if not (SHIPPED_CHECKPOINTS / "face_parser.safetensors").is_file():
+        pytest.skip("shipped face parser not present")
+    rc, out, _ = run(capsys, "models", "list", "--models-dir", str(tmp_path / "m"))
+    line = next(l for l in out.splitlines() if l.startswith("face_parser "))
+    assert "shipped" in line and " * " in line
