@@ -108,7 +108,7 @@ def write_dual(models_dir: Path, mid: str = "dual_tiny", seed: int = 5) -> None:
     net = DualStyleGAN(cfg)
     _perturb(net, seed)
     g = torch.Generator().manual_seed(seed)
-    codes = {f"exstyle.style{i}": torch.randn(1, N_LATENT, SG_DIM, generator=g) for i in range(2)}
+    codes = {f"exstyle_code.style{i}": torch.randn(1, N_LATENT, SG_DIM, generator=g) for i in range(2)}
     _save(models_dir, mid, net, "dualstylegan", cfg, extras=codes)
 
 

@@ -274,7 +274,7 @@ def _latent_section(args, settings, gen_size: int, dmn, dmn_cfg, labels, ex_imag
     ms.add_module("agile", "agilegan_generator", AgileGANGenerator(ag_cfg).eval(), ag_cfg.to_dict())
     ds_cfg = DualStyleGANConfig(size=gen_size, res_index=6)
     ms.add_module("dual", "dualstylegan", DualStyleGAN(ds_cfg).eval(), ds_cfg.to_dict(),
-                  extras={"exstyle.random": torch.randn(1, n, 512)})
+                  extras={"exstyle_code.random": torch.randn(1, n, 512)})
     build_s = time.perf_counter() - t_build
     engine = Engine(settings, models=ms, device=args.device, precision=args.precision, compile=args.compile,
                     start_worker=False)

@@ -50,6 +50,7 @@ class ModelInfo:
     config: dict = field(default_factory=dict, compare=False, hash=False)
     meta: dict = field(default_factory=dict, compare=False, hash=False)
     mtime: float = 0.0
+    extras: tuple[str, ...] = ()  # names of the extra tensors (from the JSON; no weights loaded)
 
     @property
     def weights_path(self) -> Path:
@@ -156,7 +157,8 @@ class ModelSet:
                     continue
                 cfg = data.get("config") if isinstance(data.get("config"), dict) else {}
                 meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
-                models[mid] = ModelInfo(mid, arch, path, source, cfg, meta, path.stat().st_mtime)
+                extras = tuple(str(x) for x in data.get("extras", []) if isinstance(x, str))
+                models[mid] = ModelInfo(mid, arch, path, source, cfg, meta, path.stat().st_mtime, extras)
             if source == "user" and root.is_dir():
                 # boundary sets: <models_dir>/<set id>/<name>.npy|.pt (model_store layout)
                 for p in sorted(list(root.glob("*")) + list(root.glob("*/*"))):
@@ -269,7 +271,7 @@ class ModelSet:
         import time
 
         info = ModelInfo(model_id, arch, Path(f"<memory>/{model_id}.json"), "memory", dict(config or {}),
-                         dict(meta or {}), time.time())
+                         dict(meta or {}), time.time(), tuple(sorted(extras or {})))
         with self._lock:
             self._memory[model_id] = (info, module, dict(extras or {}))
             self.models[model_id] = info

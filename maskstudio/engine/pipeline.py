@@ -295,11 +295,8 @@ class Engine:
         """What the sliders can offer: AgileGAN style ids, DualStyleGAN ids with their style code
         names, and boundary ids (keys of ``RenderRequest.edits``)."""
         dual: dict[str, list[str]] = {}
-        for d in self.models.role("dual"):
-            try:
-                dual[d.id] = list(self.style_codes(self.models.load(d.id)))
-            except MaskStudioError:
-                dual[d.id] = []
+        for d in self.models.role("dual"):  # names from the JSON: no 300 MB load on the GUI thread
+            dual[d.id] = [n for n in (style_code_name(k) for k in d.extras) if n is not None]
         return {"agile": [a.id for a in self.models.role("agile")], "dual": dual,
                 "boundaries": sorted(self.models.boundaries)}
 
@@ -682,24 +679,21 @@ class Engine:
 
     @staticmethod
     def style_codes(resident) -> dict[str, torch.Tensor]:
-        """Extrinsic style codes (Z+ [1,N,D]) stored as extra tensors of a DualStyleGAN checkpoint,
-        by name (``exstyle.<name>`` / ``exstyle_code.<name>`` / any [1,N,D] extra)."""
+        """Extrinsic style codes (Z+ [1,N,D]) stored as extra tensors of a DualStyleGAN checkpoint
+        (``exstyle_code.<style image name>``, as the model manager writes them), by name."""
         codes: dict[str, torch.Tensor] = {}
         mod = resident.module
         n, d = int(mod.n_latent), int(mod.cfg.style_dim)
         for k, t in sorted(resident.extras.items()):
-            if not isinstance(t, torch.Tensor):
+            name = style_code_name(k)
+            if name is None or not isinstance(t, torch.Tensor):
                 continue
             if t.dim() == 2 and tuple(t.shape) == (n, d):
                 t = t[None]
-            if t.dim() == 3 and t.shape[0] == 1 and tuple(t.shape[1:]) == (n, d):
-                name = k
-                for prefix in ("refined_exstyle_code.", "exstyle_code.", "exstyle_codes.", "exstyles.",
-                               "exstyle.", "style_codes.", "style_code."):
-                    if name.startswith(prefix):
-                        name = name[len(prefix):]
-                        break
-                codes[name] = t
+            if t.dim() != 3 or t.shape[0] != 1 or tuple(t.shape[1:]) != (n, d):
+                raise RenderError(f"DualStyleGAN {resident.info.id!r}: style code {name!r} has shape "
+                                  f"{list(t.shape)}, expected [1, {n}, {d}]")
+            codes[name] = t
         return codes
 
     def _dual(self, req: RenderRequest, wplus: torch.Tensor, edit_key: tuple, size: int, ctx: _Ctx):
@@ -812,6 +806,17 @@ class Engine:
         ctx.end("face", t0)
         self._caches["face"].put(key, face)
         return face, key
+
+
+_CODE_PREFIXES = ("exstyle_code.", "refined_exstyle_code.", "exstyle.")
+
+
+def style_code_name(extra_key: str) -> str | None:
+    """``exstyle_code.<name>`` -> ``<name>`` (None for other extras)."""
+    for prefix in _CODE_PREFIXES:
+        if extra_key.startswith(prefix) and len(extra_key) > len(prefix):
+            return extra_key[len(prefix):]
+    return None
 
 
 def _init_worker_thread(threads: int) -> None:
