@@ -206,21 +206,19 @@ class Engine:
     def preload(self, roles: tuple[str, ...] | None = None) -> list[str]:
         """Load (make resident) the preferred model of each role now, in the calling thread.
 
-        The engine does this for the DMN and the face parser when it is constructed. Measured
-        here (glibc, 2-core VM): when a model's weights were materialised on the worker thread,
-        each DMN stroke there took 3-4x longer (400-800 ms instead of 110-170 ms at 256², starter
-        size) than with the weights loaded by the constructing thread — the weights and the
-        per-stroke activations then share one malloc arena. Errors are left for render time
-        (they become error results there). Returns the ids loaded.
+        The engine does this for the DMN and the face parser when it is constructed (the GUI
+        constructs it on its main thread): in measurements on this project's shared 2-core VM
+        (glibc), DMN strokes rendered on the worker thread took 3-4x longer (400-800 ms instead
+        of 110-170 ms at 256², starter size) when the weights had been materialised on the worker
+        thread itself. The cause looks like allocator (malloc arena / page-fault) behaviour and
+        was not pinned down; loading up front avoided it in every run. Errors are left for
+        render time (they become error results there). Returns the ids loaded.
         """
         from maskstudio.engine.models import ROLE_ARCHS
 
         loaded = []
         for role in roles if roles is not None else tuple(ROLE_ARCHS):
-            cands = self.models.role(role) if role in ("dmn", "parser", "encoder", "stylegan") else \
-                self.models.role(role)
-            if not cands:
-                continue
+            cands = self.models.role(role)
             targets = cands[:1] if role in ("dmn", "parser", "stylegan") else cands
             for m in targets:
                 try:
