@@ -190,3 +190,19 @@ def test_render_subprocess_error_has_no_traceback(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
     assert "x.png: no such file" in r.stderr
+
+
+def test_bench_runs_and_writes_json(env, tmp_path, capsys):
+    """Smoke test of `maskstudio bench` on the installed tiny DMN (no timing is asserted)."""
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--device", "cpu", "--quick", "--skip-official", "--skip-latent", "--json", str(out)]) == 0
+    import json
+
+    data = json.loads(out.read_text())
+    (dmn,) = data["dmn"]
+    assert dmn["model"] == "dmn_tiny" and dmn["note"].startswith("installed")
+    assert set(dmn["sizes"]) == {"256", "512"}
+    for entry in dmn["sizes"].values():
+        assert entry["engine"]["n"] >= 4 and entry["naive"]["n"] >= 2 and entry["speedup_p50"] > 0
+    assert dmn["style_encodings"] == 1  # one exemplar: encoded once for every stroke and size
+    assert "speed-up" in capsys.readouterr().out

@@ -456,3 +456,25 @@ def test_refine_embedding_lowers_the_pixel_loss_and_can_be_cancelled(engine, inp
     w2, cancelled = engine.refine_embedding(req(labels, ex, output="photo"), steps=50,
                                             progress=lambda p: p.step >= 3)
     assert cancelled and w2.shape == w.shape
+
+
+def test_user_models_shadow_shipped_and_are_preferred(tmp_path):
+    user, shipped = tmp_path / "user", tmp_path / "shipped"
+    em.write_dmn(user, "dmn_user")
+    shipped.mkdir()
+    em.write_dmn(shipped, "dmn_starter", seed=1)
+    for f in (shipped / "dmn_starter").iterdir():  # shipped checkpoints lie flat in checkpoints/
+        f.rename(shipped / f.name)
+    em.write_dmn(user, "dmn_starter", seed=2)       # same id installed by the user: shadows
+    ms = ModelSet.from_settings(Settings(device="cpu", models_dir=user, shipped_checkpoints=shipped))
+    assert ms.get("dmn_starter").source == "user"
+    assert ms.first("dmn").source == "user"
+    ms.select("dmn", "dmn_user")
+    assert ms.first("dmn").id == "dmn_user"
+    with pytest.raises(RenderError, match="cannot serve as parser"):
+        ms.select("parser", "dmn_user")
+    import shutil
+
+    shutil.rmtree(user)
+    ms.scan()
+    assert ms.first("dmn").id == "dmn_starter" and ms.first("dmn").source == "shipped"
