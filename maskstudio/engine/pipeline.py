@@ -242,6 +242,7 @@ class Engine:
         with self._lock:
             self.models.scan()
             self.clear_cache()
+        self.preload(("dmn", "parser"))
 
     # -- availability -------------------------------------------------------------------------
     def _photo_generator_id(self) -> tuple[str, str] | None:
