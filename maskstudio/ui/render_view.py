@@ -176,7 +176,8 @@ class RenderView(QWidget):
             self.stage.setText(f"{title}: {result.error}")
             self.stage.setStyleSheet("color: #e05050;")
             if self.pane.image_b is None:
-                self.pane.message = f"Render failed:\n{result.error}"
+                hint = "\n\nInstall models with Models… (Ctrl+M)." if "unavailable" in (result.error or "") else ""
+                self.pane.message = f"Render failed:\n{result.error}{hint}"
         self.pane.update()
 
     def show_message(self, text: str) -> None:
