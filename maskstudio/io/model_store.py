@@ -870,6 +870,7 @@ class ModelStore:
         work = self.models_dir / WORK_DIR
         work.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{e.id}-", dir=work))
+        os.chmod(staging, 0o755)  # mkdtemp makes it private; the final <id>/ is an ordinary folder
         try:
             if progress is not None:
                 progress(Progress("convert", e.id, 0, None, "checking keys and shapes"))
