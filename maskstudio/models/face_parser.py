@@ -156,7 +156,8 @@ def parse_probabilities(parser: FaceParser, rgb: np.ndarray, *, flip_tta: bool =
         raise ConfigError(f"parse_image: expected uint8 HxWx3, got {rgb.dtype} {rgb.shape}")
     h, w = rgb.shape[:2]
     p = next(parser.parameters())
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).to(p.device).permute(2, 0, 1)[None].to(p.dtype) / 255.0
+    arr = rgb if (rgb.flags.writeable and rgb.flags.c_contiguous) else rgb.copy()
+    x = torch.from_numpy(arr).to(p.device).permute(2, 0, 1)[None].to(p.dtype) / 255.0
     s = parser.cfg.input_size
     if (h, w) != (s, s):
         x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=(h > s or w > s))
