@@ -19,12 +19,12 @@ SG_CFG = {"size": SG_SIZE, "style_dim": SG_DIM, "n_mlp": 2, "channel_multiplier"
           "channels": SG_CHANNELS}
 
 
-def _save(models_dir: Path, mid: str, module, arch: str, cfg, extras=None) -> None:
+def _save(models_dir: Path, mid: str, module, arch: str, cfg, extras=None, meta=None) -> None:
     from maskstudio.models.checkpoints import save_checkpoint
 
     folder = models_dir / mid
     folder.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(folder / mid, module, arch, cfg, extra_tensors=extras)
+    save_checkpoint(folder / mid, module, arch, cfg, extra_tensors=extras, meta=meta)
 
 
 def _perturb(module, seed: int) -> None:
@@ -36,14 +36,14 @@ def _perturb(module, seed: int) -> None:
                 t.add_(0.05 * torch.randn(t.shape, generator=g))
 
 
-def write_dmn(models_dir: Path, mid: str = "dmn_tiny", seed: int = 0, ngf: int = 4) -> None:
+def write_dmn(models_dir: Path, mid: str = "dmn_tiny", seed: int = 0, ngf: int = 4, meta=None) -> None:
     from maskstudio.models.dense_mapping import DenseMappingConfig, DenseMappingNetwork
 
     torch.manual_seed(seed)
     cfg = DenseMappingConfig(ngf=ngf, n_downsample=4, n_blocks=2)
     net = DenseMappingNetwork(cfg)
     _perturb(net, seed)
-    _save(models_dir, mid, net, "maskgan_dmn", cfg)
+    _save(models_dir, mid, net, "maskgan_dmn", cfg, meta=meta)
 
 
 def write_parser(models_dir: Path, mid: str = "parser_tiny", seed: int = 0) -> None:

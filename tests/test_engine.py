@@ -478,3 +478,20 @@ def test_user_models_shadow_shipped_and_are_preferred(tmp_path):
     shutil.rmtree(user)
     ms.scan()
     assert ms.first("dmn").id == "dmn_starter" and ms.first("dmn").source == "shipped"
+
+
+def test_dmn_native_size_generates_small_and_upscales(tmp_path):
+    d = tmp_path / "native"
+    em.write_dmn(d, "dmn_native", meta={"native_size_px": 32})
+    eng = Engine(make_settings(d, tmp_path), start_worker=False)  # style size from the checkpoint
+    assert eng.style_size_for(eng.models.first("dmn")) == 32
+    labels, image = em.face_inputs(SIZE)
+    ex = Exemplar(image, labels)
+    small = eng.render_sync(req(labels, ex, size_px=32))
+    assert small.ok and small.stages_run == ["style", "face"] and small.image.shape == (32, 32, 3)
+    big = eng.render_sync(req(labels, ex, size_px=SIZE))
+    assert big.ok and big.stages_run == [] and big.image.shape == (SIZE, SIZE, 3)  # same 32² face, upscaled
+    from PIL import Image
+
+    approx = np.asarray(Image.fromarray(small.image).resize((SIZE, SIZE), Image.BILINEAR)).astype(int)
+    assert np.abs(approx - big.image.astype(int)).mean() < 6

@@ -162,11 +162,13 @@ def _engine_latency(engine, labels, exemplar, size: int, repeats: int, warmup: i
     return times, cpu
 
 
-def _naive_latency(net, labels, ex_image, ex_labels, size: int, repeats: int, warmup: int = 1) -> list[float]:
-    """The official demo's per-stroke work: fp32, full forward incl. style encoding, no caches."""
+def _naive_latency(net, labels, ex_image, ex_labels, size: int, repeats: int, warmup: int = 1,
+                   out_size: int | None = None) -> list[float]:
+    """The official demo's per-stroke work: fp32, full forward incl. style encoding, no caches
+    (at ``size``; upscaled to ``out_size`` when the DMN's native size is smaller)."""
     import torch
 
-    from maskstudio.engine.pipeline import _resize_labels, _resize_rgb, to_uint8_image
+    from maskstudio.engine.pipeline import _resize_labels, _resize_rgb, _resize_t, to_uint8_image
     from maskstudio.models.dense_mapping import one_hot
 
     strokes = _Strokes(labels, seed=size)
@@ -182,6 +184,8 @@ def _naive_latency(net, labels, ex_image, ex_labels, size: int, repeats: int, wa
             img = torch.from_numpy(np.array(_resize_rgb(ex_image, size))).permute(2, 0, 1)[None].float().to(dev)
             ref = (img / 255.0 - 0.5) / 0.5
             out = net(onehot, ref_onehot, ref)
+            if out_size is not None and out_size != size:
+                out = _resize_t(out, out_size)
             to_uint8_image(out)
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1e3)
@@ -190,7 +194,8 @@ def _naive_latency(net, labels, ex_image, ex_labels, size: int, repeats: int, wa
 
 
 def _dmn_section(args, settings, name: str, module, config: dict, note: str,
-                 labels, ex_image, ex_labels, sizes: list[int], reps: dict[int, int]) -> dict:
+                 labels, ex_image, ex_labels, sizes: list[int], reps: dict[int, int],
+                 meta: dict | None = None) -> dict:
     import torch
 
     from maskstudio.engine.models import ModelSet
@@ -198,9 +203,10 @@ def _dmn_section(args, settings, name: str, module, config: dict, note: str,
     from maskstudio.engine.types import Exemplar
 
     ms = ModelSet([])
-    ms.add_module(name, "maskgan_dmn", module, config)
+    info = ms.add_module(name, "maskgan_dmn", module, config, meta=meta)
     engine = Engine(settings, models=ms, device=args.device, precision=args.precision, compile=args.compile)
-    out: dict[str, Any] = {"model": name, "note": note, "config": config,
+    native = engine.native_size_for(info)
+    out: dict[str, Any] = {"model": name, "note": note, "config": config, "native_size_px": native,
                            "params": int(sum(p.numel() for p in module.parameters())),
                            "device": str(engine.policy.device),
                            "dtype": str(engine.policy.dtype_for("maskgan_dmn")).replace("torch.", ""),
@@ -217,10 +223,11 @@ def _dmn_section(args, settings, name: str, module, config: dict, note: str,
                 import copy
 
                 naive_net = copy.deepcopy(module).float()
-            naive_ms, naive_cpu = _naive_latency(naive_net, labels, ex_image, ex_labels, size,
-                                                 max(2, reps[size] // 2))
+            gen = size if native is None else min(size, native)
+            naive_ms, naive_cpu = _naive_latency(naive_net, labels, ex_image, ex_labels, gen,
+                                                 max(2, reps[size] // 2), out_size=size)
             del naive_net
-            entry = {"engine": _stats(eng_ms), "engine_cpu": _stats(eng_cpu), "peak_mib": peak,
+            entry = {"generated_px": gen, "engine": _stats(eng_ms), "engine_cpu": _stats(eng_cpu), "peak_mib": peak,
                      "naive": _stats(naive_ms), "naive_cpu": _stats(naive_cpu),
                      "load_avg_1min": os.getloadavg()[0]}
             entry["speedup_p50"] = entry["naive"]["p50_ms"] / entry["engine"]["p50_ms"]
@@ -236,14 +243,17 @@ def _dmn_section(args, settings, name: str, module, config: dict, note: str,
 
 def _print_dmn(name: str, size: int, e: dict) -> None:
     en = e["engine"]
-    line = (f"  {name:<24} {size:>4}²  engine p50 {en['p50_ms']:7.1f} ms p95 {en['p95_ms']:7.1f} ms"
+    gen = e.get("generated_px", size)
+    size_txt = f"{size}²" if gen == size else f"{size}² (gen {gen}²)"
+    line = (f"  {name:<22} {size_txt:>16}  engine p50 {en['p50_ms']:7.1f} ms p95 {en['p95_ms']:7.1f} ms"
             f" (cpu {e['engine_cpu']['p50_ms']:.0f})  | naive p50 {e['naive']['p50_ms']:7.1f} ms"
             f" (cpu {e['naive_cpu']['p50_ms']:.0f})  speed-up ×{e['speedup_p50']:.2f} (cpu ×{e['speedup_cpu_p50']:.2f})"
             f"  | peak {e['peak_mib']:.0f} MiB | load {e['load_avg_1min']:.1f}")
     print(line, flush=True)
 
 
-def _latent_section(args, settings, gen_size: int, dmn, dmn_cfg, labels, ex_image, ex_labels, reps: int) -> dict:
+def _latent_section(args, settings, gen_size: int, dmn, dmn_cfg, labels, ex_image, ex_labels, reps: int,
+                    dmn_meta: dict | None = None) -> dict:
     import torch
 
     from maskstudio.engine.models import ModelSet
@@ -265,7 +275,7 @@ def _latent_section(args, settings, gen_size: int, dmn, dmn_cfg, labels, ex_imag
     v = np.random.default_rng(0).standard_normal((1, 512)).astype(np.float32)
     np.save(tmp / "bench" / "random_w_boundary.npy", v / np.linalg.norm(v))
     ms = ModelSet([(tmp, "user")])
-    ms.add_module("dmn", "maskgan_dmn", dmn, dmn_cfg)
+    ms.add_module("dmn", "maskgan_dmn", dmn, dmn_cfg, meta=dmn_meta)
     psp_cfg = PSPConfig(n_styles=n, decoder=None, latent_space="zplus", middle_ind=min(7, n))
     ms.add_module("psp", "psp_encoder", PSPEncoderModel(psp_cfg).eval(), psp_cfg.to_dict(),
                   extras={"latent_avg": torch.zeros(n, 512)})
@@ -366,17 +376,18 @@ def handler(args: argparse.Namespace) -> int:
     installed = ms.first("dmn")
     if installed is not None:
         loaded = load_checkpoint(installed.weights_path, device="cpu")
-        dmn, dmn_cfg = loaded.module, loaded.config
+        dmn, dmn_cfg, dmn_meta = loaded.module, loaded.config, dict(installed.meta)
         dmn_name, note = installed.id, f"installed ({installed.source})"
     else:
         dmn_cfg = DenseMappingConfig(ngf=16).to_dict()
         torch.manual_seed(0)
         dmn = DenseMappingNetwork(DenseMappingConfig(**dmn_cfg)).eval()
         dmn_name, note = "starter-size (ngf 16)", "no DMN installed: starter-size stand-in, random weights"
+        dmn_meta = {}
     reps_small = {256: 8 if args.quick else 30, 512: 4 if args.quick else 12}
     print("stroke-to-pixels (brush stroke -> submit -> uint8 image in the callback):", flush=True)
     report["dmn"].append(_dmn_section(args, settings, dmn_name, dmn, dmn_cfg, note, labels, ex_image,
-                                      ex_labels, [256, 512], reps_small))
+                                      ex_labels, [256, 512], reps_small, meta=dmn_meta))
     if not args.skip_official:
         torch.manual_seed(0)
         off = DenseMappingNetwork(DenseMappingConfig()).eval()
@@ -397,7 +408,7 @@ def handler(args: argparse.Namespace) -> int:
             if policy.is_cuda:
                 reps = 20
             report["latent_chain"].append(_latent_section(args, settings, gen_size, dmn, dmn_cfg, labels,
-                                                          ex_image, ex_labels, reps))
+                                                          ex_image, ex_labels, reps, dmn_meta))
     report["total_s"] = time.perf_counter() - t_start
     report["peak_mib"] = _peak_mib(policy)
     print(f"done in {report['total_s']:.0f} s; process peak memory {report['peak_mib']:.0f} MiB", flush=True)

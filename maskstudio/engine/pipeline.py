@@ -12,9 +12,12 @@ executions)::
     agile   (edit key, style id, strength·morph, branch, res)  -> image
     dual    (invert key', style id, code, weights·morph, res)  -> image
 
-The exemplar style is encoded once at ``style_size_px`` (512, the official demo size) and reused
-at every preview size: the DMN style code is a global vector (global average pool), so a
-256² preview and the 512² final render share one encoding. Caches are small LRUs living on the
+The exemplar style is encoded once (at the DMN's native size — checkpoint meta
+``native_size_px``, 128 for the shipped starter — else 512, the official demo size; or the
+engine's ``style_size_px``) and reused at every preview size: the DMN style code is a global
+vector (global average pool), so a 256² preview and the 512² final render share one encoding.
+A DMN with a declared native size generates at most at that size and the face is upscaled
+(bilinear), as its model card advises — better quality and much cheaper strokes. Caches are small LRUs living on the
 device (tensors stay resident); they are cleared when the device policy changes (OOM fallback)
 or models are re-scanned.
 """
@@ -142,7 +145,7 @@ class Engine:
         cuda_graphs: bool = False,
         callback: Callable[[RenderResult], None] | None = None,
         preview_target_ms: float | None = None,
-        style_size_px: int = STYLE_SIZE_PX,
+        style_size_px: int | None = None,
         start_worker: bool = True,
         preload: tuple[str, ...] = ("dmn", "parser"),
     ) -> None:
@@ -157,7 +160,7 @@ class Engine:
         self.models.set_policy(self.policy)
         target = preview_target_ms if preview_target_ms is not None else (30.0 if self.policy.is_cuda else 100.0)
         self.preview = PreviewScheduler(target, initial_px=512 if self.policy.is_cuda else 256)
-        self.style_size_px = int(style_size_px)
+        self.style_size_px = None if style_size_px is None else int(style_size_px)
         self.stage_counts: collections.Counter[str] = collections.Counter()
         self._lock = threading.RLock()
         self._caches = {name: StageCache(cap) for name, cap in (
@@ -764,7 +767,7 @@ class Engine:
         dmn = self.models.first("dmn")
         assert dmn is not None
         ex = req.exemplar
-        s = self.style_size_px
+        s = self.style_size_for(dmn)
         key = (ex.key, dmn.id, s, self.policy.generation)
         hit = self._caches["style"].get(key)
         if hit is not None:
@@ -783,28 +786,45 @@ class Engine:
         self._caches["style"].put(key, style)
         return style, key
 
+    @staticmethod
+    def native_size_for(dmn) -> int | None:
+        """The DMN's declared native resolution (checkpoint meta ``native_size_px``; the shipped
+        starter: 128). Faces are generated at most at this size and upscaled."""
+        v = dmn.meta.get("native_size_px") if dmn is not None else None
+        try:
+            return int(v) if v else None
+        except (TypeError, ValueError):
+            return None
+
+    def style_size_for(self, dmn) -> int:
+        """Side at which the exemplar is style-encoded: the engine's ``style_size_px`` when given,
+        else the DMN's native size, else 512 (the official demo)."""
+        if self.style_size_px is not None:
+            return self.style_size_px
+        return _face_size(self.native_size_for(dmn) or STYLE_SIZE_PX)
+
     def _face(self, req: RenderRequest, size: int, ctx: _Ctx) -> tuple[torch.Tensor, tuple]:
         dmn = self.models.first("dmn")
         assert dmn is not None
-        fs = _face_size(size)
+        native = self.native_size_for(dmn)
+        fs = _face_size(size if native is None else min(size, native))
         mask_key = req.mask_key
         style, style_key = self._style(req, ctx)
         key = (mask_key, fs, style_key)
-        hit = self._caches["face"].get(key)
-        if hit is not None:
-            return hit, key
-        t0 = ctx.begin("face")
-        from maskstudio.models.dense_mapping import one_hot
+        face = self._caches["face"].get(key)
+        if face is None:
+            t0 = ctx.begin("face")
+            from maskstudio.models.dense_mapping import one_hot
 
-        net = self.models.load(dmn.id).module
-        lab = torch.from_numpy(np.array(_resize_labels(req.labels, fs))).to(self.policy.device)
-        onehot = self.policy.tensor(one_hot(lab[None]), dmn.arch)
-        face = net.generate(onehot, style)
-        if fs != size:
+            net = self.models.load(dmn.id).module
+            lab = torch.from_numpy(np.array(_resize_labels(req.labels, fs))).to(self.policy.device)
+            onehot = self.policy.tensor(one_hot(lab[None]), dmn.arch)
+            face = net.generate(onehot, style)
+            ctx.end("face", t0)
+            self._caches["face"].put(key, face)
+        if fs != size:  # e.g. above the native size: upscale (bilinear) as the model card advises
             face = _resize_t(face, size)
-        ctx.end("face", t0)
-        self._caches["face"].put(key, face)
-        return face, key
+        return face, key + (size,)
 
 
 _CODE_PREFIXES = ("exstyle_code.", "refined_exstyle_code.", "exstyle.")
