@@ -34,7 +34,8 @@ def register(subparsers) -> None:
     pd = sub.add_parser("dmn", help="parse-mIoU of renders (own / different exemplar), L1, PSNR")
     _common(pd)
     pd.add_argument("--dmn", type=Path, default=None, help="DMN checkpoint (default: shipped dmn_starter)")
-    pd.add_argument("--size", type=int, default=256, help="render size (multiple of 32)")
+    pd.add_argument("--size", type=int, default=None,
+                    help="render size, a multiple of 32 (default: the checkpoint's native size, else 256)")
     pd.set_defaults(func=_eval_dmn)
 
 
@@ -77,12 +78,13 @@ def _eval_dmn(args) -> int:
     from maskstudio.training.common import load_dmn
     from maskstudio.training.evaluate import evaluate_dmn, load_pairs_at
 
-    if args.size % 32:
+    if args.size is not None and args.size % 32:
         raise ConfigError(f"--size {args.size}: must be a multiple of 32")
     triples = _triples(args)
-    G, _ = load_dmn(args.dmn or SHIPPED_CHECKPOINTS / "dmn_starter.safetensors", resolve_device(args.device))
+    G, loaded = load_dmn(args.dmn or SHIPPED_CHECKPOINTS / "dmn_starter.safetensors", resolve_device(args.device))
+    size = args.size or int(loaded.meta.get("native_size_px") or loaded.meta.get("train", {}).get("size") or 256)
     parser = _parser(args)
-    images, masks = load_pairs_at(triples, args.size)
+    images, masks = load_pairs_at(triples, size)
     scores = evaluate_dmn(G.to(next(parser.parameters()).device), parser, images, masks)
     print(scores.summary())
     _write_json(args.json, scores.to_dict())
