@@ -151,3 +151,16 @@ def test_list_marks_the_model_the_engine_uses(tmp_path, capsys):
     rc, out, _ = run(capsys, "models", "list", "--models-dir", str(tmp_path / "m"))
     line = next(l for l in out.splitlines() if l.startswith("face_parser "))
     assert "shipped" in line and " * " in line
+
+
+def test_list_json(tmp_path, capsys):
+    import json
+
+    md = tmp_path / "models"
+    rc, out, _ = run(capsys, "models", "list", "--json", "--role", "boundary-set", "--models-dir", str(md))
+    doc = json.loads(out)
+    assert rc == 0 and doc["models_dir"] == str(md) and doc["device"] == "cpu"
+    assert [m["id"] for m in doc["models"]] == ["e4e_directions", "interfacegan_stylegan2_ffhq"]
+    assert doc["models"][0]["state"] == "available" and doc["models"][1]["state"] == "manual"
+    rc, _, err = run(capsys, "models", "list", "--role", "painter", "--models-dir", str(md))
+    assert rc == 2 and "no model has role 'painter'" in err

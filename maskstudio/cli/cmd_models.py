@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     pl = sub.add_parser("list", parents=[common], help="known models: installed, available, active")
     pl.add_argument("--role", default=None, help="only this role (dmn, parser, stylegan2, ...)")
+    pl.add_argument("--json", action="store_true", help="machine-readable output (one JSON document)")
     pl.set_defaults(func=_list)
 
     pi = sub.add_parser("info", parents=[common], help="sources, licence and file layout of one model")
@@ -164,6 +165,16 @@ def _list(args) -> int:
     except Exception as e:  # pragma: no cover - torch problems
         device = f"unknown ({e})"
     out = sys.stdout
+    if args.json:
+        import json
+
+        doc = {"models_dir": str(store.models_dir), "device": device, "models": [
+            {"id": s.id, "title": s.entry.title, "role": s.entry.role, "arch": s.entry.arch, "state": s.state,
+             "active": s.id in active, "size_bytes": s.size_bytes, "partial_bytes": s.partial_bytes,
+             "path": None if s.path is None else str(s.path), "licence": s.entry.licence_name,
+             "page": s.entry.page} for s in rows]}
+        out.write(json.dumps(doc, indent=2) + "\n")
+        return 0
     out.write(f"models folder: {store.models_dir}\ndevice: {device}\n\n")
     header = ("ID", "ROLE", "STATE", "ACTIVE", "SIZE", "LICENCE")
     table = []

@@ -93,9 +93,15 @@ class ModelsDialog(QDialog):
         self.resize(980, 600)
 
         lay = QVBoxLayout(self)
+        top = QHBoxLayout()
         self.folder_label = QLabel()
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        lay.addWidget(self.folder_label)
+        top.addWidget(self.folder_label, 1)
+        self.btn_open_folder = QPushButton(icon("mdi6.folder-open-outline"), "Open folder")
+        self.btn_open_folder.setToolTip("Show the installed-models folder in the file manager")
+        self.btn_open_folder.clicked.connect(self.open_folder)
+        top.addWidget(self.btn_open_folder)
+        lay.addLayout(top)
 
         split = QSplitter(Qt.Orientation.Vertical)
         self.table = QTableWidget(0, len(COLUMNS))
@@ -197,6 +203,18 @@ class ModelsDialog(QDialog):
             self.table.selectRow(self._rows.index(selected))
         self._update_buttons()
         self._update_details()
+
+    def open_folder(self) -> bool:
+        """Open the models folder in the system file manager (created if missing)."""
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        try:
+            self.store.models_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            dialogs.show_error(self, "Models folder", f"{self.store.models_dir}: {e}")
+            return False
+        return bool(QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.store.models_dir))))
 
     def select(self, model_id: str) -> None:
         self.table.selectRow(self._rows.index(model_id))

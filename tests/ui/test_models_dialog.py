@@ -144,3 +144,27 @@ def test_screenshot(qtbot, make_dialog, tmp_path):
     out = os.environ.get("MASKSTUDIO_SCREENSHOT_DIR")
     if out:
         img.save(os.path.join(out, "models_dialog.png"))
+
+
+def test_open_folder_asks_the_desktop_for_the_models_dir(qtbot, make_dialog, tmp_path):
+    from PySide6.QtCore import QObject, QUrl, Slot
+    from PySide6.QtGui import QDesktopServices
+
+    class Catch(QObject):
+        def __init__(self):
+            super().__init__()
+            self.urls = []
+
+        @Slot(QUrl)
+        def handle(self, url):
+            self.urls.append(url.toLocalFile())
+
+    catch = Catch()
+    QDesktopServices.setUrlHandler("file", catch, "handle")
+    try:
+        dlg = make_dialog()
+        assert dlg.open_folder()
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+    assert catch.urls == [str(tmp_path / "models")]
+    assert (tmp_path / "models").is_dir()
