@@ -87,7 +87,7 @@ class GalleryWidget(QWidget):
         self.list = _DropList()
         self.list.setViewMode(QListView.ViewMode.IconMode)
         self.list.setIconSize(QSize(THUMB_PX, THUMB_PX))
-        self.list.setGridSize(QSize(THUMB_PX + 16, THUMB_PX + 26))
+        self.list.setGridSize(QSize(THUMB_PX + 28, THUMB_PX + 26))
         self.list.setResizeMode(QListView.ResizeMode.Adjust)
         self.list.setMovement(QListView.Movement.Static)
         self.list.setWordWrap(True)
