@@ -10,6 +10,12 @@ Pipeline (stage names as in :data:`STAGES`; each runs only when its inputs chang
     edited W+ + AgileParams ---------agile---> AgileGAN image      output "agile"
     edited W+ + DualParams ----------dual----> DualStyleGAN image  output "dual"
 
+Sizes: ``RenderRequest.size_px`` is the output side. A DMN whose checkpoint declares
+``meta.native_size_px`` (the shipped starter: 128) is style-encoded and run at most at that size
+and its face upscaled; other DMNs run at the requested size (multiple of 32) and encode the
+exemplar at 512 (official). Previews (``preview=True``) use ``Engine.preview_size_px``, adapted
+to the measured latency (CPU target 100 ms, CUDA 30 ms).
+
 Use from a GUI (never blocks; newest request wins; results come on the WORKER thread — marshal
 them to the GUI thread yourself, e.g. with a queued Qt signal)::
 
