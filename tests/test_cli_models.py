@@ -49,6 +49,7 @@ def test_install_from_mirror_with_progress_then_verify_list_remove(tmp_path, cap
     assert rc == 0, err
     assert "installed e4e_directions" in out
     assert "download age.pt [" in err and "100.0%" in err  # the progress bar, on stderr
+    assert "e4e_directions: licence MIT (https://github.com/omertov/encoder4editing" in err
     rc, out, _ = run(capsys, "models", "list", "--models-dir", md)
     assert "installed" in next(l for l in out.splitlines() if l.startswith("e4e_directions "))
     rc, out, _ = run(capsys, "models", "verify", "e4e_directions", "--models-dir", md)

@@ -225,16 +225,22 @@ def _info(args) -> int:
     return 0
 
 
+def _licence_note(e) -> str:
+    url = e.licence.get("url")
+    return f"{e.id}: licence {e.licence_name}" + (f" ({url})" if url else "") + " — check it fits your use\n"
+
+
 def _install(args) -> int:
     store = _store(args, timeout_s=args.timeout, retries=args.retries)
+    urls = {}
+    for spec in args.url:
+        name, sep, url = spec.partition("=")
+        if not sep or "://" in name:
+            name, url = "", spec
+        urls[name] = url
+    sys.stderr.write(_licence_note(store.check_installable(args.id, args.force, urls or None)))
     bar = None if args.no_progress else ProgressBar()
     try:
-        urls = {}
-        for spec in args.url:
-            name, sep, url = spec.partition("=")
-            if not sep or "://" in name:
-                name, url = "", spec
-            urls[name] = url
         s = store.install(args.id, progress=bar, force=args.force, urls=urls or None)
     finally:
         if bar is not None:
@@ -245,6 +251,9 @@ def _install(args) -> int:
 
 def _import(args) -> int:
     store = _store(args)
+    e = store.entry(args.id)
+    if not e.shipped and not (store.is_installed(args.id) and not args.force):
+        sys.stderr.write(_licence_note(e))
     bar = None if args.no_progress else ProgressBar()
     try:
         s = store.import_files(args.id, args.files, progress=bar, force=args.force)

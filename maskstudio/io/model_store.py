@@ -513,12 +513,14 @@ class ModelStore:
         ``urls``: ``{file name: URL}`` to fetch from a mirror instead of the registry's URLs
         (``""`` as the name means the entry's only / weights file).
         """
-        self._check_installable(model_id, force, urls)  # quick refusals before touching the disk
+        self.check_installable(model_id, force, urls)  # quick refusals before touching the disk
         self.models_dir.mkdir(parents=True, exist_ok=True)
         with self._locked(model_id):
             return self._install(model_id, progress=progress, cancel=cancel, force=force, urls=urls)
 
-    def _check_installable(self, model_id: str, force: bool, urls) -> RegistryEntry:
+    def check_installable(self, model_id: str, force: bool = False,
+                          urls: Mapping[str, str] | None = None) -> RegistryEntry:
+        """The entry that :meth:`install` would fetch, or the ConfigError it would raise at once."""
         e = self.entry(model_id)
         if urls:
             e = self._with_urls(e, urls)
@@ -535,7 +537,7 @@ class ModelStore:
         return e
 
     def _install(self, model_id: str, *, progress, cancel, force, urls) -> ModelStatus:
-        e = self._check_installable(model_id, force, urls)  # again, under the lock
+        e = self.check_installable(model_id, force, urls)  # again, under the lock
         part_dir = self.partial_folder(model_id)
         part_dir.mkdir(parents=True, exist_ok=True)
         downloaded: dict[str, Path] = {}
