@@ -495,3 +495,26 @@ def test_dmn_native_size_generates_small_and_upscales(tmp_path):
 
     approx = np.asarray(Image.fromarray(small.image).resize((SIZE, SIZE), Image.BILINEAR)).astype(int)
     assert np.abs(approx - big.image.astype(int)).mean() < 6
+
+
+def test_synthesis_matches_the_generator_and_stops_when_cancelled(engine):
+    from maskstudio.engine.worker import CancelToken, Cancelled
+
+    gen = engine.models.load("sg_tiny").module
+    w = torch.randn(1, em.N_LATENT, em.SG_DIM, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        full = gen.synthesis(w, randomize_noise=False)
+        assert torch.equal(synthesize(gen, w, check=lambda: None), full)
+        low = synthesize(gen, w, max_res=16)
+        assert low.shape[-1] == 16
+        token, calls = CancelToken(), []
+
+        def check():
+            calls.append(1)
+            if len(calls) == 2:
+                token.cancel()
+            token.check()
+
+        with pytest.raises(Cancelled):
+            synthesize(gen, w, check=check)
+    assert len(calls) == 2

@@ -581,7 +581,8 @@ class Engine:
             raise RenderError(f"latent has {wplus.shape[1]} rows, generator {mid} needs {gen.n_latent}")
         t0 = ctx.begin("photo")
         p = next(gen.parameters())
-        img = synthesize(gen, wplus.to(device=p.device, dtype=p.dtype), res)
+        img = synthesize(gen, wplus.to(device=p.device, dtype=p.dtype), res,
+                         check=ctx.token.check if ctx.token is not None else None)
         img = _resize_t(img, size)
         ctx.end("photo", t0)
         self._caches["photo"].put(key, img)
@@ -846,10 +847,15 @@ def _init_worker_thread(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def synthesize(gen, wplus: torch.Tensor, max_res: int | None = None) -> torch.Tensor:
+def synthesize(gen, wplus: torch.Tensor, max_res: int | None = None,
+               check: Callable[[], None] | None = None) -> torch.Tensor:
     """StyleGAN2 synthesis from slot codes with the stored noise (deterministic), stopping after
-    the layers of ``max_res`` (the ToRGB skip sum at that resolution = a low-res render)."""
-    if max_res is None or max_res >= gen.size:
+    the layers of ``max_res`` (the ToRGB skip sum at that resolution = a low-res render).
+    ``check()`` runs before every resolution block (the engine passes its cancel check, so a
+    superseded 1024² synthesis stops within one block)."""
+    if max_res is None:
+        max_res = gen.size
+    if max_res >= gen.size and check is None:
         return gen.synthesis(wplus, randomize_noise=False)
     from maskstudio.models.stylegan2 import resolve_noise
 
@@ -861,6 +867,8 @@ def synthesize(gen, wplus: torch.Tensor, max_res: int | None = None) -> torch.Te
     for b, to_rgb in enumerate(gen.to_rgbs):
         if res >= max_res:
             break
+        if check is not None:
+            check()
         out = gen.convs[2 * b](out, wplus[:, i], noise[2 * b + 1])
         out = gen.convs[2 * b + 1](out, wplus[:, i + 1], noise[2 * b + 2])
         skip = to_rgb(out, wplus[:, i + 2], skip)
