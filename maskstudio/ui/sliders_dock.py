@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QScrollArea, QSlider, QToolButton, QVBoxLayout, QWidget,
 )
 
-from maskstudio.ui.icons import icon, themed
+from maskstudio.ui.icons import themed
 
 N_DUAL_WEIGHTS = 18
 STRUCTURE_SLOTS = range(0, 7)

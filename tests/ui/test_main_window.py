@@ -10,7 +10,7 @@ from PySide6.QtCore import QPoint, Qt
 
 from maskstudio.labels import index_of
 from maskstudio.ui.canvas import Tool
-from ui_helpers import SIZE, face_like_mask
+from ui_helpers import SIZE
 
 RENDER_TIMEOUT_MS = 30_000
 
