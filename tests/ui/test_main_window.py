@@ -613,3 +613,19 @@ def test_gui_command_opens_a_project_and_refuses_a_missing_one(qtbot, make_windo
     assert main(["gui", "--project", str(tmp_path / "nope.msproj"), "--screenshot", str(out)]) == 2
     err = capsys.readouterr().err
     assert "nope.msproj" in err and "Traceback" not in err
+
+
+def test_without_any_dmn_the_window_explains_and_keeps_working(qtbot, make_window, tiny_install, tmp_path):
+    from maskstudio.settings import Settings
+
+    empty = tmp_path / "no-checkpoints"
+    empty.mkdir()
+    s = Settings(device="cpu", models_dir=tmp_path / "none", shipped_checkpoints=empty,
+                 resources=tiny_install["resources"])
+    w = make_window(settings=s)
+    res = wait_full_render(qtbot, w)
+    assert not res.ok and "DMN" in res.error
+    assert "Models…" in w.render_view.pane.message and w.render_view.stage.text()
+    key(qtbot, w, Qt.Key.Key_H)
+    drag(qtbot, w, [(4, 60), (30, 60)])
+    assert grid(w)[60, 10] == index_of("hair")        # painting still works
