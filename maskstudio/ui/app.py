@@ -76,6 +76,7 @@ def run_gui(settings: Settings | None = None, *, project: str | None = None, scr
         proj = load_project(project)       # before any window: errors become one CLI line
     qs = None
     state_dir = None
+    tmp = None
     if shot is not None:
         # a screenshot run must neither read nor change the user's preferences / autosave
         import tempfile
@@ -110,14 +111,21 @@ def run_gui(settings: Settings | None = None, *, project: str | None = None, scr
             time.sleep(0.02)
         shot.parent.mkdir(parents=True, exist_ok=True)
         if not win.grab().save(str(shot)):
+            if win.doc is not None:
+                win.doc.mark_clean()
+            win._extra_dirty = False
             win.close()
             raise file_error(MaskStudioError, shot, "could not save the screenshot (unknown image format?)")
         if not ok:
             log.warning("no render arrived before the screenshot")
             print("maskstudio gui: warning: no render arrived before the screenshot", file=sys.stderr)
-        win.doc and win.doc.mark_clean()
+        if win.doc is not None:
+            win.doc.mark_clean()
         win._extra_dirty = False
         win.close()
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)   # the throw-away preferences / autosave folder
         return 0
     QTimer.singleShot(0, win.canvas.fit)
     return int(app.exec())

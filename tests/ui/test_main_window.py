@@ -613,6 +613,11 @@ def test_gui_command_opens_a_project_and_refuses_a_missing_one(qtbot, make_windo
     assert main(["gui", "--project", str(tmp_path / "nope.msproj"), "--screenshot", str(out)]) == 2
     err = capsys.readouterr().err
     assert "nope.msproj" in err and "Traceback" not in err
+    from maskstudio.errors import MaskStudioError
+
+    with pytest.raises(MaskStudioError, match=r"shot\.unknownformat: could not save"):
+        run_gui(settings, screenshot=str(tmp_path / "shot.unknownformat"))
+
 
 
 def test_without_any_dmn_the_window_explains_and_keeps_working(qtbot, make_window, tiny_install, tmp_path):
