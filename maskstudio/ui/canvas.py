@@ -71,6 +71,8 @@ class MaskCanvas(QWidget):
         self._pan_last = QPointF()
         self._mouse: QPointF | None = None
         self._polygon: list[tuple[float, float]] = []
+        self._pressure: float | None = None   # pen pressure of the current tablet press (None: mouse)
+        self.use_pressure = True
         self._lut = np.zeros((256, 4), np.uint8)
         self._rebuild_lut()
 
@@ -283,8 +285,11 @@ class MaskCanvas(QWidget):
         if e.button() != Qt.MouseButton.LeftButton:
             return
         if self.tool in STROKE_TOOLS:
+            d = self.diameter_px
+            if self.use_pressure and self._pressure is not None:  # tablet: press harder, paint wider
+                d = max(MIN_BRUSH_PX, d * min(1.0, max(0.1, self._pressure)))
             self._stroke = self.doc.begin_stroke(
-                tool=STROKE_TOOLS[self.tool], diameter_px=self.diameter_px,
+                tool=STROKE_TOOLS[self.tool], diameter_px=d,
                 cls=self.active_class if self.tool == Tool.BRUSH else None,  # erasers: background / original
             )
             self._stroke.add_point(x, y)
@@ -324,10 +329,21 @@ class MaskCanvas(QWidget):
             self._panning = False
             self._update_cursor()
             return
+        self._pressure = None
         if e.button() == Qt.MouseButton.LeftButton and self._stroke is not None:
             stroke, self._stroke = self._stroke, None
             stroke.end()
             self.strokeActive.emit(False)
+
+    def tabletEvent(self, e) -> None:  # noqa: N802
+        """Remember the pen pressure, then let Qt deliver the synthesized mouse events."""
+        from PySide6.QtCore import QEvent
+
+        if e.type() == QEvent.Type.TabletPress:
+            self._pressure = float(e.pressure())
+        elif e.type() == QEvent.Type.TabletRelease:
+            self._pressure = None
+        e.ignore()
 
     def mouseDoubleClickEvent(self, e: QMouseEvent) -> None:  # noqa: N802
         if self.tool == Tool.POLYGON and e.button() == Qt.MouseButton.LeftButton:

@@ -634,3 +634,25 @@ def test_without_any_dmn_the_window_explains_and_keeps_working(qtbot, make_windo
     key(qtbot, w, Qt.Key.Key_H)
     drag(qtbot, w, [(4, 60), (30, 60)])
     assert grid(w)[60, 10] == index_of("hair")        # painting still works
+
+
+def test_tablet_pressure_scales_the_brush(qtbot, make_window):
+    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtGui import QPointingDevice, QTabletEvent
+    from PySide6.QtWidgets import QApplication
+
+    w = make_window()
+    wait_full_render(qtbot, w)
+    key(qtbot, w, Qt.Key.Key_H)
+    brush(w, 10)
+    pos = QPointF(at(w, 10, 60))
+    ev = QTabletEvent(QEvent.Type.TabletPress, QPointingDevice.primaryPointingDevice(), pos, pos, 0.3,
+                      0.0, 0.0, 0.0, 0.0, 0.0, Qt.KeyboardModifier.NoModifier, Qt.MouseButton.LeftButton,
+                      Qt.MouseButton.LeftButton)
+    QApplication.sendEvent(w.canvas, ev)
+    assert w.canvas._pressure == pytest.approx(0.3)
+    before = grid(w)
+    drag(qtbot, w, [(10, 60), (11, 60)])
+    changed = (grid(w) != before).sum()
+    assert 0 < changed < 30          # a 3-cell dab, not the 10-cell brush (about 80 cells)
+    assert w.canvas._pressure is None  # the next mouse stroke paints at full size again
