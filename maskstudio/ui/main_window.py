@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 AUTOSAVE_INTERVAL_MS = 60_000
 MAX_RECENT = 8
+MAX_PROJECT_HISTORY = 50   # undo steps kept in a project file
 MASK_FILTER = "Masks (*.png *.bmp *.tif *.tiff);;All files (*)"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp);;All files (*)"
 PROJECT_FILTER = "MaskStudio project (*.msproj);;All files (*)"
@@ -398,7 +399,7 @@ class MainWindow(QMainWindow):
 
     # ================================================================== document
     def set_document(self, labels: np.ndarray, *, original_size_hw=None, original: np.ndarray | None = None,
-                     name: str = "Opened") -> None:
+                     name: str = "Opened", history: list | None = None) -> None:
         """Start editing ``labels``. ``original``: the mask as first opened (what "erase to
         original" restores and A/B compares against) when it differs from ``labels``."""
         from maskstudio.mask import MaskDocument
@@ -409,7 +410,11 @@ class MainWindow(QMainWindow):
         labels = np.ascontiguousarray(labels, dtype=np.uint8)
         if original is not None and original.shape == labels.shape and not np.array_equal(original, labels):
             doc = MaskDocument(np.ascontiguousarray(original, dtype=np.uint8), original_size_hw=original_size_hw)
-            doc.set_labels(labels, name="Saved edits")
+            for step_name, snap in history or []:   # the saved undo history, step by step
+                if snap.shape == labels.shape:
+                    doc.set_labels(snap, name=step_name, respect_lock=False)
+            if not np.array_equal(doc.labels, labels):
+                doc.set_labels(labels, name="Saved edits", respect_lock=False)
             doc.mark_clean()
         else:
             doc = MaskDocument(labels, original_size_hw=original_size_hw)
@@ -758,7 +763,7 @@ class MainWindow(QMainWindow):
         from maskstudio.io.project import Project
 
         ex = self.exemplar
-        history = []
+        history = self._history_snapshots()
         return Project(
             labels=np.array(self.doc.labels),
             original_labels=self.original_labels,
@@ -772,6 +777,38 @@ class MainWindow(QMainWindow):
             models=self.client.model_identities(),
             history=history,
         )
+
+    def _history_snapshots(self) -> list[tuple[str, np.ndarray]]:
+        """The mask after each applied undo step (the newest ``MAX_PROJECT_HISTORY``), for the
+        project file. Walks the document's history back and forth with the widgets detached."""
+        doc = self.doc
+        if doc is None or self.canvas._stroke is not None or doc.history_index == 0:
+            return []
+        n = int(doc.history_index)
+        names = list(doc.history)[:n]
+        current = np.array(doc.labels)
+        detached = [self.canvas._on_doc_changed, self._on_doc_changed]
+        for fn in detached:
+            doc.remove_listener(fn)
+        doc.remove_history_listener(self._refresh_history)
+        snaps: list[tuple[str, np.ndarray]] = []
+        try:
+            for _ in range(n):
+                doc.undo()
+            for i in range(n):
+                doc.redo()
+                if i >= n - MAX_PROJECT_HISTORY:
+                    snaps.append((names[i], np.array(doc.labels)))
+        finally:
+            while doc.history_index < n and doc.can_redo:
+                doc.redo()
+            for fn in detached:
+                doc.add_listener(fn)
+            doc.add_history_listener(self._refresh_history)
+        if not np.array_equal(doc.labels, current):   # never expected; keep the user's mask whatever happens
+            log.error("history walk changed the mask; history not saved")
+            return []
+        return snaps
 
     def save_project(self, path: str | os.PathLike[str] | None = None, ask: bool = False) -> bool:
         if self.doc is None:
@@ -829,7 +866,8 @@ class MainWindow(QMainWindow):
             self.exemplar_path = Path(ex_path) if ex_path else None
             self.canvas.set_background(proj.exemplar_image)
             self.gallery.set_current(self.exemplar_path)
-        self.set_document(proj.labels, original_size_hw=proj.original_size_hw, original=proj.original_labels)
+        self.set_document(proj.labels, original_size_hw=proj.original_size_hw, original=proj.original_labels,
+                          history=proj.history)
 
     # -- exports ----------------------------------------------------------------------------
     def export_render(self, path: str | os.PathLike[str] | None = None) -> bool:
@@ -950,7 +988,8 @@ class MainWindow(QMainWindow):
             log.warning("autosave failed: %s", e)
             self.statusBar().showMessage(f"Autosave failed: {e}", 5000)
             return False
-        self._autosaved_revision = key
+        # the history walk of current_project() bumps the revision: remember the state after it
+        self._autosaved_revision = (self.doc.revision, self._extra_dirty, id(self.doc))
         return True
 
     def _offer_recovery(self) -> bool:

@@ -300,7 +300,13 @@ def test_project_round_trip(qtbot, make_window, tmp_path, recorder):
     w.use_exemplar(bob)
     key(qtbot, w, Qt.Key.Key_U)
     drag(qtbot, w, [(10, 10), (50, 12)])
+    after_first = np.array(w.doc.labels)
+    key(qtbot, w, Qt.Key.Key_G)
+    key(qtbot, w, Qt.Key.Key_C)
+    qtbot.mouseClick(w.canvas, Qt.MouseButton.LeftButton, pos=at(w, 1, 62))
     painted = np.array(w.doc.labels)
+    history = list(w.doc.history)
+    assert len(history) == 2
     assert w.is_dirty() and w.windowTitle().startswith("*")
     path = tmp_path / "p.msproj"
     assert w.save_project(path)
@@ -315,6 +321,16 @@ def test_project_round_trip(qtbot, make_window, tmp_path, recorder):
     # "erase to original" still restores the mask as first opened, not the saved edits
     np.testing.assert_array_equal(w2.doc.original, w.doc.original)
     assert w2.sliders.state() == w.sliders.state()
+    # the undo history came along: same steps, undo walks back to the opened mask
+    assert w2.doc.history == history and not w2.is_dirty()
+    assert w2.history_widget.list.count() == 3
+    w2.undo()
+    np.testing.assert_array_equal(w2.doc.labels, after_first)
+    w2.undo()
+    np.testing.assert_array_equal(w2.doc.labels, w.doc.original)
+    w2.redo()
+    w2.redo()
+    np.testing.assert_array_equal(w2.doc.labels, painted)
     res = wait_full_render(qtbot, w2)
     assert res.ok
     assert str(path.resolve()) == w2.recent_files()[0][0]
