@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 AUTOSAVE_INTERVAL_MS = 60_000
 MAX_RECENT = 8
 MAX_PROJECT_HISTORY = 50   # undo steps kept in a project file
+AUTOSAVE_HISTORY = 10      # ... and in the autosave (kept small: it runs on the GUI thread every minute)
 MASK_FILTER = "Masks (*.png *.bmp *.tif *.tiff);;All files (*)"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp);;All files (*)"
 PROJECT_FILTER = "MaskStudio project (*.msproj);;All files (*)"
@@ -759,11 +760,11 @@ class MainWindow(QMainWindow):
         self.photoOpened = path
 
     # -- project ----------------------------------------------------------------------------
-    def current_project(self):
+    def current_project(self, history_limit: int | None = None):
         from maskstudio.io.project import Project
 
         ex = self.exemplar
-        history = self._history_snapshots()
+        history = self._history_snapshots(MAX_PROJECT_HISTORY if history_limit is None else history_limit)
         return Project(
             labels=np.array(self.doc.labels),
             original_labels=self.original_labels,
@@ -778,11 +779,11 @@ class MainWindow(QMainWindow):
             history=history,
         )
 
-    def _history_snapshots(self) -> list[tuple[str, np.ndarray]]:
+    def _history_snapshots(self, limit: int = MAX_PROJECT_HISTORY) -> list[tuple[str, np.ndarray]]:
         """The mask after each applied undo step (the newest ``MAX_PROJECT_HISTORY``), for the
         project file. Walks the document's history back and forth with the widgets detached."""
         doc = self.doc
-        if doc is None or self.canvas._stroke is not None or doc.history_index == 0:
+        if doc is None or self.canvas._stroke is not None or doc.history_index == 0 or limit <= 0:
             return []
         n = int(doc.history_index)
         names = list(doc.history)[:n]
@@ -792,13 +793,13 @@ class MainWindow(QMainWindow):
             doc.remove_listener(fn)
         doc.remove_history_listener(self._refresh_history)
         snaps: list[tuple[str, np.ndarray]] = []
+        k = min(n, limit)
         try:
-            for _ in range(n):
+            for _ in range(k):
                 doc.undo()
-            for i in range(n):
+            for i in range(n - k, n):
                 doc.redo()
-                if i >= n - MAX_PROJECT_HISTORY:
-                    snaps.append((names[i], np.array(doc.labels)))
+                snaps.append((names[i], np.array(doc.labels)))
         finally:
             while doc.history_index < n and doc.can_redo:
                 doc.redo()
@@ -983,7 +984,7 @@ class MainWindow(QMainWindow):
         if key == self._autosaved_revision:
             return False
         try:
-            self.autosave.save(self.current_project())
+            self.autosave.save(self.current_project(history_limit=AUTOSAVE_HISTORY))
         except MaskStudioError as e:
             log.warning("autosave failed: %s", e)
             self.statusBar().showMessage(f"Autosave failed: {e}", 5000)
