@@ -307,6 +307,11 @@ def test_project_round_trip(qtbot, make_window, tmp_path, recorder):
     painted = np.array(w.doc.labels)
     history = list(w.doc.history)
     assert len(history) == 2
+    last = w._history_snapshots(limit=1)                       # what the autosave keeps, shortened
+    assert [n for n, _ in last] == history[-1:]
+    np.testing.assert_array_equal(last[0][1], painted)
+    np.testing.assert_array_equal(w.doc.labels, painted)       # the walk leaves the mask as it was
+    assert w.doc.history_index == 2
     assert w.is_dirty() and w.windowTitle().startswith("*")
     path = tmp_path / "p.msproj"
     assert w.save_project(path)
