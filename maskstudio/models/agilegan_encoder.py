@@ -10,64 +10,33 @@ generator (:meth:`AgileEncoderModel.to_wplus`; no latent_avg, no truncation).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from maskstudio.errors import ConfigError
-from maskstudio.models.irse import IRSE_UNITS
-from maskstudio.models.psp import GradualStyleEncoder, build_decoder, check_decoder_width, map_rows
-from maskstudio.models.stylegan2 import StyleGAN2Config
+from maskstudio.models.psp import (
+    EncoderTrunkConfig,
+    GradualStyleEncoder,
+    build_decoder,
+    check_decoder_width,
+    ffhq_decoder_config,
+    map_rows,
+)
 
 __all__ = ["AgileEncoderConfig", "VAECodes", "VAEStyleEncoder", "AgileEncoderModel"]
 
 
 @dataclass
-class AgileEncoderConfig:
-    """Defaults = the official checkpoint (IR-SE-50, 256 px input, 18 styles, 1024 px decoder)."""
+class AgileEncoderConfig(EncoderTrunkConfig):
+    """Defaults = the official checkpoint (IR-SE-50, 256 px input, 18 styles, 1024 px decoder).
 
-    n_styles: int = 18
-    input_nc: int = 3
-    input_size: int = 256
-    units: tuple[int, ...] = IRSE_UNITS[50]
-    depths: tuple[int, ...] = (64, 128, 256, 512)
-    se_reduction: int = 16
-    coarse_ind: int = 3
-    middle_ind: int = 7
-    decoder: dict[str, Any] | None = field(
-        default_factory=lambda: {"size": 1024, "style_dim": 512, "n_mlp": 8, "channel_multiplier": 2}
-    )
+    Fields, checks and ``to_dict``/``from_dict`` come from
+    :class:`~maskstudio.models.psp.EncoderTrunkConfig` (as for ``PSPConfig``), plus ``decoder``.
+    """
 
-    def __post_init__(self) -> None:
-        self.units = tuple(int(u) for u in self.units)
-        self.depths = tuple(int(d) for d in self.depths)
-        if len(self.units) != 4 or len(self.depths) != 4:
-            raise ConfigError("AgileEncoderConfig: units and depths need 4 stages")
-        if self.input_size % 32 or self.input_size < 32:
-            raise ConfigError(f"AgileEncoderConfig: input_size must be a multiple of 32, got {self.input_size}")
-        if not 0 < self.coarse_ind <= self.middle_ind <= self.n_styles:
-            raise ConfigError("AgileEncoderConfig: need 0 < coarse_ind <= middle_ind <= n_styles")
-        if self.decoder is not None:  # canonical form (int channel keys, all fields) for JSON round trips
-            self.decoder = StyleGAN2Config.from_dict(dict(self.decoder)).to_dict()
-
-    @property
-    def style_dim(self) -> int:
-        return self.depths[-1]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["units"] = list(self.units)
-        d["depths"] = list(self.depths)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "AgileEncoderConfig":
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ConfigError(f"AgileEncoderConfig: unknown keys {unknown}")
-        return cls(**d)
+    decoder: dict[str, Any] | None = field(default_factory=ffhq_decoder_config)
 
 
 class VAECodes(NamedTuple):
@@ -85,11 +54,6 @@ class VAEStyleEncoder(GradualStyleEncoder):
         width = self.styles[0].out_c
         self.fc_mu = nn.Linear(width, width)
         self.fc_var = nn.Linear(width, width)
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> "VAEStyleEncoder":
-        return cls(cfg.n_styles, cfg.input_nc, cfg.input_size, cfg.units, cfg.depths,
-                   cfg.se_reduction, cfg.coarse_ind, cfg.middle_ind)
 
     def encode(
         self,

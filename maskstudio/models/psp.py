@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,8 @@ from maskstudio.models.irse import IRSE_UNITS, IRSETrunk
 from maskstudio.models.stylegan2 import EqualLinear, StyleGAN2Config, StyleGAN2Generator, map_rows
 
 __all__ = [
+    "EncoderTrunkConfig",
+    "ffhq_decoder_config",
     "PSPConfig",
     "GradualStyleBlock",
     "GradualStyleEncoder",
@@ -37,6 +39,7 @@ __all__ = [
 ]
 
 LATENT_SPACES = ("zplus", "wplus")
+_C = TypeVar("_C", bound="EncoderTrunkConfig")
 
 
 class GradualStyleBlock(nn.Module):
@@ -63,14 +66,17 @@ def _upsample_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=y.shape[-2:], mode="bilinear", align_corners=True) + y
 
 
-@dataclass
-class PSPConfig:
-    """pSp encoder settings. Defaults = the official FFHQ checkpoints (IR-SE-50, 256 px, 18 styles).
+def ffhq_decoder_config() -> dict[str, Any]:
+    """The official FFHQ decoder: a 1024 px rosinality StyleGAN2 generator."""
+    return {"size": 1024, "style_dim": 512, "n_mlp": 8, "channel_multiplier": 2}
 
-    ``units``/``depths`` change the trunk (tiny test configs); the style width equals
-    ``depths[-1]``. ``latent_space`` says what the encoder emits: ``"zplus"`` (DualStyleGAN
-    ``encoder.pt``; each row still has to go through a mapping network) or ``"wplus"``.
-    ``decoder`` is a :class:`~maskstudio.models.stylegan2.StyleGAN2Config` dict (None: no decoder).
+
+@dataclass
+class EncoderTrunkConfig:
+    """Fields, checks and JSON round trip shared by :class:`PSPConfig` and
+    :class:`~maskstudio.models.agilegan_encoder.AgileEncoderConfig` (both a GradualStyleEncoder on
+    an IR-SE trunk). Subclasses add their own fields after these (``decoder`` last) and may add
+    checks in :meth:`_check_extra`; messages start with the subclass's name.
     """
 
     n_styles: int = 18
@@ -81,25 +87,24 @@ class PSPConfig:
     se_reduction: int = 16
     coarse_ind: int = 3
     middle_ind: int = 7
-    latent_space: str = "zplus"
-    start_from_latent_avg: bool = True
-    decoder: dict[str, Any] | None = field(
-        default_factory=lambda: {"size": 1024, "style_dim": 512, "n_mlp": 8, "channel_multiplier": 2}
-    )
 
     def __post_init__(self) -> None:
+        name = type(self).__name__
         self.units = tuple(int(u) for u in self.units)
         self.depths = tuple(int(d) for d in self.depths)
         if len(self.units) != 4 or len(self.depths) != 4:
-            raise ConfigError("PSPConfig: units and depths need 4 stages")
-        if self.latent_space not in LATENT_SPACES:
-            raise ConfigError(f"PSPConfig: latent_space must be one of {LATENT_SPACES}, got {self.latent_space!r}")
+            raise ConfigError(f"{name}: units and depths need 4 stages")
+        self._check_extra()
         if self.input_size % 32 or self.input_size < 32:
-            raise ConfigError(f"PSPConfig: input_size must be a multiple of 32, got {self.input_size}")
+            raise ConfigError(f"{name}: input_size must be a multiple of 32, got {self.input_size}")
         if not 0 < self.coarse_ind <= self.middle_ind <= self.n_styles:
-            raise ConfigError("PSPConfig: need 0 < coarse_ind <= middle_ind <= n_styles")
-        if self.decoder is not None:  # canonical form (int channel keys, all fields) for JSON round trips
-            self.decoder = StyleGAN2Config.from_dict(dict(self.decoder)).to_dict()
+            raise ConfigError(f"{name}: need 0 < coarse_ind <= middle_ind <= n_styles")
+        decoder = getattr(self, "decoder", None)
+        if decoder is not None:  # canonical form (int channel keys, all fields) for JSON round trips
+            self.decoder = StyleGAN2Config.from_dict(dict(decoder)).to_dict()
+
+    def _check_extra(self) -> None:
+        """Subclass checks, run after the stage check and before the size/index checks."""
 
     @property
     def style_dim(self) -> int:
@@ -112,12 +117,31 @@ class PSPConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PSPConfig":
+    def from_dict(cls: type[_C], d: dict[str, Any]) -> _C:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ConfigError(f"PSPConfig: unknown keys {unknown}")
+            raise ConfigError(f"{cls.__name__}: unknown keys {unknown}")
         return cls(**d)
+
+
+@dataclass
+class PSPConfig(EncoderTrunkConfig):
+    """pSp encoder settings. Defaults = the official FFHQ checkpoints (IR-SE-50, 256 px, 18 styles).
+
+    ``units``/``depths`` change the trunk (tiny test configs); the style width equals
+    ``depths[-1]``. ``latent_space`` says what the encoder emits: ``"zplus"`` (DualStyleGAN
+    ``encoder.pt``; each row still has to go through a mapping network) or ``"wplus"``.
+    ``decoder`` is a :class:`~maskstudio.models.stylegan2.StyleGAN2Config` dict (None: no decoder).
+    """
+
+    latent_space: str = "zplus"
+    start_from_latent_avg: bool = True
+    decoder: dict[str, Any] | None = field(default_factory=ffhq_decoder_config)
+
+    def _check_extra(self) -> None:
+        if self.latent_space not in LATENT_SPACES:
+            raise ConfigError(f"PSPConfig: latent_space must be one of {LATENT_SPACES}, got {self.latent_space!r}")
 
 
 class GradualStyleEncoder(nn.Module):
@@ -155,7 +179,7 @@ class GradualStyleEncoder(nn.Module):
         self.latlayer2 = nn.Conv2d(depths[1], width, kernel_size=1)
 
     @classmethod
-    def from_config(cls, cfg: PSPConfig) -> "GradualStyleEncoder":
+    def from_config(cls, cfg: EncoderTrunkConfig) -> "GradualStyleEncoder":
         return cls(cfg.n_styles, cfg.input_nc, cfg.input_size, cfg.units, cfg.depths,
                    cfg.se_reduction, cfg.coarse_ind, cfg.middle_ind)
 
