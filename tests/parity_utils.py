@@ -24,6 +24,16 @@ API (in a test file under tests/: ``import parity_utils as pu`` — pytest puts 
     assert_close(fixture, case, output, ours, ref, atol) -> float  # max|ours-ref|, recorded
     compare_outputs(fixture, case, ours: dict, case_dict, spec) -> dict[str, float]
         # every output stored in the case; all are measured and recorded before failing
+    compare_case(name, case_name, run) -> dict[str, float]   # compare_outputs(name, case,
+                                              # run(case), spec) for the named case
+    on_meta(build) -> Module                  # build() under torch.device("meta") (no init)
+    fixture_module(name, build) -> Module     # build(fx["config"]), fixture weights loaded
+                                              # strictly, eval mode
+    official_module(name, build)              # generator for a module-scoped pytest fixture:
+                                              # meta-built, fixture weights loaded strictly,
+                                              # yields (module, fx, spec), frees it afterwards
+    module_copy(module) -> Module             # type(module)(module.cfg) with the same state, eval
+    case_with_inputs(case, fn) -> dict        # the case with fn applied to every input tensor
 
 Every comparison is recorded in ``RESULTS`` (in-process) and, when ``$MASKSTUDIO_PARITY_REPORT``
 is set, appended as one JSON line ``{"fixture", "case", "output", "max_abs", "atol", "ok"}`` to
@@ -34,12 +44,13 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import gc
 import importlib.util
 import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import pytest
 import torch
@@ -233,6 +244,57 @@ def compare_outputs(fixture: str, case: Mapping[str, Any], ours: Mapping[str, to
             failures.append(f"{out}: max|ours - official| = {d:.3g} > atol {atol:.3g}")
     assert not failures, f"{fixture}/{case['name']}: " + "; ".join(failures)
     return diffs
+
+
+def compare_case(name: str, case_name: str,
+                 run: Callable[[dict], Mapping[str, torch.Tensor]]) -> dict[str, float]:
+    """``compare_outputs`` of fixture ``name``'s case ``case_name`` with ``run(case)``."""
+    _, spec = load_fixture(name)
+    case = get_case(name, case_name)
+    return compare_outputs(name, case, run(case), spec)
+
+
+def on_meta(build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    """``build()`` under ``torch.device("meta")``: shapes only, no (slow) random init."""
+    with torch.device("meta"):
+        return build()
+
+
+def fixture_module(name: str, build: Callable[[dict], torch.nn.Module]) -> torch.nn.Module:
+    """``build(fx["config"])`` with fixture ``name``'s official weights (strict), in eval mode."""
+    fx, _ = load_fixture(name)
+    m = build(fx["config"]).eval()
+    m.load_state_dict(fixture_state_dict(fx, name), strict=True)
+    return m
+
+
+def official_module(name: str, build: Callable[[], torch.nn.Module]
+                    ) -> Iterator[tuple[torch.nn.Module, dict, dict]]:
+    """Body of a module-scoped fixture for a large network: ``build()`` on the meta device,
+    materialised without init, fixture ``name``'s weights loaded strictly, eval mode; yields
+    ``(module, fx, spec)`` and frees the module afterwards (``yield from`` it)."""
+    fx, spec = load_fixture(name)
+    model = on_meta(build).to_empty(device="cpu")  # skip the random init of the parameters
+    sd = fixture_state_dict(fx, name)
+    model.load_state_dict(sd, strict=True)
+    del sd
+    gc.collect()
+    model.eval()
+    yield model, fx, spec
+    del model
+    gc.collect()
+
+
+def module_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A fresh ``type(module)(module.cfg)`` in eval mode with ``module``'s state dict."""
+    m = type(module)(module.cfg).eval()
+    m.load_state_dict(module.state_dict())
+    return m
+
+
+def case_with_inputs(case: Mapping[str, Any], fn: Callable[[torch.Tensor], torch.Tensor]) -> dict:
+    """A shallow copy of ``case`` whose ``inputs`` are ``fn(tensor)`` (e.g. ``.cuda()``, ``.double()``)."""
+    return dict(case, inputs={k: fn(v) for k, v in case["inputs"].items()})
 
 
 def summarize_report(path: str | os.PathLike) -> dict[str, dict[str, dict[str, float]]]:

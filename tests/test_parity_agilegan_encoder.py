@@ -5,8 +5,6 @@ rebuilt with ``fixture_weights.py`` once per module and loaded strictly.
 """
 from __future__ import annotations
 
-import gc
-
 import pytest
 import torch
 
@@ -18,28 +16,15 @@ FIXTURE = "agilegan_encoder"
 FULL_PARAMS = 298_032_076  # official_formats.md section 4
 
 
-def _build_on_meta(cfg: AgileEncoderConfig | None = None) -> AgileEncoderModel:
-    with torch.device("meta"):
-        return AgileEncoderModel(cfg)
-
-
 @pytest.fixture(scope="module")
 def official():
-    fx, spec = pu.load_fixture(FIXTURE)
-    model = _build_on_meta().to_empty(device="cpu")  # skip the random init of 300M parameters
-    sd = pu.fixture_state_dict(fx, FIXTURE)
-    model.load_state_dict(sd, strict=True)
-    del sd
-    gc.collect()
-    model.eval()
-    yield model, fx, spec
-    del model
-    gc.collect()
+    """(model in eval mode with the fixture's official weights, fixture dict, spec dict)."""
+    yield from pu.official_module(FIXTURE, AgileEncoderModel)  # meta build: no init of 300M parameters
 
 
 def test_full_size_listing_matches_official():
     _, spec = pu.load_fixture(FIXTURE)
-    model = _build_on_meta()
+    model = pu.on_meta(AgileEncoderModel)
     pu.assert_listing(model, pu.key_listing(spec), "AgileEncoderModel")
     assert sum(p.numel() for p in model.parameters()) == FULL_PARAMS
 

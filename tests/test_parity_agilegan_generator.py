@@ -25,10 +25,7 @@ def _config(c: dict) -> AgileGeneratorConfig:
 
 @pytest.fixture(scope="module")
 def model() -> AgileGANGenerator:
-    fx, _ = pu.load_fixture(NAME)
-    m = AgileGANGenerator(_config(fx["config"])).eval()
-    m.load_state_dict(pu.fixture_state_dict(fx, NAME), strict=True)
-    return m
+    return pu.fixture_module(NAME, lambda c: AgileGANGenerator(_config(c)))
 
 
 def run_case(m: AgileGANGenerator, case: dict, generator=None) -> dict[str, torch.Tensor]:
@@ -62,9 +59,7 @@ def run_case(m: AgileGANGenerator, case: dict, generator=None) -> dict[str, torc
 
 @pytest.mark.parametrize("case_name", pu.case_params(NAME))
 def test_parity(model, case_name):
-    _, spec = pu.load_fixture(NAME)
-    case = pu.get_case(NAME, case_name)
-    pu.compare_outputs(NAME, case, run_case(model, case), spec)
+    pu.compare_case(NAME, case_name, lambda case: run_case(model, case))
 
 
 def test_seeded_case_with_explicit_generator(model):
@@ -83,8 +78,7 @@ def test_narrow_listing_matches_official():
 
 def test_full_size_listing_matches_official():
     _, spec = pu.load_fixture(NAME)
-    with torch.device("meta"):
-        m = AgileGANGenerator(AgileGeneratorConfig(size=1024))
+    m = pu.on_meta(lambda: AgileGANGenerator(AgileGeneratorConfig(size=1024)))
     listing = pu.key_listing(spec, "full_size_keys")
     assert len(listing) == 235
     pu.assert_listing(m, listing, "AgileGAN generator 1024")
@@ -135,8 +129,7 @@ def test_streams_are_stylegan2_generators_with_shared_c_stage(model):
 
 def test_bfloat16_runs_close_to_float32(model):
     case = pu.get_case(NAME, "a_wplus")
-    m = AgileGANGenerator(model.cfg).eval()
-    m.load_state_dict(model.state_dict())
+    m = pu.module_copy(model)
     m.to(torch.bfloat16)
     ours = run_case(m, case)
     for out in ("imageA", "imageB"):
@@ -161,16 +154,15 @@ def test_parity_cuda_tf32_off(model, monkeypatch):
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     fx, spec = pu.load_fixture(NAME)
-    m = AgileGANGenerator(model.cfg).eval()
-    m.load_state_dict(model.state_dict())
+    m = pu.module_copy(model)
     m.cuda()
     for case in fx["cases"]:
-        cuda_case = dict(case, inputs={k: v.cuda() for k, v in case["inputs"].items()})
+        cuda_case = pu.case_with_inputs(case, torch.Tensor.cuda)
         gen = torch.Generator().manual_seed(case["seed"]) if "seed" in case else None
         pu.compare_outputs(f"{NAME}[cuda]", case, run_case(m, cuda_case, generator=gen), spec)
     m.half()
     case = pu.get_case(NAME, "a_wplus")
-    cuda_case = dict(case, inputs={k: v.cuda() for k, v in case["inputs"].items()})
+    cuda_case = pu.case_with_inputs(case, torch.Tensor.cuda)
     ours = run_case(m, cuda_case)
     for out in ("imageA", "imageB"):
         ref = case["outputs"][out]
@@ -182,11 +174,10 @@ def test_parity_cuda_tf32_off(model, monkeypatch):
 def test_float64_within_official_f32_spread(model):
     """In float64 we must sit within ~2x the official float64-vs-float32 spread."""
     _, spec = pu.load_fixture(NAME)
-    m = AgileGANGenerator(model.cfg).eval()
-    m.load_state_dict(model.state_dict())
+    m = pu.module_copy(model)
     m.double()
     case = pu.get_case(NAME, "b_z")
-    case64 = dict(case, inputs={k: v.double() for k, v in case["inputs"].items()})
+    case64 = pu.case_with_inputs(case, torch.Tensor.double)
     ours = run_case(m, case64)
     for out in ("imageA", "imageB"):
         d = pu.max_abs_diff(ours[out], case["outputs"][out])

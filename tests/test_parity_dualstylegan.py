@@ -22,10 +22,7 @@ def _config(c: dict) -> DualStyleGANConfig:
 
 @pytest.fixture(scope="module")
 def model() -> DualStyleGAN:
-    fx, _ = pu.load_fixture(NAME)
-    m = DualStyleGAN(_config(fx["config"])).eval()
-    m.load_state_dict(pu.fixture_state_dict(fx, NAME), strict=True)
-    return m
+    return pu.fixture_module(NAME, lambda c: DualStyleGAN(_config(c)))
 
 
 def run_case(m: DualStyleGAN, case: dict) -> dict[str, torch.Tensor]:
@@ -47,9 +44,7 @@ def run_case(m: DualStyleGAN, case: dict) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("case_name", pu.case_params(NAME))
 def test_parity(model, case_name):
-    _, spec = pu.load_fixture(NAME)
-    case = pu.get_case(NAME, case_name)
-    pu.compare_outputs(NAME, case, run_case(model, case), spec)
+    pu.compare_case(NAME, case_name, lambda case: run_case(model, case))
 
 
 def test_narrow_listing_matches_official():
@@ -60,8 +55,7 @@ def test_narrow_listing_matches_official():
 
 def test_full_size_listing_matches_official():
     _, spec = pu.load_fixture(NAME)
-    with torch.device("meta"):
-        m = DualStyleGAN(DualStyleGANConfig(size=1024))
+    m = pu.on_meta(lambda: DualStyleGAN(DualStyleGANConfig(size=1024)))
     listing = pu.key_listing(spec, "full_size_keys")
     assert len(listing) == 253
     pu.assert_listing(m, listing, "DualStyleGAN-1024")
@@ -109,8 +103,7 @@ def test_config_round_trip_and_validation():
 
 def test_bfloat16_runs_close_to_float32(model):
     case = pu.get_case(NAME, "wplus_b_0.75x7")
-    m = DualStyleGAN(model.cfg).eval()
-    m.load_state_dict(model.state_dict())
+    m = pu.module_copy(model)
     m.to(torch.bfloat16)
     ours = run_case(m, case)["image"]
     ref = case["outputs"]["image"]
@@ -124,16 +117,15 @@ def test_parity_cuda_tf32_off(model, monkeypatch):
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     fx, spec = pu.load_fixture(NAME)
-    m = DualStyleGAN(model.cfg).eval()
-    m.load_state_dict(model.state_dict())
+    m = pu.module_copy(model)
     m.cuda()
     for case in fx["cases"]:
-        cuda_case = dict(case, inputs={k: v.cuda() for k, v in case["inputs"].items()})
+        cuda_case = pu.case_with_inputs(case, torch.Tensor.cuda)
         pu.compare_outputs(f"{NAME}[cuda]", case, run_case(m, cuda_case), spec)
     m.half()
     case = pu.get_case(NAME, "zplus_b_0.75x7")
     ref = case["outputs"]["image"]
-    cuda_case = dict(case, inputs={k: v.cuda() for k, v in case["inputs"].items()})
+    cuda_case = pu.case_with_inputs(case, torch.Tensor.cuda)
     dev = pu.max_abs_diff(run_case(m, cuda_case)["image"].float(), ref)
     print(f"{NAME} fp16 on CUDA: max|fp16 - official fp32| = {dev:.3g}")
     assert dev < 0.05 * ref.abs().max().item()
@@ -142,12 +134,11 @@ def test_parity_cuda_tf32_off(model, monkeypatch):
 def test_float64_within_official_f32_spread(model):
     """In float64 we must sit within ~2x the official float64-vs-float32 spread."""
     _, spec = pu.load_fixture(NAME)
-    m = DualStyleGAN(model.cfg).eval()
-    m.load_state_dict(model.state_dict())
+    m = pu.module_copy(model)
     m.double()
     for name in ("zplus_c_random", "wplus_b_0.75x7"):
         case = pu.get_case(NAME, name)
-        case64 = dict(case, inputs={k: v.double() for k, v in case["inputs"].items()})
+        case64 = pu.case_with_inputs(case, torch.Tensor.double)
         d = pu.max_abs_diff(run_case(m, case64)["image"], case["outputs"]["image"])
         bound = 2 * spec["numeric_spread_measured"]["image"]["max_abs_f64_minus_f32"]
         assert d <= bound, (name, d, bound)

@@ -5,8 +5,6 @@ The fixture holds no weights: the whole official module (encoder + StyleGAN2-102
 """
 from __future__ import annotations
 
-import gc
-
 import pytest
 import torch
 
@@ -18,29 +16,15 @@ FIXTURE = "psp_encoder"
 FULL_PARAMS = 297_506_764  # official_formats.md section 3
 
 
-def _build_on_meta(cfg: PSPConfig | None = None) -> PSPEncoderModel:
-    with torch.device("meta"):
-        return PSPEncoderModel(cfg)
-
-
 @pytest.fixture(scope="module")
 def official():
     """(model in eval mode with the fixture's official weights, fixture dict, spec dict)."""
-    fx, spec = pu.load_fixture(FIXTURE)
-    model = _build_on_meta().to_empty(device="cpu")  # skip the random init of 300M parameters
-    sd = pu.fixture_state_dict(fx, FIXTURE)
-    model.load_state_dict(sd, strict=True)
-    del sd
-    gc.collect()
-    model.eval()
-    yield model, fx, spec
-    del model
-    gc.collect()
+    yield from pu.official_module(FIXTURE, PSPEncoderModel)  # meta build: no init of 300M parameters
 
 
 def test_full_size_listing_matches_official():
     _, spec = pu.load_fixture(FIXTURE)
-    model = _build_on_meta()
+    model = pu.on_meta(PSPEncoderModel)
     pu.assert_listing(model, pu.key_listing(spec), "PSPEncoderModel")
     assert sum(p.numel() for p in model.parameters()) == FULL_PARAMS
     # latent_avg is not a state-dict entry (official files store it beside the state dict)

@@ -24,10 +24,7 @@ def _config(fx_config: dict) -> StyleGAN2Config:
 
 
 def _generator(name: str) -> StyleGAN2Generator:
-    fx, _ = pu.load_fixture(name)
-    g = StyleGAN2Generator(_config(fx["config"])).eval()
-    g.load_state_dict(pu.fixture_state_dict(fx, name), strict=True)
-    return g
+    return pu.fixture_module(name, lambda c: StyleGAN2Generator(_config(c)))
 
 
 @pytest.fixture(scope="module")
@@ -59,27 +56,22 @@ def run_case(g: StyleGAN2Generator, case: dict) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("case_name", pu.case_params(NARROW))
 def test_parity_narrow(narrow, case_name):
-    _, spec = pu.load_fixture(NARROW)
-    case = pu.get_case(NARROW, case_name)
-    pu.compare_outputs(NARROW, case, run_case(narrow, case), spec)
+    pu.compare_case(NARROW, case_name, lambda case: run_case(narrow, case))
 
 
 @pytest.mark.parametrize("case_name", pu.case_params(FULL))
 def test_parity_full256(full256, case_name):
-    _, spec = pu.load_fixture(FULL)
-    case = pu.get_case(FULL, case_name)
-    pu.compare_outputs(FULL, case, run_case(full256, case), spec)
+    pu.compare_case(FULL, case_name, lambda case: run_case(full256, case))
 
 
 def test_parity_narrow_float64_within_official_f32_spread(narrow):
     """In float64 we must sit within ~2x the official float64-vs-float32 spread."""
     _, spec = pu.load_fixture(NARROW)
-    g = StyleGAN2Generator(narrow.cfg).eval()
-    g.load_state_dict(narrow.state_dict())
+    g = pu.module_copy(narrow)
     g.double()
     for name in ("a_z_trunc1", "d_mix_z_inject3_trunc07", "g_z_explicit_noise"):
         case = pu.get_case(NARROW, name)
-        case64 = dict(case, inputs={k: v.double() for k, v in case["inputs"].items()})
+        case64 = pu.case_with_inputs(case, torch.Tensor.double)
         ours = run_case(g, case64)
         bound = 2 * spec["numeric_spread_measured"]["image"]["max_abs_f64_minus_f32"]
         d = pu.max_abs_diff(ours["image"], case["outputs"]["image"])
@@ -95,8 +87,7 @@ def test_narrow_listing_matches_official():
 @pytest.mark.parametrize("size", [256, 1024])
 def test_full_size_listing_matches_official(size):
     _, spec = pu.load_fixture(NARROW)
-    with torch.device("meta"):
-        g = StyleGAN2Generator(StyleGAN2Config(size=size))
+    g = pu.on_meta(lambda: StyleGAN2Generator(StyleGAN2Config(size=size)))
     pu.assert_listing(g, pu.key_listing(spec, f"full_size_{size}_keys"), f"StyleGAN2-{size}")
     n_params = sum(p.numel() for p in g.parameters())
     assert n_params == {256: 30_034_338, 1024: 30_370_060}[size]
@@ -172,8 +163,7 @@ def test_mean_latent_shape_and_truncation_to_it(narrow):
 @pytest.mark.parametrize("dtype,tol", [(torch.bfloat16, 0.6), (torch.float16, 0.05)])
 def test_half_precision_runs_close_to_float32(narrow, dtype, tol):
     case = pu.get_case(NARROW, "a_z_trunc1")
-    g = StyleGAN2Generator(narrow.cfg).eval()
-    g.load_state_dict(narrow.state_dict())
+    g = pu.module_copy(narrow)
     g.to(dtype)
     with torch.no_grad():
         image, latent = g([case["inputs"]["z"]], randomize_noise=False, return_latents=True)
@@ -218,7 +208,7 @@ def test_upfirdn2d_matches_direct_definition(ksize, up, down):
             assert torch.allclose(out, ref), (p0, p1)
 
 def on_device(case: dict, device) -> dict:
-    return dict(case, inputs={k: v.to(device) for k, v in case["inputs"].items()})
+    return pu.case_with_inputs(case, lambda v: v.to(device))
 
 
 @pytest.mark.gpu
