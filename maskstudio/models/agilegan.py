@@ -21,15 +21,14 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from maskstudio.errors import ConfigError, RenderError
+from maskstudio.errors import RenderError
 from maskstudio.models.stylegan2 import (
-    ConstantInput,
-    StyleGAN2Config,
+    GeneratorSettings,
     StyledConv,
     ToRGB,
     _int_key_channels,
     _first_param,
-    build_mapping,
+    build_stem,
     mean_latent,
     prepare_latent,
     register_noise_buffers,
@@ -43,36 +42,18 @@ BRANCH_MAX_LOG2 = 6  # streams A/B cover 8..64 px (fixed in the official code)
 
 
 @dataclass
-class AgileGeneratorConfig:
-    """``DualGenerator(size, style_dim, n_mlp, channel_multiplier)``; ``channels`` optional."""
+class AgileGeneratorConfig(GeneratorSettings):
+    """``DualGenerator(size, style_dim, n_mlp, channel_multiplier)``; ``channels`` optional.
 
-    size: int = 1024
-    style_dim: int = 512
-    n_mlp: int = 8
-    channel_multiplier: int = 2
-    lr_mlp: float = 0.01
-    channels: dict[int, int] | None = None
+    Fields, ``generator_config()`` and ``from_dict`` come from
+    :class:`~maskstudio.models.stylegan2.GeneratorSettings`."""
 
     def __post_init__(self) -> None:
         self.channels = _int_key_channels(self.channels)
         self.generator_config()
 
-    def generator_config(self) -> StyleGAN2Config:
-        """The equivalent single-stream StyleGAN2 config (validates size and channels)."""
-        return StyleGAN2Config(size=self.size, style_dim=self.style_dim, n_mlp=self.n_mlp,
-                               channel_multiplier=self.channel_multiplier, lr_mlp=self.lr_mlp,
-                               channels=self.channels)
-
     def to_dict(self) -> dict[str, Any]:
         return self.generator_config().to_dict()
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "AgileGeneratorConfig":
-        known = {"size", "style_dim", "n_mlp", "channel_multiplier", "lr_mlp", "channels"}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown AgileGeneratorConfig fields {unknown}")
-        return cls(**d)
 
 
 def _blocks(sd: int, ch: dict[int, int], logs: range) -> tuple[nn.ModuleList, nn.ModuleList]:
@@ -111,19 +92,8 @@ class AgileGANGenerator(nn.Module):
     def __init__(self, cfg: AgileGeneratorConfig):
         super().__init__()
         self.cfg = cfg
-        gcfg = cfg.generator_config()
-        ch = gcfg.channel_map()
+        ch = build_stem(self, cfg.generator_config())
         sd = cfg.style_dim
-        self.size, self.style_dim = cfg.size, sd
-        self.log_size = gcfg.log_size
-        self.num_layers = gcfg.num_layers
-        self.n_latent = gcfg.n_latent
-        self.channels = ch
-
-        self.style = build_mapping(sd, cfg.n_mlp, cfg.lr_mlp)
-        self.input = ConstantInput(ch[4])
-        self.conv1 = StyledConv(ch[4], ch[4], 3, sd)
-        self.to_rgb1 = ToRGB(ch[4], sd, upsample=False)
         split = min(self.log_size, BRANCH_MAX_LOG2)
         self.convsA, self.to_rgbsA = _blocks(sd, ch, range(3, split + 1))
         self.convsB, self.to_rgbsB = _blocks(sd, ch, range(3, split + 1))

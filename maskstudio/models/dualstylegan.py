@@ -29,8 +29,8 @@ from maskstudio.errors import ConfigError, RenderError
 from maskstudio.models.stylegan2 import (
     ConvLayer,
     EqualLinear,
+    GeneratorSettings,
     PixelNorm,
-    StyleGAN2Config,
     StyleGAN2Generator,
     _int_key_channels,
     map_rows,
@@ -73,16 +73,12 @@ class AdaResBlock(nn.Module):
 
 
 @dataclass
-class DualStyleGANConfig:
+class DualStyleGANConfig(GeneratorSettings):
     """``DualStyleGAN(size, style_dim, n_mlp, channel_multiplier, res_index)``; ``channels``
-    replaces the official per-resolution table (as in :class:`StyleGAN2Config`)."""
+    replaces the official per-resolution table (as in :class:`StyleGAN2Config`). The generator
+    fields, ``generator_config()`` and ``from_dict`` come from
+    :class:`~maskstudio.models.stylegan2.GeneratorSettings`."""
 
-    size: int = 1024
-    style_dim: int = 512
-    n_mlp: int = 8
-    channel_multiplier: int = 2
-    lr_mlp: float = 0.01
-    channels: dict[int, int] | None = None
     res_index: int = 6
 
     def __post_init__(self) -> None:
@@ -94,24 +90,10 @@ class DualStyleGANConfig:
         if last_res > self.size:
             raise ConfigError(f"res_index {self.res_index} needs size >= {last_res}")
 
-    def generator_config(self) -> StyleGAN2Config:
-        return StyleGAN2Config(size=self.size, style_dim=self.style_dim, n_mlp=self.n_mlp,
-                               channel_multiplier=self.channel_multiplier, lr_mlp=self.lr_mlp,
-                               channels=self.channels)
-
     def to_dict(self) -> dict[str, Any]:
         d = self.generator_config().to_dict()
         d["res_index"] = self.res_index
         return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DualStyleGANConfig":
-        known = {"size", "style_dim", "n_mlp", "channel_multiplier", "lr_mlp", "channels",
-                 "res_index"}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown DualStyleGANConfig fields {unknown}")
-        return cls(**d)
 
 
 def _slot_resolution(j: int) -> int:

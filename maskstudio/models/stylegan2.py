@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from maskstudio.errors import ConfigError, RenderError
 
 __all__ = [
+    "GeneratorSettings",
     "StyleGAN2Config",
     "StyleGAN2Generator",
     "EqualLinear",
@@ -367,9 +368,14 @@ def _int_key_channels(channels: Any) -> dict[int, int] | None:
         raise ConfigError(f"channels must map resolution -> channel count, got {channels!r}") from e
 
 
+_S = TypeVar("_S", bound="GeneratorSettings")
+
+
 @dataclass
-class StyleGAN2Config:
-    """Constructor settings. ``channels`` (resolution → width) replaces the official table."""
+class GeneratorSettings:
+    """The six rosinality ``Generator`` constructor settings, shared by :class:`StyleGAN2Config`
+    and the configs of the generators built on it (DualStyleGAN, AgileGAN), which add their own
+    fields after these. ``from_dict`` rejects keys that are not fields of the class."""
 
     size: int = 1024
     style_dim: int = 512
@@ -377,6 +383,25 @@ class StyleGAN2Config:
     channel_multiplier: int = 2
     lr_mlp: float = 0.01
     channels: dict[int, int] | None = None
+
+    def generator_config(self) -> "StyleGAN2Config":
+        """The equivalent single-stream StyleGAN2 config (validates size and channels)."""
+        return StyleGAN2Config(size=self.size, style_dim=self.style_dim, n_mlp=self.n_mlp,
+                               channel_multiplier=self.channel_multiplier, lr_mlp=self.lr_mlp,
+                               channels=self.channels)
+
+    @classmethod
+    def from_dict(cls: type[_S], d: dict[str, Any]) -> _S:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} fields {unknown}")
+        return cls(**d)
+
+
+@dataclass
+class StyleGAN2Config(GeneratorSettings):
+    """Constructor settings. ``channels`` (resolution → width) replaces the official table."""
 
     def __post_init__(self) -> None:
         self.channels = _int_key_channels(self.channels)
@@ -413,14 +438,6 @@ class StyleGAN2Config:
         return {"size": self.size, "style_dim": self.style_dim, "n_mlp": self.n_mlp,
                 "channel_multiplier": self.channel_multiplier, "lr_mlp": self.lr_mlp,
                 "channels": None if self.channels is None else dict(self.channels)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "StyleGAN2Config":
-        known = {"size", "style_dim", "n_mlp", "channel_multiplier", "lr_mlp", "channels"}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown StyleGAN2Config fields {unknown}")
-        return cls(**d)
 
 
 # --------------------------------------------------------------------------- shared logic
@@ -512,6 +529,25 @@ def register_noise_buffers(module: nn.Module, num_layers: int) -> None:
         module.register_buffer(f"noise_{i}", torch.randn(1, 1, r, r))
 
 
+def build_stem(module: nn.Module, cfg: StyleGAN2Config) -> dict[int, int]:
+    """Give ``module`` the size attributes (``size``, ``style_dim``, ``log_size``,
+    ``num_layers``, ``n_latent``, ``channels``) and the layers every rosinality-style generator
+    starts with, registered (and randomly initialised) in this order: ``style`` (mapping),
+    ``input``, ``conv1``, ``to_rgb1``. Returns the channel map."""
+    ch = cfg.channel_map()
+    sd = cfg.style_dim
+    module.size, module.style_dim = cfg.size, sd
+    module.log_size = cfg.log_size
+    module.num_layers = cfg.num_layers
+    module.n_latent = cfg.n_latent
+    module.channels = ch
+    module.style = build_mapping(sd, cfg.n_mlp, cfg.lr_mlp)
+    module.input = ConstantInput(ch[4])
+    module.conv1 = StyledConv(ch[4], ch[4], 3, sd)
+    module.to_rgb1 = ToRGB(ch[4], sd, upsample=False)
+    return ch
+
+
 def _first_param(module: nn.Module) -> Tensor:
     return next(module.parameters())
 
@@ -539,18 +575,7 @@ class StyleGAN2Generator(nn.Module):
     def __init__(self, cfg: StyleGAN2Config):
         super().__init__()
         self.cfg = cfg
-        ch = cfg.channel_map()
-        self.size = cfg.size
-        self.style_dim = cfg.style_dim
-        self.log_size = cfg.log_size
-        self.num_layers = cfg.num_layers
-        self.n_latent = cfg.n_latent
-        self.channels = ch
-
-        self.style = build_mapping(cfg.style_dim, cfg.n_mlp, cfg.lr_mlp)
-        self.input = ConstantInput(ch[4])
-        self.conv1 = StyledConv(ch[4], ch[4], 3, cfg.style_dim)
-        self.to_rgb1 = ToRGB(ch[4], cfg.style_dim, upsample=False)
+        ch = build_stem(self, cfg)
         self.convs = nn.ModuleList()
         self.to_rgbs = nn.ModuleList()
         self.noises = nn.Module()
