@@ -101,6 +101,11 @@ def _face_size(size_px: int) -> int:
     return max(32, int(round(size_px / 32.0)) * 32)
 
 
+def _active_edits(req) -> tuple[tuple[str, float], ...]:
+    """The request's non-zero edits, sorted by name (part of the edit cache key)."""
+    return tuple(sorted((k, v) for k, v in req.edits.items() if v != 0.0))
+
+
 def _resize_t(x: torch.Tensor, size: int) -> torch.Tensor:
     if x.shape[-1] == size and x.shape[-2] == size:
         return x
@@ -450,7 +455,7 @@ class Engine:
     def _edited_latent(self, req: RenderRequest, face: torch.Tensor, face_key: tuple, ctx: _Ctx):
         """Invert (cached), then Z edits (on Z+ rows) -> mapping -> W/W+ edits. Returns W+ float32."""
         (code, space, enc), inv_key = self._invert(req, face, face_key, ctx)
-        edits = tuple(sorted((k, v) for k, v in req.edits.items() if v != 0.0))
+        edits = _active_edits(req)
         key = (inv_key, edits)
         hit = self._caches["edit"].get(key)
         if hit is not None:
@@ -488,7 +493,7 @@ class Engine:
 
         assert req.latent is not None
         lat_key = ("latent", content_key(req.latent))
-        edits = tuple(sorted((k, v) for k, v in req.edits.items() if v != 0.0))
+        edits = _active_edits(req)
         key = (lat_key, edits)
         hit = self._caches["edit"].get(key)
         if hit is not None:
@@ -632,12 +637,18 @@ class Engine:
         self._caches["blend"].put(key, out)
         return out
 
+    def _style_model(self, model_id: str, arch: str, kind: str):
+        """The installed model ``model_id``; RenderError unless its arch is ``arch`` (``kind``:
+        what that arch is called in the message)."""
+        info = self.models.get(model_id)
+        if info.arch != arch:
+            raise RenderError(f"model {model_id!r} is a {info.arch}, not {kind}")
+        return info
+
     def _agile(self, req: RenderRequest, wplus: torch.Tensor, edit_key: tuple, size: int, ctx: _Ctx):
         p = req.agile
         assert p is not None
-        info = self.models.get(p.style)
-        if info.arch != "agilegan_generator":
-            raise RenderError(f"model {p.style!r} is a {info.arch}, not an AgileGAN style generator")
+        info = self._style_model(p.style, "agilegan_generator", "an AgileGAN style generator")
         strength = round(float(p.strength) * float(req.morph), 2)  # blends cached per 0.01 step
         branch = self._agile_branch_for(req, edit_key)
         key = (edit_key, info.id, strength, branch, size)
@@ -702,9 +713,7 @@ class Engine:
     def _dual(self, req: RenderRequest, wplus: torch.Tensor, edit_key: tuple, size: int, ctx: _Ctx):
         p = req.dual
         assert p is not None
-        info = self.models.get(p.style)
-        if info.arch != "dualstylegan":
-            raise RenderError(f"model {p.style!r} is a {info.arch}, not a DualStyleGAN")
+        info = self._style_model(p.style, "dualstylegan", "a DualStyleGAN")
         resident = self.models.load(info.id)
         net = resident.module
         codes = self.style_codes(resident)
