@@ -5,6 +5,7 @@ ModelSet exactly like installed ones. Nothing is mocked: the stage counts are th
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -234,10 +235,17 @@ def test_latest_wins_under_a_burst_of_100_requests(models_dir, inputs):
         assert submit_s < 5.0  # submit never waits for a render (generous bound, not a benchmark)
 
 
-def _hold_engine(eng: Engine):
-    """Hold the engine's render lock so the worker blocks right after taking a job."""
+@contextlib.contextmanager
+def _running_held(eng: Engine, request: RenderRequest):
+    """Hold the engine's render lock, submit ``request`` and wait until the worker has taken it
+    (it blocks right after taking the job); the body runs with the lock held. Yields the job id."""
     eng._lock.acquire()
-    return eng._lock
+    try:
+        job_id = eng.submit(request)
+        _wait_running(eng, job_id)
+        yield job_id
+    finally:
+        eng._lock.release()
 
 
 def _wait_running(eng: Engine, job_id: int) -> None:
@@ -251,66 +259,42 @@ def _wait_running(eng: Engine, job_id: int) -> None:
 def test_a_newer_request_cancels_the_running_full_render(models_dir, inputs):
     labels, ex = inputs
     results: list[RenderResult] = []
-    eng = Engine(make_settings(models_dir), style_size_px=SIZE, callback=results.append)
-    try:
+    with Engine(make_settings(models_dir), style_size_px=SIZE, callback=results.append) as eng:
         a, b = _strokes(labels, 2)
-        lock = _hold_engine(eng)
-        try:
-            ida = eng.submit(req(a, ex))
-            _wait_running(eng, ida)
+        with _running_held(eng, req(a, ex)):
             idb = eng.submit(req(b, ex))
-        finally:
-            lock.release()
         assert eng.wait_idle(30)
         assert [r.request_id for r in results] == [idb]
         assert eng.worker.cancelled == 1
         # cancellation happened before any stage of A ran: the exemplar style ran once, for B
         assert eng.stage_counts == {"style": 1, "face": 1}
-    finally:
-        eng.close()
 
 
 def test_previews_are_not_cancelled_and_newer_pending_replaces_older(models_dir, inputs):
     labels, ex = inputs
     results: list[RenderResult] = []
-    eng = Engine(make_settings(models_dir), style_size_px=SIZE, callback=results.append)
-    try:
+    with Engine(make_settings(models_dir), style_size_px=SIZE, callback=results.append) as eng:
         a, b, c = _strokes(labels, 3)
-        lock = _hold_engine(eng)
-        try:
-            ida = eng.submit(req(a, ex, preview=True))
-            _wait_running(eng, ida)
+        with _running_held(eng, req(a, ex, preview=True)) as ida:
             eng.submit(req(b, ex))          # pending
             idc = eng.submit(req(c, ex))    # replaces b; a is a preview: it finishes
-        finally:
-            lock.release()
         assert eng.wait_idle(30)
         assert [r.request_id for r in results] == [ida, idc]
         assert results[0].preview and not results[1].preview
         assert eng.worker.dropped == 1 and eng.worker.cancelled == 0
-    finally:
-        eng.close()
 
 
 def test_cancel_stops_running_and_pending(models_dir, inputs):
     labels, ex = inputs
     results: list[RenderResult] = []
-    eng = Engine(make_settings(models_dir), style_size_px=SIZE, callback=results.append)
-    try:
+    with Engine(make_settings(models_dir), style_size_px=SIZE, callback=results.append) as eng:
         a, b = _strokes(labels, 2)
-        lock = _hold_engine(eng)
-        try:
-            ida = eng.submit(req(a, ex, preview=True))
-            _wait_running(eng, ida)
+        with _running_held(eng, req(a, ex, preview=True)):
             eng.submit(req(b, ex))
             eng.cancel()                    # explicit cancel: even the running preview stops
-        finally:
-            lock.release()
         assert eng.wait_idle(30)
         assert results == [] and eng.worker.dropped == 1 and eng.worker.cancelled == 1
         assert eng.stage_counts == {}
-    finally:
-        eng.close()
 
 
 def test_callback_errors_do_not_kill_the_worker(models_dir, inputs, capsys):
