@@ -46,6 +46,18 @@ def assert_nothing_installed(store: ModelStore, mid: str) -> None:
     assert not store.is_installed(mid)
 
 
+def load_installed(store: ModelStore, mid: str):
+    """The checkpoint the store installed for ``mid`` (``<models>/<mid>/<mid>.safetensors``), loaded."""
+    return load_checkpoint(store.models_dir / mid / f"{mid}.safetensors")
+
+
+def import_and_load(tmp_path: Path, mid: str, files: list[Path]):
+    """``files`` imported as ``mid`` into a fresh store; returns ``(store, installed checkpoint)``."""
+    store = make_store(tmp_path)
+    store.import_files(mid, files)
+    return store, load_installed(store, mid)
+
+
 def sg_bytes(tmp_path: Path) -> tuple[bytes, torch.nn.Module]:
     path, module = mf.write_stylegan2(tmp_path / "stylegan2-ffhq-config-f.pt")
     return path.read_bytes(), module
@@ -257,9 +269,7 @@ def test_downloaded_wrong_shape_direction_is_refused(tmp_path):
 
 def test_import_official_dmn_roundtrip(tmp_path):
     path, module = mf.write_dmn(tmp_path / "latest_net_G.pth")
-    store = make_store(tmp_path)
-    store.import_files("maskgan_dmn", [path])
-    loaded = load_checkpoint(store.models_dir / "maskgan_dmn" / "maskgan_dmn.safetensors")
+    store, loaded = import_and_load(tmp_path, "maskgan_dmn", [path])
     rec = store.record("maskgan_dmn")
     assert rec["source"] == "import" and rec["original_files"][0]["sha256"] == sha256_file(path)
     assert rec["original_files"][0]["checksum_verified"] is False
@@ -327,9 +337,7 @@ def test_truncated_file_import_is_refused(tmp_path):
 
 def test_import_psp_encoder_state_dict_opts(tmp_path):
     path, module = mf.write_psp(tmp_path / "encoder.pt")
-    store = make_store(tmp_path)
-    store.import_files("psp_encoder_zplus", [path])
-    loaded = load_checkpoint(store.models_dir / "psp_encoder_zplus" / "psp_encoder_zplus.safetensors")
+    store, loaded = import_and_load(tmp_path, "psp_encoder_zplus", [path])
     assert loaded.config["start_from_latent_avg"] is False  # taken from the file's opts
     assert loaded.extras["latent_avg"].shape == (4, 16)
     assert loaded.meta["opts"]["encoder_type"] == "GradualStyleEncoder"
@@ -341,9 +349,7 @@ def test_import_psp_encoder_state_dict_opts(tmp_path):
 
 def test_import_dualstylegan_style_with_codes(tmp_path):
     g, c, module = mf.write_dualstylegan(tmp_path)
-    store = make_store(tmp_path)
-    store.import_files("dualstylegan_cartoon", [c, g])  # any order
-    loaded = load_checkpoint(store.models_dir / "dualstylegan_cartoon" / "dualstylegan_cartoon.safetensors")
+    store, loaded = import_and_load(tmp_path, "dualstylegan_cartoon", [c, g])  # any order
     names = loaded.meta["exstyle_names"]
     assert names == sorted(["Cartoons_00038_07.jpg", "Cartoons_00002_01.jpg"])
     codes = np.load(c, allow_pickle=True).item()  # our own test file: safe to unpickle here
@@ -481,7 +487,7 @@ def test_import_our_safetensors_checks_arch(tmp_path):
     store = make_store(tmp_path)
     store.import_files("maskgan_dmn", [tmp_path / "mine.safetensors"])
     assert store.record("maskgan_dmn")["original_files"][0]["name"] == "latest_net_G.pth"
-    loaded = load_checkpoint(store.models_dir / "maskgan_dmn" / "maskgan_dmn.safetensors")
+    loaded = load_installed(store, "maskgan_dmn")
     for k, v in m.state_dict().items():
         assert torch.equal(v, loaded.module.state_dict()[k]), k
     with pytest.raises(CheckpointError, match=r"mine\.safetensors: is a maskgan_dmn checkpoint, "
