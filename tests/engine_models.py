@@ -36,13 +36,19 @@ def _perturb(module, seed: int) -> None:
                 t.add_(0.05 * torch.randn(t.shape, generator=g))
 
 
+def _seeded_net(build, cfg, seed: int):
+    """``build(cfg)`` after ``torch.manual_seed(seed)``, then :func:`_perturb`-ed with ``seed``."""
+    torch.manual_seed(seed)
+    net = build(cfg)
+    _perturb(net, seed)
+    return net
+
+
 def write_dmn(models_dir: Path, mid: str = "dmn_tiny", seed: int = 0, ngf: int = 4, meta=None) -> None:
     from maskstudio.models.dense_mapping import DenseMappingConfig, DenseMappingNetwork
 
-    torch.manual_seed(seed)
     cfg = DenseMappingConfig(ngf=ngf, n_downsample=4, n_blocks=2)
-    net = DenseMappingNetwork(cfg)
-    _perturb(net, seed)
+    net = _seeded_net(DenseMappingNetwork, cfg, seed)
     _save(models_dir, mid, net, "maskgan_dmn", cfg, meta=meta)
 
 
@@ -62,10 +68,8 @@ def _encoder_kwargs() -> dict:
 def write_psp(models_dir: Path, mid: str = "psp_tiny", seed: int = 1, latent_space: str = "zplus") -> None:
     from maskstudio.models.psp import PSPConfig, PSPEncoderModel
 
-    torch.manual_seed(seed)
     cfg = PSPConfig(latent_space=latent_space, **_encoder_kwargs())
-    net = PSPEncoderModel(cfg)
-    _perturb(net, seed)
+    net = _seeded_net(PSPEncoderModel, cfg, seed)
     _save(models_dir, mid, net.eval(), "psp_encoder", cfg,
           extras={"latent_avg": 0.1 * torch.randn(N_LATENT, SG_DIM, generator=torch.Generator().manual_seed(seed))})
 
@@ -73,40 +77,32 @@ def write_psp(models_dir: Path, mid: str = "psp_tiny", seed: int = 1, latent_spa
 def write_agile_encoder(models_dir: Path, mid: str = "agile_enc_tiny", seed: int = 2) -> None:
     from maskstudio.models.agilegan_encoder import AgileEncoderConfig, AgileEncoderModel
 
-    torch.manual_seed(seed)
     cfg = AgileEncoderConfig(**_encoder_kwargs())
-    net = AgileEncoderModel(cfg)
-    _perturb(net, seed)
+    net = _seeded_net(AgileEncoderModel, cfg, seed)
     _save(models_dir, mid, net.eval(), "agilegan_encoder", cfg)
 
 
 def write_stylegan(models_dir: Path, mid: str = "sg_tiny", seed: int = 3) -> None:
     from maskstudio.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
-    torch.manual_seed(seed)
     cfg = StyleGAN2Config.from_dict(dict(SG_CFG))
-    net = StyleGAN2Generator(cfg)
-    _perturb(net, seed)
+    net = _seeded_net(StyleGAN2Generator, cfg, seed)
     _save(models_dir, mid, net, "stylegan2", cfg)
 
 
 def write_agile(models_dir: Path, mid: str = "agile_tiny", seed: int = 4) -> None:
     from maskstudio.models.agilegan import AgileGeneratorConfig, AgileGANGenerator
 
-    torch.manual_seed(seed)
     cfg = AgileGeneratorConfig.from_dict(dict(SG_CFG))
-    net = AgileGANGenerator(cfg)
-    _perturb(net, seed)
+    net = _seeded_net(AgileGANGenerator, cfg, seed)
     _save(models_dir, mid, net, "agilegan_generator", cfg)
 
 
 def write_dual(models_dir: Path, mid: str = "dual_tiny", seed: int = 5) -> None:
     from maskstudio.models.dualstylegan import DualStyleGAN, DualStyleGANConfig
 
-    torch.manual_seed(seed)
     cfg = DualStyleGANConfig.from_dict({**SG_CFG, "res_index": 4})
-    net = DualStyleGAN(cfg)
-    _perturb(net, seed)
+    net = _seeded_net(DualStyleGAN, cfg, seed)
     g = torch.Generator().manual_seed(seed)
     codes = {f"exstyle_code.style{i}": torch.randn(1, N_LATENT, SG_DIM, generator=g) for i in range(2)}
     _save(models_dir, mid, net, "dualstylegan", cfg, extras=codes)
