@@ -35,6 +35,22 @@ def make_store(tmp_path: Path, changes: dict | None = None, **kw) -> ModelStore:
                       shipped_dir=tmp_path / "shipped", **kw)
 
 
+SG_FILE = "stylegan2-ffhq-config-f.pt"
+
+
+def sg_store(tmp_path: Path, urls: list[str], *, file: dict | None = None, **kw) -> ModelStore:
+    """:func:`make_store` whose stylegan2_ffhq_1024 downloads its one file from ``urls``; ``file``:
+    more fields of that file's entry (``sha256``, ``size_bytes``); ``kw``: store settings."""
+    return make_store(tmp_path, {SG: {"files": {SG_FILE: {"urls": urls, **(file or {})}}}}, **kw)
+
+
+def sg_partial(store: ModelStore) -> Path:
+    """Where the stylegan2 file's partial download lives (its folder created)."""
+    part = store.models_dir / ".partial" / SG / f"{SG_FILE}.part"
+    part.parent.mkdir(parents=True)
+    return part
+
+
 def assert_nothing_installed(store: ModelStore, mid: str) -> None:
     md = store.models_dir
     assert not (md / mid).exists(), "half-installed model left behind"
@@ -78,8 +94,7 @@ def same_outputs(a: torch.nn.Module, b: torch.nn.Module) -> None:
 def test_install_downloads_checks_converts_and_records(tmp_path):
     data, module = sg_bytes(tmp_path)
     with serve({"sg.pt": data}) as srv:
-        store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {
-            "urls": [srv.url("sg.pt")], "sha256": mf.sha256(data), "size_bytes": len(data)}}}})
+        store = sg_store(tmp_path, [srv.url("sg.pt")], file={"sha256": mf.sha256(data), "size_bytes": len(data)})
         seen = []
         status = store.install(SG, progress=seen.append)
     folder = store.models_dir / SG
@@ -105,7 +120,7 @@ def test_engine_model_set_finds_installed_model(tmp_path):
 
     data, _ = sg_bytes(tmp_path)
     with serve({"sg.pt": data}) as srv:
-        store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {"urls": [srv.url("sg.pt")]}}}})
+        store = sg_store(tmp_path, [srv.url("sg.pt")])
         store.install(SG)
     ms = ModelSet([(store.models_dir, "user")])
     assert ms.get(SG).arch == "stylegan2"
@@ -116,8 +131,7 @@ def test_cut_off_download_resumes_with_range(tmp_path):
     data, _ = sg_bytes(tmp_path)
     half = len(data) // 2
     with serve({"sg.pt": data}, range_support=True, cut_after=half, cut_times=1) as srv:
-        store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {
-            "urls": [srv.url("sg.pt")], "sha256": mf.sha256(data)}}}})
+        store = sg_store(tmp_path, [srv.url("sg.pt")], file={"sha256": mf.sha256(data)})
         store.install(SG)
         reqs = srv.requests
     assert reqs[0] == ("sg.pt", None)
@@ -128,8 +142,7 @@ def test_cut_off_download_resumes_with_range(tmp_path):
 def test_server_without_range_restarts_and_completes(tmp_path):
     data, _ = sg_bytes(tmp_path)
     with serve({"sg.pt": data}, range_support=False, cut_after=1000, cut_times=1) as srv:
-        store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {
-            "urls": [srv.url("sg.pt")], "sha256": mf.sha256(data)}}}})
+        store = sg_store(tmp_path, [srv.url("sg.pt")], file={"sha256": mf.sha256(data)})
         store.install(SG)
         assert len(srv.requests) == 2
     assert store.record(SG)["original_files"][0]["sha256"] == mf.sha256(data)
@@ -138,7 +151,7 @@ def test_server_without_range_restarts_and_completes(tmp_path):
 def test_download_always_cut_off_fails_clearly(tmp_path):
     data, _ = sg_bytes(tmp_path)
     with serve({"sg.pt": data}, range_support=False, cut_after=len(data) // 3, cut_times=99) as srv:
-        store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {"urls": [srv.url("sg.pt")]}}}})
+        store = sg_store(tmp_path, [srv.url("sg.pt")])
         with pytest.raises(DownloadError) as ei:
             store.install(SG)
     msg = str(ei.value)
@@ -152,7 +165,7 @@ def test_no_network_is_a_clear_error(tmp_path):
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
     url = f"http://127.0.0.1:{port}/sg.pt"
-    store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {"urls": [url]}}}}, retries=1)
+    store = sg_store(tmp_path, [url], retries=1)
     with pytest.raises(DownloadError) as ei:
         store.install(SG)
     assert url in str(ei.value) and "no network" in str(ei.value) and "2 attempt" in str(ei.value)
@@ -161,7 +174,7 @@ def test_no_network_is_a_clear_error(tmp_path):
 
 def test_http_404_is_not_retried(tmp_path):
     with serve({}) as srv:
-        store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {"urls": [srv.url("gone.pt")]}}}})
+        store = sg_store(tmp_path, [srv.url("gone.pt")])
         with pytest.raises(DownloadError, match="HTTP 404"):
             store.install(SG)
         assert len(srv.requests) == 1
@@ -171,8 +184,7 @@ def test_http_404_is_not_retried(tmp_path):
 def test_timeout_is_retried_then_reported(tmp_path):
     data, _ = sg_bytes(tmp_path)
     with serve({"sg.pt": data}, delay_s=1.0) as srv:
-        store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {"urls": [srv.url("sg.pt")]}}}},
-                           timeout_s=0.2, retries=1)
+        store = sg_store(tmp_path, [srv.url("sg.pt")], timeout_s=0.2, retries=1)
         with pytest.raises(DownloadError, match=r"no answer from 127\.0\.0\.1:\d+ within 0\.2 s"):
             store.install(SG)
         assert len(srv.requests) == 2
@@ -182,8 +194,7 @@ def test_timeout_is_retried_then_reported(tmp_path):
 def test_checksum_mismatch_deletes_download(tmp_path):
     data, _ = sg_bytes(tmp_path)
     with serve({"sg.pt": data}) as srv:
-        store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {
-            "urls": [srv.url("sg.pt")], "sha256": "0" * 64}}}})
+        store = sg_store(tmp_path, [srv.url("sg.pt")], file={"sha256": "0" * 64})
         with pytest.raises(DownloadError, match="checksum mismatch"):
             store.install(SG)
     assert_nothing_installed(store, SG)
@@ -193,8 +204,7 @@ def test_checksum_mismatch_deletes_download(tmp_path):
 def test_no_disk_space_refused_before_writing(tmp_path):
     data, _ = sg_bytes(tmp_path)
     with serve({"sg.pt": data}) as srv:
-        store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {"urls": [srv.url("sg.pt")]}}}},
-                           free_bytes=lambda p: 4096)
+        store = sg_store(tmp_path, [srv.url("sg.pt")], free_bytes=lambda p: 4096)
         with pytest.raises(DiskSpaceError) as ei:
             store.install(SG)
     assert "not enough disk space" in str(ei.value) and "4.1 KB free" in str(ei.value)
@@ -209,7 +219,7 @@ def test_cancel_keeps_partial_and_a_later_install_resumes(tmp_path):
     torch.save({"g_ema": module.state_dict(), "latent_avg": torch.randn(8), "pad": torch.randn(1 << 20)}, big)
     data = big.read_bytes()
     with serve({"sg.pt": data}) as srv:
-        store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {"urls": [srv.url("sg.pt")]}}}})
+        store = sg_store(tmp_path, [srv.url("sg.pt")])
         calls = []
 
         def cancel():
@@ -219,7 +229,7 @@ def test_cancel_keeps_partial_and_a_later_install_resumes(tmp_path):
         with pytest.raises(DownloadCancelled):
             store.install(SG, cancel=cancel)
         assert_nothing_installed(store, SG)
-        part = store.models_dir / ".partial" / SG / "stylegan2-ffhq-config-f.pt.part"
+        part = store.models_dir / ".partial" / SG / f"{SG_FILE}.part"
         kept = part.stat().st_size
         assert 0 < kept < len(data)
         assert store.status(SG).partial_bytes == kept
@@ -317,7 +327,7 @@ def test_malicious_pickle_is_refused_and_its_code_never_runs(tmp_path):
     assert_nothing_installed(store, "maskgan_dmn")
     # the same file offered by a server
     with serve({"evil.pt": path.read_bytes()}) as srv:
-        store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {"urls": [srv.url("evil.pt")]}}}})
+        store = sg_store(tmp_path, [srv.url("evil.pt")])
         with pytest.raises(DownloadError, match="not usable"):
             store.install(SG)
     assert not marker.exists()
@@ -470,9 +480,8 @@ def test_staging_is_invisible_to_the_engine_scan(tmp_path, monkeypatch):
 def test_complete_partial_file_is_not_downloaded_again(tmp_path):
     data, _ = sg_bytes(tmp_path)
     with serve({"sg.pt": data}) as srv:
-        store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {"urls": [srv.url("sg.pt")]}}}})
-        part = store.models_dir / ".partial" / SG / "stylegan2-ffhq-config-f.pt.part"
-        part.parent.mkdir(parents=True)
+        store = sg_store(tmp_path, [srv.url("sg.pt")])
+        part = sg_partial(store)
         part.write_bytes(data)  # a previous run got everything, then stopped
         store.install(SG)
         assert srv.requests == [("sg.pt", f"bytes={len(data)}-")]  # answered 416, nothing re-sent
@@ -499,8 +508,7 @@ def test_import_our_safetensors_checks_arch(tmp_path):
 def test_second_mirror_is_used_when_the_first_fails(tmp_path):
     data, _ = sg_bytes(tmp_path)
     with serve({"sg.pt": data}) as srv:
-        store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {
-            "urls": [srv.url("missing.pt"), srv.url("sg.pt")], "sha256": mf.sha256(data)}}}})
+        store = sg_store(tmp_path, [srv.url("missing.pt"), srv.url("sg.pt")], file={"sha256": mf.sha256(data)})
         store.install(SG)
         assert [r[0] for r in srv.requests] == ["missing.pt", "sg.pt"]
     assert store.record(SG)["original_files"][0]["source"] == srv.url("sg.pt")
@@ -511,9 +519,8 @@ def test_disk_full_while_writing_is_reported(tmp_path):
     """A real ENOSPC: the partial file is a link to /dev/full, every write fails."""
     data, _ = sg_bytes(tmp_path)
     with serve({"sg.pt": data}) as srv:
-        store = make_store(tmp_path, {SG: {"files": {"stylegan2-ffhq-config-f.pt": {"urls": [srv.url("sg.pt")]}}}})
-        part = store.models_dir / ".partial" / SG / "stylegan2-ffhq-config-f.pt.part"
-        part.parent.mkdir(parents=True)
+        store = sg_store(tmp_path, [srv.url("sg.pt")])
+        part = sg_partial(store)
         part.symlink_to("/dev/full")
         with pytest.raises(DiskSpaceError, match="no space left on the device while writing stylegan2-ffhq-config-f.pt"):
             store.install(SG)
