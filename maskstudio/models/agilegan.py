@@ -24,16 +24,15 @@ from torch import Tensor, nn
 from maskstudio.errors import RenderError
 from maskstudio.models.stylegan2 import (
     GeneratorSettings,
+    MappingLatents,
     StyledConv,
     ToRGB,
     _int_key_channels,
     _first_param,
     build_stem,
-    mean_latent,
     prepare_latent,
     register_noise_buffers,
     resolve_noise,
-    to_module,
 )
 
 __all__ = ["AgileGeneratorConfig", "AgileGANGenerator", "BRANCH_MAX_LOG2"]
@@ -79,7 +78,7 @@ def _check_noise(n: Tensor | None, batch: int, res: int, what: str) -> None:
             "official_noise_indexing=False)")
 
 
-class AgileGANGenerator(nn.Module):
+class AgileGANGenerator(MappingLatents, nn.Module):
     """AgileGAN ``DualGenerator``.
 
     ``forward(styles, return_latents=False, inject_index=None, truncation=1,
@@ -101,13 +100,7 @@ class AgileGANGenerator(nn.Module):
         self.noises = nn.Module()
         register_noise_buffers(self.noises, self.num_layers)
 
-    # -- latents -----------------------------------------------------------------------------
-
-    def get_latent(self, z: Tensor) -> Tensor:
-        return self.style(to_module(z, self))
-
-    def mean_latent(self, n_latent: int = 4096, generator: torch.Generator | None = None) -> Tensor:
-        return mean_latent(self.style, self.style_dim, n_latent, self.input.input, generator)
+    # -- latents (get_latent, mean_latent: MappingLatents) -------------------------------------
 
     def style_codes(self, styles: Any, *, inject_index: int | None = None,
                     truncation: float = 1, truncation_latent: Tensor | float | None = None,

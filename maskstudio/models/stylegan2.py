@@ -30,6 +30,7 @@ __all__ = [
     "GeneratorSettings",
     "StyleGAN2Config",
     "StyleGAN2Generator",
+    "MappingLatents",
     "EqualLinear",
     "EqualConv2d",
     "ConvLayer",
@@ -561,7 +562,24 @@ def to_module(x: Tensor, module: nn.Module) -> Tensor:
 # --------------------------------------------------------------------------- generator
 
 
-class StyleGAN2Generator(nn.Module):
+class MappingLatents:
+    """``get_latent`` / ``mean_latent`` for an ``nn.Module`` generator with a mapping network
+    ``style`` and a ``ConstantInput`` ``input`` (set up by :func:`build_stem`)."""
+
+    style: nn.Module
+    input: ConstantInput
+    style_dim: int
+
+    def get_latent(self, z: Tensor) -> Tensor:
+        """Mapping network: z [..., 512] → w."""
+        return self.style(to_module(z, self))
+
+    def mean_latent(self, n_latent: int = 4096, generator: torch.Generator | None = None) -> Tensor:
+        """Mean of the mapping of ``n_latent`` random z, [1, style_dim] (official recipe)."""
+        return mean_latent(self.style, self.style_dim, n_latent, self.input.input, generator)
+
+
+class StyleGAN2Generator(MappingLatents, nn.Module):
     """rosinality ``Generator``: keys ``style.*``, ``input.input``, ``conv1.*``, ``to_rgb1.*``,
     ``convs.*``, ``to_rgbs.*``, ``noises.noise_*``.
 
@@ -588,15 +606,7 @@ class StyleGAN2Generator(nn.Module):
             self.to_rgbs.append(ToRGB(out_ch, cfg.style_dim))
             in_ch = out_ch
 
-    # -- latents -----------------------------------------------------------------------------
-
-    def get_latent(self, z: Tensor) -> Tensor:
-        """Mapping network: z [..., 512] → w."""
-        return self.style(to_module(z, self))
-
-    def mean_latent(self, n_latent: int = 4096, generator: torch.Generator | None = None) -> Tensor:
-        """Mean of the mapping of ``n_latent`` random z, [1, style_dim] (official recipe)."""
-        return mean_latent(self.style, self.style_dim, n_latent, self.input.input, generator)
+    # -- latents (get_latent, mean_latent: MappingLatents) -------------------------------------
 
     def style_codes(self, styles: Any, *, inject_index: int | None = None,
                     truncation: float = 1, truncation_latent: Tensor | float | None = None,
