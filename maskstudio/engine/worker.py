@@ -98,12 +98,16 @@ class LatestWinsWorker:
     def cancel(self) -> None:
         """Drop the pending job and cancel the running one."""
         with self._cv:
-            if self._pending is not None:
-                self.dropped += 1
-                self._pending = None
-            if self._running_token is not None:
-                self._running_token.cancel()
-            self._cv.notify_all()
+            self._cancel_locked()
+
+    def _cancel_locked(self) -> None:
+        """``cancel`` with ``_cv`` already held: drop pending, cancel running, wake the worker."""
+        if self._pending is not None:
+            self.dropped += 1
+            self._pending = None
+        if self._running_token is not None:
+            self._running_token.cancel()
+        self._cv.notify_all()
 
     @property
     def busy(self) -> bool:
@@ -118,12 +122,7 @@ class LatestWinsWorker:
     def close(self, timeout: float = 5.0) -> None:
         with self._cv:
             self._closed = True
-            if self._pending is not None:
-                self.dropped += 1
-                self._pending = None
-            if self._running_token is not None:
-                self._running_token.cancel()
-            self._cv.notify_all()
+            self._cancel_locked()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
