@@ -1,6 +1,6 @@
 """Benchmark the shipped starter models on this machine: median latencies, printed and as JSON.
 
-    python benchmarks/bench_starter_models.py [--device cpu] [--repeats 7] [--json out.json]
+    python -m maskstudio.bench.starter_models [--device cpu] [--repeats 7] [--json out.json]
 
 Measures: loading both checkpoints; the DMN style encoding and generation (template mask) at
 128², 256² and 512²; the face parser on a 512² image (resized to its input size). No assertions:
