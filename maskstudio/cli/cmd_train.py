@@ -39,6 +39,8 @@ def register(subparsers) -> None:
     pp.add_argument("--steps", type=int, default=None, help="stop after this many steps")
     pp.add_argument("--init", type=Path, default=None,
                     help="start from a parser checkpoint (e.g. a run at a lower --size)")
+    pp.add_argument("--dice-weight", type=float, default=None, help="weight of the soft Dice loss (default 0.5)")
+    pp.add_argument("--rotate", type=float, default=None, help="max rotation augmentation in degrees (default 0)")
     pp.set_defaults(func=_train_parser)
 
     pd = sub.add_parser("dmn", help="train the starter MaskGAN dense mapping network")
@@ -87,6 +89,10 @@ def _train_parser(args) -> int:
         cfg.max_steps = args.steps
     if args.init is not None:
         cfg.init = str(args.init)
+    if args.dice_weight is not None:
+        cfg.dice_weight = args.dice_weight
+    if args.rotate is not None:
+        cfg.rotate = args.rotate
     summary = train_parser(args.data, args.out, cfg, resume=args.resume, cache_dir=args.cache,
                            show_progress=not args.no_progress)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))

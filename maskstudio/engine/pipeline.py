@@ -452,63 +452,69 @@ class Engine:
             self._caches["direction"].put(key, hit)
         return hit
 
+    def _cached_edit(self, key: tuple, ctx: _Ctx, compute: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, tuple]:
+        """The edit cache's W+ code for ``key``, else ``compute()`` timed as the "edit" stage."""
+        hit = self._caches["edit"].get(key)
+        if hit is not None:
+            return hit, key
+        t0 = ctx.begin("edit")
+        w = compute()
+        ctx.end("edit", t0)
+        self._caches["edit"].put(key, w)
+        return w, key
+
+    @staticmethod
+    def _apply_w_edits(w: torch.Tensor, dirs: list) -> torch.Tensor:
+        """Apply the W/W+-space directions of ``dirs`` ((direction, slider value) pairs) in order."""
+        from maskstudio.models.latent_ops import edit_w
+
+        for d, v in dirs:
+            if d.space != "z":
+                w = edit_w(w, d.vector, v)
+        return w
+
     def _edited_latent(self, req: RenderRequest, face: torch.Tensor, face_key: tuple, ctx: _Ctx):
         """Invert (cached), then Z edits (on Z+ rows) -> mapping -> W/W+ edits. Returns W+ float32."""
         (code, space, enc), inv_key = self._invert(req, face, face_key, ctx)
         edits = _active_edits(req)
-        key = (inv_key, edits)
-        hit = self._caches["edit"].get(key)
-        if hit is not None:
-            return hit, key
-        t0 = ctx.begin("edit")
-        from maskstudio.models.latent_ops import edit_w
 
-        n_latent = code.shape[1]
-        dirs = [(self._direction(name, n_latent, code.shape[2]), v) for name, v in edits]
-        z = code.float()
-        for d, v in dirs:
-            if d.space == "z":
-                if space != "zplus":
-                    raise RenderError(f"boundary {d.name!r} is a Z-space boundary but the encoder "
-                                      f"{enc.id} gives W+ codes; use a W-space direction")
-                # slider value = signed offset from the current distance to the hyperplane
-                z = edit_w(z, d.vector, v)
-        if space == "zplus":
-            mapping = self._mapping(enc)
-            p = next(mapping.parameters())
-            w = map_rows(mapping, z.to(p.dtype)).float()
-        else:
-            w = z
-        for d, v in dirs:
-            if d.space != "z":
-                w = edit_w(w, d.vector, v)
-        ctx.end("edit", t0)
-        self._caches["edit"].put(key, w)
-        return w, key
+        def compute() -> torch.Tensor:
+            from maskstudio.models.latent_ops import edit_w
+
+            dirs = [(self._direction(name, code.shape[1], code.shape[2]), v) for name, v in edits]
+            z = code.float()
+            for d, v in dirs:
+                if d.space == "z":
+                    if space != "zplus":
+                        raise RenderError(f"boundary {d.name!r} is a Z-space boundary but the encoder "
+                                          f"{enc.id} gives W+ codes; use a W-space direction")
+                    # slider value = signed offset from the current distance to the hyperplane
+                    z = edit_w(z, d.vector, v)
+            if space == "zplus":
+                mapping = self._mapping(enc)
+                p = next(mapping.parameters())
+                z = map_rows(mapping, z.to(p.dtype)).float()
+            return self._apply_w_edits(z, dirs)
+
+        return self._cached_edit((inv_key, edits), ctx, compute)
 
     def _given_latent(self, req: RenderRequest, ctx: _Ctx) -> tuple[torch.Tensor, tuple]:
         """A W+ code from the request (no DMN, no inversion) + W/W+ edits."""
         from maskstudio.engine.types import content_key
-        from maskstudio.models.latent_ops import edit_w
 
         assert req.latent is not None
-        lat_key = ("latent", content_key(req.latent))
         edits = _active_edits(req)
-        key = (lat_key, edits)
-        hit = self._caches["edit"].get(key)
-        if hit is not None:
-            return hit, key
-        t0 = ctx.begin("edit")
-        w = torch.from_numpy(np.array(req.latent)).to(self.policy.device)
-        for name, v in edits:
-            d = self._direction(name, w.shape[1], w.shape[2])
-            if d.space == "z":
-                raise RenderError(f"boundary {d.name!r} is a Z-space boundary; a given W+ latent "
-                                  "can only take W-space directions")
-            w = edit_w(w, d.vector, v)
-        ctx.end("edit", t0)
-        self._caches["edit"].put(key, w)
-        return w, key
+
+        def compute() -> torch.Tensor:
+            w = torch.from_numpy(np.array(req.latent)).to(self.policy.device)
+            dirs = [(self._direction(name, w.shape[1], w.shape[2]), v) for name, v in edits]
+            for d, _v in dirs:
+                if d.space == "z":
+                    raise RenderError(f"boundary {d.name!r} is a Z-space boundary; a given W+ latent "
+                                      "can only take W-space directions")
+            return self._apply_w_edits(w, dirs)
+
+        return self._cached_edit((("latent", content_key(req.latent)), edits), ctx, compute)
 
     # -- Image2StyleGAN refinement --------------------------------------------------------------
     def invert(self, request: RenderRequest) -> np.ndarray:

@@ -183,11 +183,16 @@ def flip_pair(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     return image[:, ::-1], MIRROR_LUT[labels[:, ::-1]]
 
 
-def _affine(image: np.ndarray, labels: np.ndarray | None, scale: float, dy: float, dx: float):
+def _affine(image: np.ndarray, labels: np.ndarray | None, scale: float, dy: float, dx: float,
+            angle: float = 0.0):
     import cv2
 
     h, w = image.shape[:2]
-    m = np.array([[scale, 0, (1 - scale) * w / 2 + dx], [0, scale, (1 - scale) * h / 2 + dy]], np.float32)
+    if angle:
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale).astype(np.float32)
+        m[:, 2] += (dx, dy)
+    else:
+        m = np.array([[scale, 0, (1 - scale) * w / 2 + dx], [0, scale, (1 - scale) * h / 2 + dy]], np.float32)
     img = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     lab = None
     if labels is not None:
@@ -196,9 +201,10 @@ def _affine(image: np.ndarray, labels: np.ndarray | None, scale: float, dy: floa
 
 
 def augment(image: np.ndarray, labels: np.ndarray | None, rng: np.random.Generator,
-            flip: bool = True, jitter: float = 0.0, color: float = 0.0):
-    """Random flip (l/r-swapping) + optional scale/shift (``jitter`` = max relative change) +
-    optional brightness/contrast (``color``). Returns contiguous copies."""
+            flip: bool = True, jitter: float = 0.0, color: float = 0.0, rotate: float = 0.0):
+    """Random flip (l/r-swapping) + optional scale/shift (``jitter`` = max relative change) and
+    rotation (``rotate`` = max degrees) + optional brightness/contrast (``color``). Returns
+    contiguous copies. ``rotate=0`` draws no extra random numbers (earlier recipes replay)."""
     if flip and rng.random() < 0.5:
         image = image[:, ::-1]
         if labels is not None:
@@ -207,7 +213,9 @@ def augment(image: np.ndarray, labels: np.ndarray | None, rng: np.random.Generat
         s = 1.0 + rng.uniform(-jitter, jitter)
         h = image.shape[0]
         dy, dx = rng.uniform(-jitter, jitter, 2) * h * 0.5
-        image, labels = _affine(np.ascontiguousarray(image), None if labels is None else np.ascontiguousarray(labels), s, dy, dx)
+        angle = float(rng.uniform(-rotate, rotate)) if rotate > 0 else 0.0
+        image, labels = _affine(np.ascontiguousarray(image), None if labels is None else np.ascontiguousarray(labels),
+                                s, dy, dx, angle)
     if color > 0:
         a = 1.0 + rng.uniform(-color, color)
         b = rng.uniform(-color, color) * 128
