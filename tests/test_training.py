@@ -60,6 +60,36 @@ def test_augment_flip_keeps_image_and_labels_consistent():
     assert flipped_seen
 
 
+def test_augment_rotation_moves_image_and_labels_together():
+    # a bar of hair (13) right of centre; the image encodes each pixel's label in its colour
+    lab = np.zeros((64, 64), np.uint8)
+    lab[28:36, 36:60] = 13
+    img = np.stack([lab * 10] * 3, -1).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    rotated = 0
+    for _ in range(20):
+        i2, l2 = augment(img, lab, rng, flip=False, jitter=0.01, rotate=30.0)
+        hair = l2 == 13
+        assert hair.sum() > 100
+        # labels follow the image: pixels labelled hair carry the hair colour, the rest does not
+        # (the image is resampled bilinearly, so compare away from the bar's edges)
+        core = hair & np.roll(hair, 1, 0) & np.roll(hair, -1, 0) & np.roll(hair, 1, 1) & np.roll(hair, -1, 1)
+        assert (i2[core, 0] == 130).all()
+        rows = np.nonzero(hair)[0]
+        if rows.max() - rows.min() > 12:  # the 8-px-high bar now spans more rows: it was turned
+            rotated += 1
+    assert rotated >= 8  # |angle| > ~10 deg in about 2/3 of the draws
+
+
+def test_augment_without_rotation_draws_the_same_numbers_as_before():
+    img = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    lab = np.random.default_rng(2).integers(0, 19, (32, 32), dtype=np.uint8)
+    a = augment(img, lab, np.random.default_rng(5), True, 0.08, 0.15)
+    b = augment(img, lab, np.random.default_rng(5), True, 0.08, 0.15, rotate=0.0)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
 def test_cache_round_trip(tiny_data, tmp_path):
     a = load_pairs(tiny_data, 32, tmp_path / "cache")
     assert list((tmp_path / "cache").glob("*.npy"))
