@@ -773,7 +773,9 @@ class Engine:
         t0 = ctx.begin("parse")
         from maskstudio.models.face_parser import parse_image
 
-        labels = parse_image(self.models.load(parser.id).module, np.array(ex.image))
+        # once per exemplar (cached): flip test-time augmentation is worth its second pass
+        # (held-out mean F1 0.750 -> 0.760 with the shipped parser)
+        labels = parse_image(self.models.load(parser.id).module, np.array(ex.image), flip_tta=True)
         labels.setflags(write=False)
         ctx.end("parse", t0)
         self._caches["parse"].put(key, labels)

@@ -191,7 +191,7 @@ class RenderClient(QObject):
         import torch
 
         with torch.inference_mode():
-            labels = parse_image(module, np.ascontiguousarray(image, dtype=np.uint8))
+            labels = parse_image(module, np.ascontiguousarray(image, dtype=np.uint8), flip_tta=True)
         return np.ascontiguousarray(labels, dtype=np.uint8)
 
     def parse_async(self, image: np.ndarray, done: Callable[[np.ndarray | None, str | None], None]) -> _Job:
