@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     with torch.no_grad():
         for size in (128, 256, 512):
             oh, roh = tens(template, size), tens(ex_mask, size)
-            rimg = torch.from_numpy(np.asarray(Image.fromarray(ex_rgb).resize((size, size), Image.BICUBIC)))
+            rimg = torch.from_numpy(np.array(Image.fromarray(ex_rgb).resize((size, size), Image.BICUBIC)))
             rimg = rimg.permute(2, 0, 1)[None].float().div(127.5).sub(1).to(a.device)
             style = G.encode_style(roh, rimg)
             res[f"dmn_encode_style_{size}_ms"] = _median_ms(lambda: G.encode_style(roh, rimg), a.repeats)
