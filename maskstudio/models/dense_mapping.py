@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from maskstudio.errors import ConfigError
+from maskstudio.models.configs import strict_from_dict
 
 __all__ = ["DenseMappingConfig", "DenseMappingNetwork", "one_hot", "SIZE_MULTIPLE"]
 
@@ -74,11 +75,7 @@ class DenseMappingConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "DenseMappingConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"DenseMappingConfig: unknown field(s) {unknown}")
-        return cls(**dict(d))
+        return strict_from_dict(cls, d)
 
 
 def one_hot(label_map: torch.Tensor, num_classes: int = 19, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -10,7 +10,7 @@ helper the engine, UI and CLI use (any input size, label map at input size).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from maskstudio.errors import ConfigError
+from maskstudio.models.configs import strict_from_dict
 from maskstudio.labels import MIRROR_LUT, NUM_CLASSES
 
 
@@ -50,11 +51,7 @@ class FaceParserConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FaceParserConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"FaceParserConfig: unknown key {unknown[0]!r}")
-        return cls(**d)
+        return strict_from_dict(cls, d)
 
 
 def _cbr(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:

@@ -16,7 +16,7 @@ LeakyReLU(0.01) down to 1x1, then an equalized linear layer.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 import torch
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from maskstudio.errors import ConfigError
+from maskstudio.models.configs import strict_from_dict
 from maskstudio.models.irse import IRSE_UNITS, IRSETrunk
 from maskstudio.models.stylegan2 import EqualLinear, StyleGAN2Config, StyleGAN2Generator, map_rows
 
@@ -118,11 +119,7 @@ class EncoderTrunkConfig:
 
     @classmethod
     def from_dict(cls: type[_C], d: dict[str, Any]) -> _C:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"{cls.__name__}: unknown keys {unknown}")
-        return cls(**d)
+        return strict_from_dict(cls, d)
 
 
 @dataclass

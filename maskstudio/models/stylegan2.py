@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TypeVar
 
 import torch
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from maskstudio.errors import ConfigError, RenderError
+from maskstudio.models.configs import strict_from_dict
 
 __all__ = [
     "GeneratorSettings",
@@ -393,11 +394,7 @@ class GeneratorSettings:
 
     @classmethod
     def from_dict(cls: type[_S], d: dict[str, Any]) -> _S:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown {cls.__name__} fields {unknown}")
-        return cls(**d)
+        return strict_from_dict(cls, d)
 
 
 @dataclass
