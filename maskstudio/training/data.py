@@ -188,11 +188,9 @@ def _affine(image: np.ndarray, labels: np.ndarray | None, scale: float, dy: floa
     import cv2
 
     h, w = image.shape[:2]
-    if angle:
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale).astype(np.float32)
-        m[:, 2] += (dx, dy)
-    else:
-        m = np.array([[scale, 0, (1 - scale) * w / 2 + dx], [0, scale, (1 - scale) * h / 2 + dy]], np.float32)
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)  # about the centre; angle 0 = scale only
+    m[:, 2] += (dx, dy)
+    m = m.astype(np.float32)
     img = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     lab = None
     if labels is not None:
@@ -209,7 +207,7 @@ def augment(image: np.ndarray, labels: np.ndarray | None, rng: np.random.Generat
         image = image[:, ::-1]
         if labels is not None:
             labels = MIRROR_LUT[labels[:, ::-1]]
-    if jitter > 0:
+    if jitter > 0 or rotate > 0:
         s = 1.0 + rng.uniform(-jitter, jitter)
         h = image.shape[0]
         dy, dx = rng.uniform(-jitter, jitter, 2) * h * 0.5

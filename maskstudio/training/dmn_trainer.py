@@ -216,10 +216,6 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
         except ImportError as e:
             log(f"model file not written ({e}); weights are in {state_path}")
 
-    pmean = pstd = None
-    if parser is not None:
-        pmean, pstd = parser.mean, parser.std
-
     bar = common.progress(cfg.steps, step, "dmn", show_progress)
     t0 = time.time()
     hist: dict[str, float] = {}

@@ -39,7 +39,7 @@ class ParserTrainConfig:
     dice_weight: float = 0.5
     jitter: float = 0.08
     color: float = 0.15
-    rotate: float = 0.0              # max rotation in degrees (augmentation; needs jitter > 0)
+    rotate: float = 0.0              # max rotation in degrees (augmentation)
     channels_last: bool = True       # NHWC activations: ~1.7x faster steps on CPU
     val_fraction: float = 0.1
     seed: int = 0
