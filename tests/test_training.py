@@ -213,3 +213,41 @@ def test_cli_train_rejects_bad_size(tiny_data, tmp_path, capsys):
     rc = main(["train", "parser", "--data", str(tiny_data), "--out", str(tmp_path / "x"), "--size", "50"])
     assert rc == 2
     assert "multiple of 32" in capsys.readouterr().err
+
+
+def test_dmn_lr_decay_schedule():
+    from maskstudio.training.dmn_trainer import DMNTrainConfig
+
+    flat = DMNTrainConfig(steps=100, lr=2e-4)
+    assert flat.lr_at(0) == flat.lr_at(99) == 2e-4
+    cfg = DMNTrainConfig(steps=100, lr=2e-4, decay_from=60)
+    assert cfg.lr_at(59) == 2e-4 and cfg.lr_at(60) == 2e-4
+    assert cfg.lr_at(80) == pytest.approx(1e-4)
+    assert cfg.lr_at(99) == pytest.approx(2e-4 / 40)
+    assert cfg.lr_at(100) == 0.0
+
+
+def test_dmn_decay_tail_sets_lr_and_keeps_snapshots(tiny_data, tmp_path):
+    from maskstudio.cli.main import main
+    from maskstudio.models.checkpoints import load_checkpoint
+
+    out = tmp_path / "dmn"
+    rc = main(["train", "dmn", "--data", str(tiny_data), "--out", str(out), "--size", "64", "--ngf", "4",
+               "--steps", "4", "--decay-from", "2", "--keep-every", "2", "--save-every", "2", "--lr", "1e-3",
+               "--batch-size", "2", "--no-pseudo", "--threads", "1", "--device", "cpu", "--no-progress"])
+    assert rc == 0
+    hist = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in hist] == [2, 4]
+    assert hist[0]["lr"] == pytest.approx(1e-3) and hist[1]["lr"] == pytest.approx(0.5e-3)
+    snaps = sorted(p.name for p in (out / "snapshots").glob("*.safetensors"))
+    assert snaps == ["dmn_2.safetensors", "dmn_4.safetensors"]
+    assert load_checkpoint(out / "snapshots" / "dmn_2.safetensors").meta["train"]["steps"] == 2
+
+
+def test_cli_train_dmn_rejects_decay_after_the_end(tiny_data, tmp_path, capsys):
+    from maskstudio.cli.main import main
+
+    rc = main(["train", "dmn", "--data", str(tiny_data), "--out", str(tmp_path / "x"), "--steps", "10",
+               "--decay-from", "10"])
+    assert rc == 2
+    assert "--decay-from 10" in capsys.readouterr().err

@@ -51,6 +51,10 @@ def register(subparsers) -> None:
     pd.add_argument("--ngf", type=int, default=None)
     pd.add_argument("--no-pseudo", action="store_true", help="do not use pseudo-labelled unlabeled faces")
     pd.add_argument("--save-every", type=int, default=None, help="steps between model/state saves")
+    pd.add_argument("--decay-from", type=int, default=None,
+                    help="from this step the learning rate falls linearly to 0 at --steps")
+    pd.add_argument("--keep-every", type=int, default=None,
+                    help="also keep <out>/snapshots/dmn_<step>.safetensors every N steps")
     pd.set_defaults(func=_train_dmn)
 
     ps = sub.add_parser("samples", help="regenerate template mask + gallery exemplars")
@@ -114,6 +118,12 @@ def _train_dmn(args) -> int:
         cfg.use_pseudo = False
     if args.save_every is not None:
         cfg.save_every = args.save_every
+    if args.decay_from is not None:
+        if args.decay_from >= cfg.steps:
+            raise ConfigError(f"--decay-from {args.decay_from}: must be below --steps ({cfg.steps})")
+        cfg.decay_from = args.decay_from
+    if args.keep_every is not None:
+        cfg.keep_every = args.keep_every
     summary = train_dmn(args.data, args.out, cfg, parser_path=args.parser, resume=args.resume,
                         cache_dir=args.cache, show_progress=not args.no_progress)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -66,9 +66,21 @@ class DMNTrainConfig:
     device: str = "cpu"
     num_threads: int | None = None
     save_every: int = 200
+    #: from this step on both learning rates fall linearly to 0 at ``steps`` (pix2pixHD's
+    #: schedule); None keeps them constant
+    decay_from: int | None = None
+    #: also keep ``snapshots/dmn_<step>.safetensors`` every this many steps (pick the best later)
+    keep_every: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for the update that takes the run from ``step`` to ``step + 1``."""
+        if self.decay_from is None or step < self.decay_from:
+            return self.lr
+        span = max(1, self.steps - self.decay_from)
+        return self.lr * max(0.0, (self.steps - step) / span)
 
     def model_config(self) -> DenseMappingConfig:
         return DenseMappingConfig(ngf=self.ngf, n_downsample=self.n_downsample, n_blocks=self.n_blocks)
@@ -204,7 +216,8 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
     log(f"DMN ngf={mcfg.ngf}: G {sum(p.numel() for p in G.parameters()):,} / D "
         f"{sum(p.numel() for p in D.parameters()):,} parameters; {len(train.stems)} pairs + {n_pseudo} "
         f"pseudo-labelled faces at {cfg.size}²; steps {step}->{cfg.steps}; device {dev}, "
-        f"threads {torch.get_num_threads()}")
+        f"threads {torch.get_num_threads()}"
+        + (f"; lr decays linearly from step {cfg.decay_from} to 0 at {cfg.steps}" if cfg.decay_from is not None else ""))
 
     def save() -> None:
         common.save_state(state_path, {"G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
@@ -230,6 +243,9 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
             if step >= cfg.steps or (stop_at is not None and step >= stop_at):
                 break
             rng = np.random.default_rng([cfg.seed, epoch, b])
+            lr = cfg.lr_at(step)
+            common.set_lr(opt_g, lr)
+            common.set_lr(opt_d, lr)
             pairs = [augment(images[i], masks[i], rng, True, cfg.jitter, 0.0) for i in idx]
             full_imgs, full_msks = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
             imgs, msks = _resize_batch(full_imgs, full_msks, cfg.size)
@@ -293,7 +309,13 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
             if step % cfg.save_every == 0 or step == cfg.steps:
                 save()
                 common.append_jsonl(out / "history.jsonl", {"step": step, "time_s": round(time.time() - t0, 1),
-                                                            **{k: round(v, 4) for k, v in hist.items()}})
+                                                            "lr": lr, **{k: round(v, 4) for k, v in hist.items()}})
+            if cfg.keep_every and step % cfg.keep_every == 0:
+                snap = out / "snapshots"
+                snap.mkdir(exist_ok=True)
+                common.save_model(snap / f"dmn_{step}", G, "maskgan_dmn", mcfg.to_dict(),
+                                  meta={"train": {"steps": step, "size": cfg.size, "pseudo_labels": n_pseudo,
+                                                  "recipe": cfg.to_dict()}})
         if stop_at is not None and step >= stop_at:
             break
     bar.close()
