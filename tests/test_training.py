@@ -251,3 +251,29 @@ def test_cli_train_dmn_rejects_decay_after_the_end(tiny_data, tmp_path, capsys):
                "--decay-from", "10"])
     assert rc == 2
     assert "--decay-from 10" in capsys.readouterr().err
+
+
+def test_parser_self_training_adds_confident_pseudo_labels(tiny_data, tiny_parser_ckpt, tmp_path):
+    from maskstudio.training.parser_trainer import train_parser
+
+    logs = []
+    out = tmp_path / "student"
+    # the tiny teacher does not find every face part: an open filter keeps all four faces
+    cfg = _parser_cfg(max_steps=4, teacher=str(tiny_parser_ckpt), pseudo_min_confidence=0.0,
+                      pseudo_max_uncertain=1.0, pseudo_require_parts=False)
+    summary = train_parser(tiny_data, out, cfg, show_progress=False, log=logs.append)
+    info = json.loads((out / "pseudo_labels.json").read_text())
+    assert info["unlabeled"] == 4 and info["kept"] == 4 and summary["pseudo_labels"] == 4
+    z = np.load(out / "pseudo_64.npz")
+    assert z["labels"].shape == (4, 64, 64) and z["labels"].max() < 19 and (z["labels"] == 1).any()
+    assert "pseudo-labels: 4 of 4 unlabeled faces pass the confidence filter" in logs
+    split = json.loads((out / "split.json").read_text())
+    n_train = len(split["train"])
+    # the epoch covers the labelled train faces plus the kept pseudo-labelled ones
+    assert any(f"{n_train} train + {info['kept']} pseudo-labelled" in str(m) for m in logs), logs
+    # the default filter (face parts required) or a strict threshold keeps nothing; the run still
+    # trains on the labelled pairs
+    strict = _parser_cfg(max_steps=2, teacher=str(tiny_parser_ckpt), pseudo_max_uncertain=1.0,
+                         pseudo_min_confidence=1.01, pseudo_require_parts=False)
+    s2 = train_parser(tiny_data, tmp_path / "strict", strict, show_progress=False, log=lambda *a: None)
+    assert s2["pseudo_labels"] == 0 and s2["steps"] == 2

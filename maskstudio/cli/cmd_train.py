@@ -40,6 +40,8 @@ def register(subparsers) -> None:
     pp.add_argument("--init", type=Path, default=None,
                     help="start from a parser checkpoint (e.g. a run at a lower --size)")
     pp.add_argument("--dice-weight", type=float, default=None, help="weight of the soft Dice loss (default 0.5)")
+    pp.add_argument("--teacher", type=Path, default=None,
+                    help="self-training: also learn from this parser's confident parses of the unlabelled faces")
     pp.add_argument("--rotate", type=float, default=None, help="max rotation augmentation in degrees (default 0)")
     pp.set_defaults(func=_train_parser)
 
@@ -97,6 +99,8 @@ def _train_parser(args) -> int:
         cfg.dice_weight = args.dice_weight
     if args.rotate is not None:
         cfg.rotate = args.rotate
+    if args.teacher is not None:
+        cfg.teacher = str(args.teacher)
     summary = train_parser(args.data, args.out, cfg, resume=args.resume, cache_dir=args.cache,
                            show_progress=not args.no_progress)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))

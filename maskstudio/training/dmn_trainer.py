@@ -22,7 +22,6 @@ with ``default_rng([seed, e, b])``.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,11 +31,10 @@ import torch
 import torch.nn.functional as F
 
 from maskstudio.models.dense_mapping import DenseMappingConfig, DenseMappingNetwork, one_hot
-from maskstudio.models.face_parser import FaceParser
 from maskstudio.training.common import load_parser
 from maskstudio.training import common
-from maskstudio.training.data import (augment, batches, cached_array, find_pairs, find_unlabeled,
-                                      load_pairs, load_split, split_stems, write_split)
+from maskstudio.training.data import augment, batches, find_pairs, load_pairs, load_split, split_stems, write_split
+from maskstudio.training.pseudo import pseudo_labelled_faces
 from maskstudio.training.discriminator import (MultiScaleDiscriminator, PatchDiscriminatorConfig,
                                                feature_matching_loss, lsgan_loss)
 
@@ -86,45 +84,6 @@ class DMNTrainConfig:
         return DenseMappingConfig(ngf=self.ngf, n_downsample=self.n_downsample, n_blocks=self.n_blocks)
 
 
-@torch.no_grad()
-def pseudo_label(parser: FaceParser, images: np.ndarray, min_confidence: float, max_uncertain: float,
-                 batch_size: int = 8, show_progress: bool = False) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """Parse uint8 N×S×S×3 faces (flip-averaged); keep those whose parse is confident.
-
-    A face passes when the mean max-probability over non-background pixels is at least
-    ``min_confidence``, at most ``max_uncertain`` of all pixels have max-probability < 0.6, and
-    skin, nose, both eyes and a lip are present. Returns (kept indices, label maps N×S×S, stats).
-    """
-    from maskstudio.labels import MIRROR_LUT
-
-    lut = torch.as_tensor(MIRROR_LUT.astype(np.int64))
-    keep, labels, stats = [], [], []
-    dev = next(parser.parameters()).device
-    bar = common.progress(len(images), 0, "pseudo-labels", show_progress)
-    for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[i:i + batch_size]).to(dev).permute(0, 3, 1, 2).float() / 255
-        lg = parser(x) + parser(x.flip(-1)).flip(-1)[:, lut.to(dev)]
-        prob = torch.softmax(lg / 2, dim=1)
-        conf, lab = prob.max(1)
-        for j in range(len(x)):
-            lj, cj = lab[j].cpu().numpy().astype(np.uint8), conf[j].cpu().numpy()
-            fg = lj > 0
-            mean_conf = float(cj[fg].mean()) if fg.any() else 0.0
-            uncertain = float((cj < 0.6).mean())
-            present = set(np.unique(lj).tolist())
-            parts_ok = {1, 2, 4, 5}.issubset(present) and bool({11, 12} & present)
-            ok = mean_conf >= min_confidence and uncertain <= max_uncertain and parts_ok
-            stats.append({"index": i + j, "mean_conf": round(mean_conf, 4), "uncertain": round(uncertain, 4),
-                          "parts_ok": parts_ok, "kept": ok})
-            if ok:
-                keep.append(i + j)
-                labels.append(lj)
-        bar.update(len(x))
-    bar.close()
-    s = images.shape[1]
-    return np.array(keep, np.int64), (np.stack(labels) if labels else np.zeros((0, s, s), np.uint8)), stats
-
-
 def _resize_batch(images: np.ndarray, masks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     if images.shape[1] == size:
         return images, masks
@@ -166,34 +125,12 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
     parser = load_parser(parser_path, dev) if parser_path is not None else None
     n_pseudo = 0
     if parser is not None and cfg.use_pseudo:
-        pl_path = out / f"pseudo_{data_size}.npz"
-        unl_files = find_unlabeled(data_dir)
-        if pl_path.exists():
-            z = np.load(pl_path)
-            keep, pl = z["keep"], z["labels"]
-        elif unl_files:
-            unl = cached_array(unl_files, data_size, "rgb", cache_dir)
-            ps = parser.cfg.input_size
-            src, _ = _resize_batch(unl, np.zeros(unl.shape[:3], np.uint8), ps)
-            keep, pl, stats = pseudo_label(parser, src, cfg.pseudo_min_confidence, cfg.pseudo_max_uncertain,
-                                           show_progress=show_progress)
-            if ps != data_size and len(pl):
-                import cv2
-
-                pl = np.stack([cv2.resize(m, (data_size, data_size), interpolation=cv2.INTER_NEAREST) for m in pl])
-            np.savez_compressed(pl_path, keep=keep, labels=pl)
-            (out / "pseudo_labels.json").write_text(json.dumps({
-                "unlabeled": len(unl_files), "kept": int(len(keep)),
-                "min_confidence": cfg.pseudo_min_confidence, "max_uncertain": cfg.pseudo_max_uncertain,
-                "kept_files": [unl_files[i].name for i in keep.tolist()], "stats": stats}, indent=0))
-        else:
-            keep, pl = np.zeros(0, np.int64), np.zeros((0, data_size, data_size), np.uint8)
-        if len(keep):
-            unl = cached_array(unl_files, data_size, "rgb", cache_dir)
-            images = np.concatenate([images, unl[keep]])
-            masks = np.concatenate([masks, pl])
-        n_pseudo = int(len(keep))
-        log(f"pseudo-labels: {n_pseudo} of {len(unl_files)} unlabeled faces pass the confidence filter")
+        pimgs, plabs = pseudo_labelled_faces(data_dir, parser, data_size, out, cfg.pseudo_min_confidence,
+                                             cfg.pseudo_max_uncertain, cache_dir, show_progress, log)
+        if len(plabs):
+            images = np.concatenate([images, pimgs])
+            masks = np.concatenate([masks, plabs])
+        n_pseudo = int(len(plabs))
 
     # ---- models ---------------------------------------------------------------------------
     mcfg = cfg.model_config()

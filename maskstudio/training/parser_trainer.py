@@ -2,7 +2,9 @@
 
 Loss: class-weighted cross-entropy (weights ``sqrt(median_freq / freq)`` from the train masks,
 clipped) + soft Dice over the classes present in the batch. Augmentation: l/r-swapping flip,
-small scale/shift, brightness/contrast. AdamW, warm-up + cosine schedule.
+small scale/shift, brightness/contrast. AdamW, warm-up + cosine schedule. Self-training
+(``teacher``): the unlabelled faces whose parse by the teacher passes the confidence filter of
+:mod:`maskstudio.training.pseudo` join the train split (the val split stays real labels only).
 
 Resumable and deterministic: the shuffling of epoch ``e`` is ``default_rng([seed, e])`` and the
 augmentation of batch ``b`` is ``default_rng([seed, e, b])``, so resuming from a saved step
@@ -47,6 +49,10 @@ class ParserTrainConfig:
     num_threads: int | None = None
     save_every: int = 200            # steps between state saves (also at every epoch end)
     init: str | None = None          # start from these weights (.safetensors), e.g. a lower-res run
+    teacher: str | None = None       # self-training: add this parser's confident parses of the unlabelled faces
+    pseudo_min_confidence: float = 0.90
+    pseudo_max_uncertain: float = 0.08
+    pseudo_require_parts: bool = True  # a kept parse must show skin, nose, both eyes and a lip
     model: dict = field(default_factory=dict)  # FaceParserConfig overrides
 
     def to_dict(self) -> dict:
@@ -121,6 +127,19 @@ def train_parser(data_dir, out_dir, cfg: ParserTrainConfig, *, resume: bool = Fa
         write_split(split_path, split)
     train = load_pairs(data_dir, cfg.size, cache_dir, split["train"])
     val = load_pairs(data_dir, cfg.size, cache_dir, split["val"]) if split["val"] else None
+    images, masks = train.images, train.masks
+    n_pseudo = 0
+    if cfg.teacher:
+        from maskstudio.training.pseudo import pseudo_labelled_faces
+
+        teacher = common.load_parser(cfg.teacher, cfg.device)
+        pimgs, plabs = pseudo_labelled_faces(data_dir, teacher, cfg.size, out, cfg.pseudo_min_confidence,
+                                             cfg.pseudo_max_uncertain, cache_dir, show_progress, log,
+                                             require_parts=cfg.pseudo_require_parts)
+        del teacher
+        if len(plabs):
+            images, masks = np.concatenate([images, pimgs]), np.concatenate([masks, plabs])
+        n_pseudo = int(len(plabs))
 
     mcfg = FaceParserConfig.from_dict({**FaceParserConfig().to_dict(), "input_size": cfg.size, **cfg.model})
     model = FaceParser(mcfg).to(cfg.device)
@@ -138,13 +157,13 @@ def train_parser(data_dir, out_dir, cfg: ParserTrainConfig, *, resume: bool = Fa
         step = int(state["step"])
     weights = torch.from_numpy(class_weights(train.masks, mcfg.num_classes)).to(cfg.device)
 
-    n = len(train.stems)
+    n = len(images)
     bs = min(cfg.batch_size, n)
     steps_per_epoch = max(1, n // bs)
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
-    log(f"face parser: {count_parameters(model):,} parameters, {n} train / "
+    log(f"face parser: {count_parameters(model):,} parameters, {len(train.stems)} train + {n_pseudo} pseudo-labelled / "
         f"{0 if val is None else len(val.stems)} val faces at {cfg.size}², {total} steps "
         f"({steps_per_epoch}/epoch), device {cfg.device}, threads {torch.get_num_threads()}")
 
@@ -165,7 +184,7 @@ def train_parser(data_dir, out_dir, cfg: ParserTrainConfig, *, resume: bool = Fa
             if step >= total or (stop_at is not None and step >= stop_at):
                 break
             rng = np.random.default_rng([cfg.seed, epoch, b])
-            pairs = [augment(train.images[i], train.masks[i], rng, True, cfg.jitter, cfg.color, cfg.rotate)
+            pairs = [augment(images[i], masks[i], rng, True, cfg.jitter, cfg.color, cfg.rotate)
                      for i in idx]
             x, y = to_tensors(np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]), cfg.device,
                               cfg.channels_last)
@@ -201,12 +220,13 @@ def train_parser(data_dir, out_dir, cfg: ParserTrainConfig, *, resume: bool = Fa
         save(True)
     bar.close()
     save(True)
-    meta = {"train": {"data": str(data_dir), "split": "split.json", "steps": step, "recipe": cfg.to_dict()}}
+    meta = {"train": {"data": str(data_dir), "split": "split.json", "steps": step, "pseudo_labels": n_pseudo,
+                      "recipe": cfg.to_dict()}}
     try:
         common.save_model(out / "face_parser", model, "face_parser", mcfg.to_dict(), meta=meta)
     except ImportError as e:  # checkpoint writer not available: the state file still has the weights
         log(f"model file not written ({e}); weights are in {state_path}")
-    summary = {"steps": step, "first_losses": losses[:5], "last_losses": losses[-5:], "time_s": time.time() - t0}
+    summary = {"steps": step, "pseudo_labels": n_pseudo, "first_losses": losses[:5], "last_losses": losses[-5:], "time_s": time.time() - t0}
     if val is not None:
         s = evaluate(model, val.images, val.masks, cfg.device)
         summary["val"] = s.to_dict()
