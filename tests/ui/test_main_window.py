@@ -493,6 +493,54 @@ def test_preferences_and_recent_files_persist(qtbot, make_window, qsettings, tmp
     w2.act_dark.setChecked(False)
 
 
+
+def test_wheel_zooms_about_the_cursor(qtbot, make_window):
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    w = make_window()
+    c = w.canvas
+    c.actual_size()
+    pos = QPointF(120, 90)
+    under = c.widget_to_image(pos)
+
+    def wheel(dy: int) -> None:
+        ev = QWheelEvent(pos, c.mapToGlobal(pos), QPoint(0, 0), QPoint(0, dy), Qt.MouseButton.NoButton,
+                         Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(c, ev)
+
+    wheel(120)                                   # one notch in
+    assert c.zoom == pytest.approx(1.25)
+    assert c.widget_to_image(pos) == pytest.approx(under)   # the pixel under the cursor stays put
+    wheel(-240)                                  # two notches out
+    assert c.zoom == pytest.approx(1.25 / 1.25 ** 2)
+    assert c.widget_to_image(pos) == pytest.approx(under)
+    for _ in range(60):                          # clamped, never zero or negative
+        wheel(-120)
+    assert c.zoom > 0 and c.zoom == pytest.approx(min(c.zoom, 1.0))
+    z = c.zoom
+    wheel(-120)
+    assert c.zoom == z
+
+
+def test_dark_theme_changes_the_palette_and_back(qtbot, make_window):
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    w = make_window()
+    wait_full_render(qtbot, w)
+    light = QApplication.palette().color(QPalette.ColorRole.Window).lightness()
+    w.act_dark.setChecked(True)
+    dark_pal = QApplication.palette()
+    assert dark_pal.color(QPalette.ColorRole.Window).lightness() < 80 < light
+    assert dark_pal.color(QPalette.ColorRole.WindowText).lightness() > 180
+    qtbot.wait(50)                               # palette-change events reach the widgets
+    shot = w.grab().toImage()
+    assert shot.pixelColor(shot.width() - 5, shot.height() // 2).lightness() < 100  # dock background
+    w.act_dark.setChecked(False)
+    assert QApplication.palette().color(QPalette.ColorRole.Window).lightness() == light
+
 def test_tooltips_name_shortcuts(make_window):
     w = make_window()
     assert "(B)" in w.tool_actions[Tool.BRUSH].toolTip()
