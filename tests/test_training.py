@@ -277,3 +277,33 @@ def test_parser_self_training_adds_confident_pseudo_labels(tiny_data, tiny_parse
                          pseudo_min_confidence=1.01, pseudo_require_parts=False)
     s2 = train_parser(tiny_data, tmp_path / "strict", strict, show_progress=False, log=lambda *a: None)
     assert s2["pseudo_labels"] == 0 and s2["steps"] == 2
+
+
+def test_ship_exports_a_chosen_snapshot_as_fp16_with_a_card(tiny_data, tmp_path):
+    from safetensors import safe_open
+
+    from maskstudio.models.checkpoints import load_checkpoint
+    from maskstudio.training.dmn_trainer import train_dmn
+    from maskstudio.training.ship import main as ship_main
+
+    run = tmp_path / "run"
+    train_dmn(tiny_data, run, _dmn_cfg(steps=4, keep_every=2, use_pseudo=False), show_progress=False,
+              log=lambda *a: None)
+    ev = {"size": 64, "count": 3, "own_exemplar": {"parse": {"miou": 0.5, "mean_f1": 0.6}, "l1": 0.1, "psnr_db": 17.0},
+          "other_exemplar": {"parse": {"miou": 0.45, "mean_f1": 0.55}}}
+    (tmp_path / "ev.json").write_text(json.dumps(ev))
+    out = tmp_path / "ckpt"
+    out.mkdir()
+    rc = ship_main(["dmn", "--run", str(run), "--eval", str(tmp_path / "ev.json"), "--out", str(out),
+                    "--model", str(run / "snapshots" / "dmn_2.safetensors"), "--command", "maskstudio train dmn ..."])
+    assert rc == 0
+    with safe_open(str(out / "dmn_starter.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    shipped = load_checkpoint(out / "dmn_starter.safetensors")
+    assert shipped.meta["train"]["steps"] == 2          # the snapshot, not the last step (4)
+    assert shipped.meta["native_size_px"] == 64 and "pseudo" not in shipped.meta["data"]
+    snap = load_checkpoint(run / "snapshots" / "dmn_2.safetensors", dtype=torch.float32).module.state_dict()
+    for k, v in shipped.module.state_dict().items():
+        torch.testing.assert_close(v.float(), snap[k], rtol=1e-2, atol=1e-3)
+    card = (out / "dmn_starter.md").read_text()
+    assert "non-commercial" in card and "maskstudio train dmn ..." in card and "| a different face | 0.4500 |" in card

@@ -2,7 +2,8 @@
 
     python -m maskstudio.training.ship parser --run runs/parser256 --eval val_scores.json \
         --command "maskstudio train parser ..." [--command "..."] [--note "..."]
-    python -m maskstudio.training.ship dmn --run runs/dmn --eval dmn_scores.json --command "..."
+    python -m maskstudio.training.ship dmn --run runs/dmn --eval dmn_scores.json --command "..." \
+        [--model runs/dmn/snapshots/dmn_7000.safetensors]   # a kept snapshot instead of the last one
 
 The card names the data and its terms (CelebAMask-HQ / CelebA: non-commercial research use
 only), the recipe (from the run's state), the exact commands, the metrics and the date.
@@ -55,11 +56,11 @@ def _metrics_md(kind: str, ev: dict) -> str:
 
 
 def ship(kind: str, run: Path, eval_json: Path | None, commands: list[str], notes: list[str],
-         out_dir: Path = SHIPPED_CHECKPOINTS) -> tuple[Path, Path, Path]:
+         out_dir: Path = SHIPPED_CHECKPOINTS, model: Path | None = None) -> tuple[Path, Path, Path]:
     from maskstudio.models.checkpoints import load_checkpoint, save_checkpoint
 
     name, arch, title = NAMES[kind]
-    src = run / ("face_parser.safetensors" if kind == "parser" else "dmn.safetensors")
+    src = model if model is not None else run / ("face_parser.safetensors" if kind == "parser" else "dmn.safetensors")
     loaded = load_checkpoint(src, dtype=torch.float32)
     ev = json.loads(eval_json.read_text()) if eval_json else None
     date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -71,9 +72,10 @@ def ship(kind: str, run: Path, eval_json: Path | None, commands: list[str], note
                                "seed": split["seed"], "val_fraction": split["val_fraction"],
                                "n_train": len(split["train"]), "val_stems": split["val"]}
     n_params = sum(p.numel() for p in loaded.module.parameters())
+    n_pseudo = int(train_meta.get("pseudo_labels", 0) or 0)
     meta = {"title": title, "name": name, "license": "non-commercial research use only (CelebAMask-HQ / CelebA terms)",
-            "data": "CelebAMask-HQ pairs (train split) + pseudo-labelled CelebA-HQ faces" if kind == "dmn"
-            else "CelebAMask-HQ pairs (train split)", "date": date, "train": train_meta,
+            "data": "CelebAMask-HQ pairs (train split)" + (" + pseudo-labelled CelebA-HQ faces" if n_pseudo else ""),
+            "date": date, "train": train_meta,
             "commands": commands, "metrics": ev, "parameters": n_params}
     if kind == "dmn":
         meta["native_size_px"] = int(train_meta.get("size", 256))
@@ -87,10 +89,11 @@ def ship(kind: str, run: Path, eval_json: Path | None, commands: list[str], note
             f"Date: {date}. Trained on CPU (2 shared cores; no GPU was available).", "",
             "## Data and terms", "", TERMS, "",
             f"Train/validation split: {split_note}.", ""]
+    if n_pseudo:
+        card += [f"Pseudo-labels (last stage): {n_pseudo} of 1,200 unlabelled CelebA-HQ faces passed the "
+                 "confidence filter of the parser that labelled them and were added to the training set.", ""]
     if kind == "dmn":
-        card += [f"Pseudo-labels: {train_meta.get('pseudo_labels', 0)} of 1,200 unlabelled CelebA-HQ faces "
-                 "passed the parser's confidence filter and were added to the training set.", "",
-                 f"Native size: {meta['native_size_px']}² (render at this size and upscale for best results; "
+        card += [f"Native size: {meta['native_size_px']}² (render at this size and upscale for best results; "
                  "the network is fully convolutional and runs at any multiple of 32).", ""]
     card += ["## Recipe", "", "```json", recipe, "```", "", "## Commands", "", "```sh", *commands, "```", "",
              "## Metrics", "", _metrics_md(kind, ev) if ev else "(not evaluated)", ""]
@@ -109,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--command", action="append", default=[], help="training command (repeatable)")
     p.add_argument("--note", action="append", default=[])
     p.add_argument("--out", type=Path, default=SHIPPED_CHECKPOINTS)
+    p.add_argument("--model", type=Path, default=None,
+                   help="ship this checkpoint of the run (e.g. a snapshot) instead of its last model")
     a = p.parse_args(argv)
-    for path in ship(a.kind, a.run, a.eval, a.command, a.note, a.out):
+    for path in ship(a.kind, a.run, a.eval, a.command, a.note, a.out, a.model):
         print(path)
     return 0
 
