@@ -95,6 +95,22 @@ def test_unavailable_outputs_are_reported_not_faked(tmp_path):
     # an exemplar without a mask and no parser: a clear error asking for the mask
     r = eng.render_sync(req(labels, Exemplar(image)))
     assert not r.ok and "no face parser is installed" in r.error and "mask" in r.error
+    with pytest.raises(RenderError, match="no StyleGAN2 photo generator"):
+        eng.photo_generator()
+
+
+def test_photo_generator_prefers_an_installed_stylegan_else_an_encoders_decoder(models_dir, tmp_path):
+    from maskstudio.models.stylegan2 import StyleGAN2Generator
+
+    eng = Engine(make_settings(models_dir), style_size_px=SIZE, start_worker=False)
+    gen = eng.photo_generator()
+    assert isinstance(gen, StyleGAN2Generator) and gen is eng.models.load("sg_tiny").module
+    eng.close()
+    d = tmp_path / "encoder-only"
+    em.write_psp(d)
+    eng2 = Engine(make_settings(d, tmp_path), style_size_px=SIZE, start_worker=False)
+    assert eng2.photo_generator() is eng2.models.load("psp_tiny").module.decoder
+    eng2.close()
 
 
 def test_exemplar_without_mask_is_parsed_once(engine, inputs):

@@ -562,6 +562,11 @@ class Engine:
                        init_wplus=None if init is None else init.to(device=p.device, dtype=p.dtype))
         return result.wplus.float().cpu().numpy(), bool(result.cancelled)
 
+    def photo_generator(self):
+        """The photo StyleGAN2 module (an installed generator, else an encoder's decoder), loaded
+        on the engine's device; :class:`RenderError` when none is installed."""
+        return self._photo_generator()[1]
+
     def _photo_generator(self):
         pid = self._photo_generator_id()
         if pid is None:

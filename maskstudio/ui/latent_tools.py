@@ -96,16 +96,10 @@ class LatentTools(QObject):
     # ------------------------------------------------------------------ model access
     def generator(self):
         """The photo StyleGAN2: an installed generator, else an encoder's decoder."""
-        m = self.engine.models
-        g = m.first("stylegan")
-        if g is not None:
-            return m.load(g.id).module
-        for enc in m.role("encoder"):
-            if enc.config.get("decoder"):
-                mod = m.load(enc.id).module
-                if getattr(mod, "decoder", None) is not None:
-                    return mod.decoder
-        raise RenderError("no StyleGAN2 photo generator installed (Models…)")
+        try:
+            return self.engine.photo_generator()
+        except RenderError:
+            raise RenderError("no StyleGAN2 photo generator installed (Models…)") from None
 
     def _autograd_generator(self):
         """A copy of the generator whose tensors autograd may use (the engine's resident modules
