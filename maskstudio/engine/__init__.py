@@ -11,7 +11,7 @@ Pipeline (stage names as in :data:`STAGES`; each runs only when its inputs chang
     edited W+ + DualParams ----------dual----> DualStyleGAN image  output "dual"
 
 Sizes: ``RenderRequest.size_px`` is the output side. A DMN whose checkpoint declares
-``meta.native_size_px`` (the shipped starter: 128) is style-encoded and run at most at that size
+``meta.native_size_px`` (the shipped starter: 256) is style-encoded and run at most at that size
 and its face upscaled; other DMNs run at the requested size (multiple of 32) and encode the
 exemplar at 512 (official). Previews (``preview=True``) use ``Engine.preview_size_px``, adapted
 to the measured latency (CPU target 100 ms, CUDA 30 ms).

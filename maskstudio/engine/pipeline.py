@@ -13,7 +13,7 @@ executions)::
     dual    (invert key', style id, code, weights·morph, res)  -> image
 
 The exemplar style is encoded once (at the DMN's native size — checkpoint meta
-``native_size_px``, 128 for the shipped starter — else 512, the official demo size; or the
+``native_size_px``, 256 for the shipped starter — else 512, the official demo size; or the
 engine's ``style_size_px``) and reused at every preview size: the DMN style code is a global
 vector (global average pool), so a 256² preview and the 512² final render share one encoding.
 A DMN with a declared native size generates at most at that size and the face is upscaled
