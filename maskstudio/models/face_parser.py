@@ -146,6 +146,14 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def flip_tta_logits(parser: FaceParser, x: torch.Tensor) -> torch.Tensor:
+    """float32 logits of a batch ``x`` averaged with those of its mirror image, whose left/right
+    class channels are swapped back (channel c of the flipped run is class ``MIRROR_LUT[c]``)."""
+    lf = parser(x.flip(-1)).float().flip(-1)
+    lut = torch.as_tensor(MIRROR_LUT.astype(np.int64), device=lf.device)
+    return 0.5 * (parser(x).float() + lf[:, lut])
+
+
 @torch.no_grad()
 def parse_probabilities(parser: FaceParser, rgb: np.ndarray, *, flip_tta: bool = False) -> np.ndarray:
     """float32 ``[19,H,W]`` class probabilities at the input size of ``rgb`` (uint8 H×W×3)."""
@@ -161,11 +169,7 @@ def parse_probabilities(parser: FaceParser, rgb: np.ndarray, *, flip_tta: bool =
     was_training = parser.training
     parser.eval()
     try:
-        logits = parser(x).float()
-        if flip_tta:
-            lf = parser(x.flip(-1)).float().flip(-1)
-            lut = torch.as_tensor(MIRROR_LUT.astype(np.int64), device=lf.device)
-            logits = 0.5 * (logits + lf[:, lut])  # channel c of the flipped run is class LUT[c]
+        logits = flip_tta_logits(parser, x) if flip_tta else parser(x).float()
     finally:
         parser.train(was_training)
     if (h, w) != (s, s):

@@ -156,13 +156,16 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
         f"threads {torch.get_num_threads()}"
         + (f"; lr decays linearly from step {cfg.decay_from} to 0 at {cfg.steps}" if cfg.decay_from is not None else ""))
 
+    def save_generator(path: Path) -> None:
+        meta = {"train": {"data": str(data_dir), "split": "split.json", "steps": step, "size": cfg.size,
+                          "pseudo_labels": n_pseudo, "recipe": cfg.to_dict()}}
+        common.save_model(path, G, "maskgan_dmn", mcfg.to_dict(), meta=meta)
+
     def save() -> None:
         common.save_state(state_path, {"G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
                                        "opt_d": opt_d.state_dict(), "step": step, "config": cfg.to_dict()})
-        meta = {"train": {"data": str(data_dir), "split": "split.json", "steps": step, "size": cfg.size,
-                          "pseudo_labels": n_pseudo, "recipe": cfg.to_dict()}}
         try:
-            common.save_model(out / "dmn", G, "maskgan_dmn", mcfg.to_dict(), meta=meta)
+            save_generator(out / "dmn")
         except ImportError as e:
             log(f"model file not written ({e}); weights are in {state_path}")
 
@@ -248,11 +251,8 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
                 common.append_jsonl(out / "history.jsonl", {"step": step, "time_s": round(time.time() - t0, 1),
                                                             "lr": lr, **{k: round(v, 4) for k, v in hist.items()}})
             if cfg.keep_every and step % cfg.keep_every == 0:
-                snap = out / "snapshots"
-                snap.mkdir(exist_ok=True)
-                common.save_model(snap / f"dmn_{step}", G, "maskgan_dmn", mcfg.to_dict(),
-                                  meta={"train": {"steps": step, "size": cfg.size, "pseudo_labels": n_pseudo,
-                                                  "recipe": cfg.to_dict()}})
+                (out / "snapshots").mkdir(exist_ok=True)
+                save_generator(out / "snapshots" / f"dmn_{step}")
         if stop_at is not None and step >= stop_at:
             break
     bar.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maskstudio.models.face_parser import FaceParser
+from maskstudio.models.face_parser import FaceParser, flip_tta_logits
 from maskstudio.training import common
 from maskstudio.training.data import cached_array, find_unlabeled
 
@@ -27,9 +27,6 @@ def pseudo_label(parser: FaceParser, images: np.ndarray, min_confidence: float, 
     ``min_confidence``, at most ``max_uncertain`` of all pixels have max-probability < 0.6, and
     (``require_parts``) skin, nose, both eyes and a lip are present. Returns (kept indices, label maps N×S×S, stats).
     """
-    from maskstudio.labels import MIRROR_LUT
-
-    lut = torch.as_tensor(MIRROR_LUT.astype(np.int64))
     keep, labels, stats = [], [], []
     dev = next(parser.parameters()).device
     was = parser.training
@@ -37,8 +34,7 @@ def pseudo_label(parser: FaceParser, images: np.ndarray, min_confidence: float, 
     bar = common.progress(len(images), 0, "pseudo-labels", show_progress)
     for i in range(0, len(images), batch_size):
         x = torch.from_numpy(images[i:i + batch_size]).to(dev).permute(0, 3, 1, 2).float() / 255
-        lg = parser(x) + parser(x.flip(-1)).flip(-1)[:, lut.to(dev)]
-        prob = torch.softmax(lg / 2, dim=1)
+        prob = torch.softmax(flip_tta_logits(parser, x), dim=1)
         conf, lab = prob.max(1)
         for j in range(len(x)):
             lj, cj = lab[j].cpu().numpy().astype(np.uint8), conf[j].cpu().numpy()
