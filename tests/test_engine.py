@@ -24,7 +24,7 @@ from maskstudio.engine import (
     RenderRequest,
     RenderResult,
 )
-from maskstudio.engine.pipeline import _resize_t, synthesize, to_uint8_image
+from maskstudio.engine.pipeline import _resize_t, to_uint8_image
 from maskstudio.engine.preview import PreviewScheduler
 from maskstudio.errors import RenderError
 from maskstudio.settings import Settings
@@ -196,7 +196,8 @@ def test_agile_strength_blends_networks(engine, inputs):
     # strength 0 = every layer and noise map is the photo generator's: both branches are the photo
     assert np.array_equal(a0.image, b0.image)
     with torch.inference_mode():
-        photo = synthesize(engine.models.load("sg_tiny").module, torch.from_numpy(a0.latent)).clamp(-1, 1)
+        photo = engine.models.load("sg_tiny").module.synthesis(torch.from_numpy(a0.latent), randomize_noise=False)
+        photo = photo.clamp(-1, 1)
     photo = to_uint8_image(_resize_t(photo, SIZE))
     assert np.abs(a0.image.astype(int) - photo.astype(int)).max() <= 1
     assert not np.array_equal(a1.image, b1.image) and not np.array_equal(a0.image, a1.image)
@@ -212,7 +213,7 @@ def test_dual_morph_zero_is_the_intrinsic_photo(engine, inputs):
     assert r.ok, r.error
     gen = engine.models.load("dual_tiny").module.generator
     with torch.inference_mode():
-        img = synthesize(gen, torch.from_numpy(r.latent)).clamp(-1, 1)
+        img = gen.synthesis(torch.from_numpy(r.latent), randomize_noise=False).clamp(-1, 1)
     expect = to_uint8_image(_resize_t(img, SIZE))
     assert np.array_equal(r.image, expect)
     assert engine.styles()["dual"] == {"dual_tiny": ["style0", "style1"]}
@@ -504,9 +505,15 @@ def test_synthesis_matches_the_generator_and_stops_when_cancelled(engine):
     w = torch.randn(1, em.N_LATENT, em.SG_DIM, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         full = gen.synthesis(w, randomize_noise=False)
-        assert torch.equal(synthesize(gen, w, check=lambda: None), full)
-        low = synthesize(gen, w, max_res=16)
+        assert torch.equal(gen.synthesis(w, randomize_noise=False, check=lambda: None), full)
+        low = gen.synthesis(w, randomize_noise=False, max_res=16)
         assert low.shape[-1] == 16
+        # max_res=16 is the render of the same network cut after its 16 px layers
+        from maskstudio.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+
+        small = StyleGAN2Generator(StyleGAN2Config(**{**em.SG_CFG, "size": 16}))
+        small.load_state_dict({k: v for k, v in gen.state_dict().items() if k in small.state_dict()})
+        assert torch.allclose(small.synthesis(w[:, :small.n_latent], randomize_noise=False), low, atol=1e-6)
         token, calls = CancelToken(), []
 
         def check():
@@ -516,5 +523,5 @@ def test_synthesis_matches_the_generator_and_stops_when_cancelled(engine):
             token.check()
 
         with pytest.raises(Cancelled):
-            synthesize(gen, w, check=check)
+            gen.synthesis(w, randomize_noise=False, check=check)
     assert len(calls) == 2

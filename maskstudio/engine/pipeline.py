@@ -301,6 +301,8 @@ class Engine:
     def styles(self) -> dict[str, Any]:
         """What the sliders can offer: AgileGAN style ids, DualStyleGAN ids with their style code
         names, and boundary ids (keys of ``RenderRequest.edits``)."""
+        from maskstudio.models.dualstylegan import style_code_name
+
         dual: dict[str, list[str]] = {}
         for d in self.models.role("dual"):  # names from the JSON: no 300 MB load on the GUI thread
             dual[d.id] = [n for n in (style_code_name(k) for k in d.extras) if n is not None]
@@ -491,6 +493,8 @@ class Engine:
                     # slider value = signed offset from the current distance to the hyperplane
                     z = edit_w(z, d.vector, v)
             if space == "zplus":
+                from maskstudio.models.stylegan2 import map_rows
+
                 mapping = self._mapping(enc)
                 p = next(mapping.parameters())
                 z = map_rows(mapping, z.to(p.dtype)).float()
@@ -597,28 +601,12 @@ class Engine:
             raise RenderError(f"latent has {wplus.shape[1]} rows, generator {mid} needs {gen.n_latent}")
         t0 = ctx.begin("photo")
         p = next(gen.parameters())
-        img = synthesize(gen, wplus.to(device=p.device, dtype=p.dtype), res,
-                         check=ctx.token.check if ctx.token is not None else None)
+        img = gen.synthesis(wplus.to(device=p.device, dtype=p.dtype), randomize_noise=False, max_res=res,
+                            check=ctx.token.check if ctx.token is not None else None)
         img = _resize_t(img, size)
         ctx.end("photo", t0)
         self._caches["photo"].put(key, img)
         return img
-
-    @staticmethod
-    def agile_to_photo_key(key: str, n_ab: int) -> str:
-        """AgileGAN key -> the StyleGAN2 key of the layer it was fine-tuned from."""
-        for branch in ("A", "B"):
-            if key.startswith(f"convs{branch}."):
-                return "convs." + key[len("convsA."):]
-            if key.startswith(f"to_rgbs{branch}."):
-                return "to_rgbs." + key[len("to_rgbsA."):]
-        if key.startswith("convsC."):
-            idx, _, rest = key[len("convsC."):].partition(".")
-            return f"convs.{2 * n_ab + int(idx)}.{rest}"
-        if key.startswith("to_rgbsC."):
-            idx, _, rest = key[len("to_rgbsC."):].partition(".")
-            return f"to_rgbs.{n_ab + int(idx)}.{rest}"
-        return key
 
     def _agile_params(self, agile_id: str, strength: float) -> dict[str, torch.Tensor] | None:
         """Parameters and noise maps (1-s)·photo + s·style for the AgileGAN generator (None when s == 1)."""
@@ -631,20 +619,11 @@ class Engine:
         hit = self._caches["blend"].get(key)
         if hit is not None:
             return hit
-        style = self.models.load(agile_id).module
+        from maskstudio.models.agilegan import blend_with_photo
+
         _, gen = self._photo_generator()
-        ref = dict(gen.named_parameters())
-        ref.update((k, b) for k, b in gen.named_buffers() if k.startswith("noises."))
-        n_ab = len(style.to_rgbsA)
-        out: dict[str, torch.Tensor] = {}
-        tensors = list(style.named_parameters()) + [(k, b) for k, b in style.named_buffers() if k.startswith("noises.")]
-        for k, v in tensors:
-            pk = self.agile_to_photo_key(k, n_ab)
-            pv = ref.get(pk)
-            if pv is None or pv.shape != v.shape:
-                raise RenderError(f"AgileGAN {agile_id!r} does not match the photo generator {photo[0]!r} "
-                                  f"({k} vs {pk}); strength < 1 needs matching layers")
-            out[k] = torch.lerp(pv.to(v.dtype), v, strength)
+        out = blend_with_photo(self.models.load(agile_id).module, gen, strength,
+                               style_name=f"AgileGAN {agile_id!r}", photo_name=f"the photo generator {photo[0]!r}")
         self._caches["blend"].put(key, out)
         return out
 
@@ -672,15 +651,7 @@ class Engine:
         t0 = ctx.begin("agile")
         params = self._agile_params(info.id, strength)
         dt = next(net.parameters())
-        w = wplus.to(device=dt.device, dtype=dt.dtype)
-        # The official inference draws fresh noise per call; the engine uses the stored noise maps
-        # (each C block reads the maps of its own resolution) so renders are deterministic and
-        # cacheable, and strength 0 reproduces the photo generator exactly.
-        kwargs = dict(input_is_latent=True, randomize_noise=False, official_noise_indexing=False)
-        if params is None:
-            img_a, img_b, _ = net([w], **kwargs)
-        else:
-            img_a, img_b, _ = torch.func.functional_call(net, params, ([w],), kwargs, strict=False)
+        img_a, img_b = net.render_stored_noise(wplus.to(device=dt.device, dtype=dt.dtype), params)
         img = _resize_t((img_a if branch == "A" else img_b).clamp(-1, 1), size)
         ctx.end("agile", t0)
         self._caches["agile"].put(key, img)
@@ -704,41 +675,26 @@ class Engine:
 
     @staticmethod
     def style_codes(resident) -> dict[str, torch.Tensor]:
-        """Extrinsic style codes (Z+ [1,N,D]) stored as extra tensors of a DualStyleGAN checkpoint
-        (``exstyle_code.<style image name>``, as the model manager writes them), by name."""
-        codes: dict[str, torch.Tensor] = {}
+        """Extrinsic style codes (Z+ [1,N,D]) of a resident DualStyleGAN, by style name
+        (stored as its ``exstyle_code.<name>`` extra tensors; see models/dualstylegan.py)."""
+        from maskstudio.models.dualstylegan import style_codes_from_extras
+
         mod = resident.module
-        n, d = int(mod.n_latent), int(mod.cfg.style_dim)
-        for k, t in sorted(resident.extras.items()):
-            name = style_code_name(k)
-            if name is None or not isinstance(t, torch.Tensor):
-                continue
-            if t.dim() == 2 and tuple(t.shape) == (n, d):
-                t = t[None]
-            if t.dim() != 3 or t.shape[0] != 1 or tuple(t.shape[1:]) != (n, d):
-                raise RenderError(f"DualStyleGAN {resident.info.id!r}: style code {name!r} has shape "
-                                  f"{list(t.shape)}, expected [1, {n}, {d}]")
-            codes[name] = t
-        return codes
+        return style_codes_from_extras(resident.extras, int(mod.n_latent), int(mod.cfg.style_dim),
+                                       f"DualStyleGAN {resident.info.id!r}")
 
     def _dual(self, req: RenderRequest, wplus: torch.Tensor, edit_key: tuple, size: int, ctx: _Ctx):
         p = req.dual
         assert p is not None
+        from maskstudio.models.dualstylegan import pick_style_code
+
         info = self._style_model(p.style, "dualstylegan", "a DualStyleGAN")
         resident = self.models.load(info.id)
         net = resident.module
         codes = self.style_codes(resident)
         if not codes:
             raise RenderError(f"DualStyleGAN {info.id!r} has no extrinsic style codes installed")
-        if p.code is None:
-            code_name = next(iter(codes))
-        elif p.code in codes:
-            code_name = p.code
-        elif p.code.isdigit() and int(p.code) < len(codes):
-            code_name = list(codes)[int(p.code)]
-        else:
-            raise RenderError(f"DualStyleGAN {info.id!r} has no style code {p.code!r} "
-                              f"(has {len(codes)}: {', '.join(list(codes)[:5])}...)")
+        code_name = pick_style_code(codes, p.code, f"DualStyleGAN {info.id!r}")
         n = int(net.n_latent)
         if len(p.weights) < n:
             raise RenderError(f"DualStyleGAN {info.id!r} needs {n} weights, got {len(p.weights)}")
@@ -812,7 +768,7 @@ class Engine:
     @staticmethod
     def native_size_for(dmn) -> int | None:
         """The DMN's declared native resolution (checkpoint meta ``native_size_px``; the shipped
-        starter: 128). Faces are generated at most at this size and upscaled."""
+        starter: 256). Faces are generated at most at this size and upscaled."""
         v = dmn.meta.get("native_size_px") if dmn is not None else None
         try:
             return int(v) if v else None
@@ -850,58 +806,12 @@ class Engine:
         return face, key + (size,)
 
 
-_CODE_PREFIXES = ("exstyle_code.", "refined_exstyle_code.", "exstyle.")
-
-
-def style_code_name(extra_key: str) -> str | None:
-    """``exstyle_code.<name>`` -> ``<name>`` (None for other extras)."""
-    for prefix in _CODE_PREFIXES:
-        if extra_key.startswith(prefix) and len(extra_key) > len(prefix):
-            return extra_key[len(prefix):]
-    return None
-
-
 def _init_worker_thread(threads: int) -> None:
     """OpenMP's thread count is a per-thread setting: a new thread starts from the process
     default (all cores), not from ``torch.set_num_threads`` of the thread that configured torch.
     Measured here (2 cores, loaded machine): a worker left at the default burnt 3-4x the CPU time
     per DMN stroke of one set explicitly."""
     torch.set_num_threads(threads)
-
-
-def synthesize(gen, wplus: torch.Tensor, max_res: int | None = None,
-               check: Callable[[], None] | None = None) -> torch.Tensor:
-    """StyleGAN2 synthesis from slot codes with the stored noise (deterministic), stopping after
-    the layers of ``max_res`` (the ToRGB skip sum at that resolution = a low-res render).
-    ``check()`` runs before every resolution block (the engine passes its cancel check, so a
-    superseded 1024² synthesis stops within one block)."""
-    if max_res is None:
-        max_res = gen.size
-    if max_res >= gen.size and check is None:
-        return gen.synthesis(wplus, randomize_noise=False)
-    from maskstudio.models.stylegan2 import resolve_noise
-
-    noise = resolve_noise(None, False, gen.noises, gen.num_layers)
-    out = gen.input(wplus.shape[0])
-    out = gen.conv1(out, wplus[:, 0], noise[0])
-    skip = gen.to_rgb1(out, wplus[:, 1])
-    i, res = 1, 4
-    for b, to_rgb in enumerate(gen.to_rgbs):
-        if res >= max_res:
-            break
-        if check is not None:
-            check()
-        out = gen.convs[2 * b](out, wplus[:, i], noise[2 * b + 1])
-        out = gen.convs[2 * b + 1](out, wplus[:, i + 1], noise[2 * b + 2])
-        skip = to_rgb(out, wplus[:, i + 2], skip)
-        i += 2
-        res *= 2
-    return skip
-
-
-def map_rows(mapping: torch.nn.Module, codes: torch.Tensor) -> torch.Tensor:
-    b, n, d = codes.shape
-    return mapping(codes.reshape(b * n, d)).reshape(b, n, -1)
 
 
 assert set(OUTPUTS) == {"face", "photo", "agile", "dual"}

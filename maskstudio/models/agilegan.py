@@ -12,6 +12,10 @@ buffers (``randomize_noise=False``) only fit when ``official_noise_indexing=Fals
 block ``k`` then reads the entries of its own resolution). For deterministic official-style
 renders use fresh noise from a seeded ``generator`` instead; fresh noise is drawn in the official
 order (conv1, all of stream A, all of stream B, then per C block: A, A, B, B).
+
+Each layer was fine-tuned from one layer of the FFHQ StyleGAN2 (:func:`photo_key`), so a
+stylisation strength ``s`` < 1 is the parameter blend ``(1-s)·photo + s·style``
+(:func:`blend_with_photo`, rendered by :meth:`AgileGANGenerator.render_stored_noise`).
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from maskstudio.errors import RenderError
+from maskstudio.models.registry import key_indices, register_detector
 from maskstudio.models.stylegan2 import (
     GeneratorSettings,
     MappingLatents,
@@ -30,12 +35,14 @@ from maskstudio.models.stylegan2 import (
     _int_key_channels,
     _first_param,
     build_stem,
+    config_with_channels,
     prepare_latent,
     register_noise_buffers,
     resolve_noise,
 )
 
-__all__ = ["AgileGeneratorConfig", "AgileGANGenerator", "BRANCH_MAX_LOG2"]
+__all__ = ["AgileGeneratorConfig", "AgileGANGenerator", "BRANCH_MAX_LOG2", "photo_key",
+           "blend_with_photo"]
 
 BRANCH_MAX_LOG2 = 6  # streams A/B cover 8..64 px (fixed in the official code)
 
@@ -166,3 +173,76 @@ class AgileGANGenerator(MappingLatents, nn.Module):
 
         (_, image_a), (_, image_b) = streams
         return image_a, image_b, (latent if return_latents else None)
+
+    def render_stored_noise(self, wplus: Tensor, params: dict[str, Tensor] | None = None
+                            ) -> tuple[Tensor, Tensor]:
+        """(imageA, imageB) from W+ with the stored noise maps, each C block reading the maps of
+        its own resolution (the official inference draws fresh noise per call; stored maps make
+        renders repeatable and let strength 0 reproduce the photo generator exactly).
+        ``params``: replacement tensors, e.g. from :func:`blend_with_photo`."""
+        kwargs = dict(input_is_latent=True, randomize_noise=False, official_noise_indexing=False)
+        if params is None:
+            img_a, img_b, _ = self([wplus], **kwargs)
+        else:
+            img_a, img_b, _ = torch.func.functional_call(self, params, ([wplus],), kwargs,
+                                                         strict=False)
+        return img_a, img_b
+
+
+@register_detector("agilegan_generator")
+def _detect(sd: Any) -> dict[str, Any] | None:
+    if "convsA.0.conv.weight" not in sd or "conv1.conv.weight" not in sd:
+        return None
+    n_ab = len(key_indices(sd, r"to_rgbsA\.(\d+)\."))
+    n_c = len(key_indices(sd, r"to_rgbsC\.(\d+)\."))
+    style_idx = key_indices(sd, r"style\.(\d+)\.weight$")
+    channels = {4: int(sd["conv1.conv.weight"].shape[1])}
+    for i in range(n_ab):
+        channels[2 ** (i + 3)] = int(sd[f"convsA.{2 * i}.conv.weight"].shape[1])
+    for i in range(n_c):
+        channels[2 ** (i + 3 + n_ab)] = int(sd[f"convsC.{2 * i}.conv.weight"].shape[1])
+    cfg = {"size": 2 ** (n_ab + n_c + 2), "style_dim": int(sd["style.1.weight"].shape[0]),
+           "n_mlp": len(style_idx)}
+    return config_with_channels(cfg, channels)
+
+
+# --------------------------------------------------------------------------- photo blending
+
+
+def photo_key(key: str, n_ab: int) -> str:
+    """AgileGAN key -> the StyleGAN2 key of the layer it was fine-tuned from (``n_ab``: blocks
+    per branch, ``len(to_rgbsA)``)."""
+    for branch in ("A", "B"):
+        if key.startswith(f"convs{branch}."):
+            return "convs." + key[len("convsA."):]
+        if key.startswith(f"to_rgbs{branch}."):
+            return "to_rgbs." + key[len("to_rgbsA."):]
+    if key.startswith("convsC."):
+        idx, _, rest = key[len("convsC."):].partition(".")
+        return f"convs.{2 * n_ab + int(idx)}.{rest}"
+    if key.startswith("to_rgbsC."):
+        idx, _, rest = key[len("to_rgbsC."):].partition(".")
+        return f"to_rgbs.{n_ab + int(idx)}.{rest}"
+    return key
+
+
+def blend_with_photo(style: "AgileGANGenerator", photo: nn.Module, strength: float, *,
+                     style_name: str = "AgileGAN", photo_name: str = "the photo generator"
+                     ) -> dict[str, Tensor]:
+    """Parameters and noise maps ``(1-s)·photo + s·style`` for ``style`` (a
+    ``torch.func.functional_call`` mapping), from the StyleGAN2 ``photo`` it was fine-tuned
+    from. RenderError (naming ``style_name`` / ``photo_name``) when a layer has no match."""
+    ref = dict(photo.named_parameters())
+    ref.update((k, b) for k, b in photo.named_buffers() if k.startswith("noises."))
+    n_ab = len(style.to_rgbsA)
+    out: dict[str, Tensor] = {}
+    tensors = list(style.named_parameters()) + [
+        (k, b) for k, b in style.named_buffers() if k.startswith("noises.")]
+    for k, v in tensors:
+        pk = photo_key(k, n_ab)
+        pv = ref.get(pk)
+        if pv is None or pv.shape != v.shape:
+            raise RenderError(f"{style_name} does not match {photo_name} ({k} vs {pk}); "
+                              "strength < 1 needs matching layers")
+        out[k] = torch.lerp(pv.to(v.dtype), v, strength)
+    return out

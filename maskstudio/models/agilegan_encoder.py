@@ -21,9 +21,12 @@ from maskstudio.models.psp import (
     GradualStyleEncoder,
     build_decoder,
     check_decoder_width,
+    detect_trunk_config,
     ffhq_decoder_config,
+    is_trunk_listing,
     map_rows,
 )
+from maskstudio.models.registry import register_detector
 
 __all__ = ["AgileEncoderConfig", "VAECodes", "VAEStyleEncoder", "AgileEncoderModel"]
 
@@ -131,3 +134,10 @@ class AgileEncoderModel(nn.Module):
                 raise RuntimeError("Z+ -> W+ needs a mapping network: this model has no decoder")
             mapping = self.decoder.style
         return map_rows(mapping, zplus)
+
+
+@register_detector("agilegan_encoder")
+def _detect(sd: Any) -> dict[str, Any] | None:
+    if not is_trunk_listing(sd) or "encoder.fc_mu.weight" not in sd:
+        return None
+    return detect_trunk_config(sd)

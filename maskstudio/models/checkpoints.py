@@ -259,102 +259,31 @@ def check_state_dict(module: nn.Module, sd: Mapping[str, torch.Tensor], source: 
     raise file_error(CheckpointError, source, f"does not match {type(module).__name__}: " + "; ".join(parts))
 
 
-def _indices(sd: Mapping[str, Any], pattern: str) -> list[int]:
-    rx = re.compile(pattern)
-    return sorted({int(m.group(1)) for k in sd for m in [rx.match(k)] if m})
-
-
-def _detect_stylegan2(sd: Mapping[str, torch.Tensor], prefix: str = "") -> dict[str, Any]:
-    p = prefix
-    n_rgb = len(_indices(sd, re.escape(p) + r"to_rgbs\.(\d+)\."))
-    size = 2 ** (n_rgb + 2)
-    style_idx = [i for i in _indices(sd, re.escape(p) + r"style\.(\d+)\.weight$")]
-    style_dim = int(sd[f"{p}style.{style_idx[0]}.weight"].shape[0]) if style_idx else 512
-    channels = {4: int(sd[f"{p}conv1.conv.weight"].shape[1])}
-    for i in range(n_rgb):
-        channels[2 ** (i + 3)] = int(sd[f"{p}convs.{2 * i}.conv.weight"].shape[1])
-    cfg: dict[str, Any] = {"size": size, "style_dim": style_dim, "n_mlp": len(style_idx)}
-    return _with_channels(cfg, channels)
-
-
-def _with_channels(cfg: dict[str, Any], channels: dict[int, int]) -> dict[str, Any]:
-    """Add ``channel_multiplier`` when ``channels`` is an official table, else ``channels``."""
-    for cm in (2, 1, 4):
-        table = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * cm, 128: 128 * cm, 256: 64 * cm,
-                 512: 32 * cm, 1024: 16 * cm}
-        if all(table.get(r) == c for r, c in channels.items()):
-            cfg["channel_multiplier"] = cm
-            return cfg
-    cfg["channels"] = channels
-    return cfg
-
-
-def _detect_encoder(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-    body = _indices(sd, r"encoder\.body\.(\d+)\.res_layer\.1\.weight$")
-    depths_per_unit = [int(sd[f"encoder.body.{i}.res_layer.1.weight"].shape[0]) for i in body]
-    units, depths = [], []
-    for d in depths_per_unit:
-        if depths and depths[-1] == d:
-            units[-1] += 1
-        else:
-            depths.append(d)
-            units.append(1)
-    styles = _indices(sd, r"encoder\.styles\.(\d+)\.linear\.weight$")
-    n_convs = [len(_indices(sd, rf"encoder\.styles\.{i}\.convs\.(\d+)\.weight$")) for i in styles]
-    groups = sorted(set(n_convs))
-    cfg: dict[str, Any] = {"n_styles": len(styles), "units": units, "depths": depths,
-                           "input_nc": int(sd["encoder.input_layer.0.weight"].shape[1])}
-    if len(groups) >= 2:
-        cfg["coarse_ind"] = n_convs.count(groups[0])
-        cfg["middle_ind"] = cfg["coarse_ind"] + n_convs.count(groups[1])
-    if groups:
-        # the coarsest head reduces the stride-16 map to 1x1 with one stride-2 conv per halving
-        cfg["input_size"] = 16 * 2 ** groups[0]
-    cfg["decoder"] = _detect_stylegan2(sd, "decoder.") if "decoder.conv1.conv.weight" in sd else None
-    return cfg
-
-
 def detect_arch(sd: Mapping[str, torch.Tensor], source: Any = "<state_dict>") -> tuple[str, dict[str, Any]]:
     """Guess ``(arch, config dict)`` of an official state_dict from its key names and shapes.
 
-    Fully detected: ``maskgan_dmn``, ``stylegan2``, ``psp_encoder``, ``agilegan_encoder``.
-    ``dualstylegan`` / ``agilegan_generator`` give their generator settings (best effort).
-    The result should still be verified with :func:`check_state_dict` after building.
+    Each network module registers its own detector (:func:`registry.register_detector`); exactly
+    one must recognise the listing. Fully detected: ``maskgan_dmn``, ``stylegan2``,
+    ``psp_encoder``, ``agilegan_encoder``; ``dualstylegan`` / ``agilegan_generator`` give their
+    generator settings (best effort). Verify with :func:`check_state_dict` after building.
     """
+    found, failed = registry.detectors()
+    matches: list[tuple[str, dict[str, Any]]] = []
     try:
-        if "enc_style.model_last.1.weight" in sd and "model.1.weight" in sd:
-            blocks = _indices(sd, r"model\.(\d+)\.conv_block\.")
-            last = max(_indices(sd, r"model\.(\d+)\.weight$"))
-            w = sd["model.1.weight"]
-            return "maskgan_dmn", {"ngf": int(w.shape[0]), "n_downsample": (blocks[0] - 4) // 3,
-                                   "n_blocks": len(blocks), "label_nc": int(w.shape[1]),
-                                   "output_nc": int(sd[f"model.{last}.weight"].shape[0])}
-        if any(k.startswith("encoder.body.") for k in sd):
-            arch = "agilegan_encoder" if "encoder.fc_mu.weight" in sd else "psp_encoder"
-            return arch, _detect_encoder(sd)
-        if "generator.conv1.conv.weight" in sd and any(k.startswith("res.") for k in sd):
-            cfg = _detect_stylegan2(sd, "generator.")
-            modres = _indices(sd, r"res\.(\d+)\.conv\.0\.weight$")
-            cfg["res_index"] = (max(modres) if modres else -1)
-            return "dualstylegan", cfg
-        if "convsA.0.conv.weight" in sd and "conv1.conv.weight" in sd:
-            n_ab = len(_indices(sd, r"to_rgbsA\.(\d+)\."))
-            n_c = len(_indices(sd, r"to_rgbsC\.(\d+)\."))
-            style_idx = _indices(sd, r"style\.(\d+)\.weight$")
-            channels = {4: int(sd["conv1.conv.weight"].shape[1])}
-            for i in range(n_ab):
-                channels[2 ** (i + 3)] = int(sd[f"convsA.{2 * i}.conv.weight"].shape[1])
-            for i in range(n_c):
-                channels[2 ** (i + 3 + n_ab)] = int(sd[f"convsC.{2 * i}.conv.weight"].shape[1])
-            cfg = {"size": 2 ** (n_ab + n_c + 2), "style_dim": int(sd["style.1.weight"].shape[0]),
-                   "n_mlp": len(style_idx)}
-            return "agilegan_generator", _with_channels(cfg, channels)
-        if "conv1.conv.weight" in sd and "input.input" in sd:
-            return "stylegan2", _detect_stylegan2(sd)
+        for arch, detect in found.items():
+            cfg = detect(sd)
+            if cfg is not None:
+                matches.append((arch, cfg))
     except (KeyError, IndexError, ValueError) as e:
         raise file_error(CheckpointError, source, f"cannot work out the architecture: {e!r}") from e
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise file_error(CheckpointError, source, "ambiguous architecture: the keys fit "
+                         + " and ".join(a for a, _ in matches))
     first = ", ".join(list(sd)[:4])
-    raise file_error(CheckpointError, source, f"unknown architecture (first keys: {first})")
+    note = f"; not checked: {', '.join(sorted(failed))} (module unavailable)" if failed else ""
+    raise file_error(CheckpointError, source, f"unknown architecture (first keys: {first}){note}")
 
 
 @dataclass

@@ -35,6 +35,7 @@ from torch import nn
 
 from maskstudio.errors import ConfigError
 from maskstudio.models.configs import strict_from_dict
+from maskstudio.models.registry import key_indices, register_detector
 
 __all__ = ["DenseMappingConfig", "DenseMappingNetwork", "one_hot", "SIZE_MULTIPLE"]
 
@@ -313,3 +314,15 @@ class DenseMappingNetwork(nn.Module):
 
     def forward(self, onehot: torch.Tensor, ref_onehot: torch.Tensor, ref_image: torch.Tensor) -> torch.Tensor:
         return self.generate(onehot, self.encode_style(ref_onehot, ref_image))
+
+
+@register_detector("maskgan_dmn")
+def _detect(sd: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Settings of an official ``latest_net_G.pth`` listing (None: not a DMN)."""
+    if "enc_style.model_last.1.weight" not in sd or "model.1.weight" not in sd:
+        return None
+    blocks = key_indices(sd, r"model\.(\d+)\.conv_block\.")
+    last = max(key_indices(sd, r"model\.(\d+)\.weight$"))
+    w = sd["model.1.weight"]
+    return {"ngf": int(w.shape[0]), "n_downsample": (blocks[0] - 4) // 3, "n_blocks": len(blocks),
+            "label_nc": int(w.shape[1]), "output_nc": int(sd[f"model.{last}.weight"].shape[0])}

@@ -15,6 +15,10 @@ Per slot ``j`` with weight ``w_j`` (``interp_weights``):
 
 Slot ``j`` takes the extrinsic path only if ``use_res`` and ``fuse_index >= max(j, 1)``.
 Official full-size model: ``DualStyleGANConfig(size=1024)`` (253 keys).
+
+Style codes: the official ``exstyle_code.npy`` is a dict {style image name: Z+ [1, n, 512]};
+our checkpoints store each entry as the extra tensor ``exstyle_code.<name>``
+(:func:`style_code_key` / :func:`style_code_name`, :func:`style_codes_from_extras`).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from maskstudio.errors import ConfigError, RenderError
+from maskstudio.models.registry import key_indices, register_detector
 from maskstudio.models.stylegan2 import (
     ConvLayer,
     EqualLinear,
@@ -33,12 +38,15 @@ from maskstudio.models.stylegan2 import (
     PixelNorm,
     StyleGAN2Generator,
     _int_key_channels,
+    detect_generator_config,
     map_rows,
     resolve_noise,
     to_module,
 )
 
-__all__ = ["DualStyleGANConfig", "DualStyleGAN", "AdaptiveInstanceNorm", "AdaResBlock"]
+__all__ = ["DualStyleGANConfig", "DualStyleGAN", "AdaptiveInstanceNorm", "AdaResBlock",
+           "STYLE_CODE_PREFIX", "style_code_key", "style_code_name", "style_codes_from_extras",
+           "pick_style_code"]
 
 
 class AdaptiveInstanceNorm(nn.Module):
@@ -209,3 +217,65 @@ class DualStyleGAN(nn.Module):
             if return_feat and i > self.res_index:
                 return out, skip
         return skip, (latent if return_latents else None)
+
+
+@register_detector("dualstylegan")
+def _detect(sd: Any) -> dict[str, Any] | None:
+    if "generator.conv1.conv.weight" not in sd or not any(k.startswith("res.") for k in sd):
+        return None
+    cfg = detect_generator_config(sd, "generator.")
+    modres = key_indices(sd, r"res\.(\d+)\.conv\.0\.weight$")
+    cfg["res_index"] = max(modres) if modres else -1
+    return cfg
+
+
+# --------------------------------------------------------------------------- style codes
+
+#: extra-tensor name of a style image's code in our checkpoints: ``exstyle_code.<image name>``
+STYLE_CODE_PREFIX = "exstyle_code."
+_CODE_PREFIXES = (STYLE_CODE_PREFIX, "refined_exstyle_code.", "exstyle.")
+
+
+def style_code_key(name: str) -> str:
+    """``<name>`` -> the extra-tensor key ``exstyle_code.<name>``."""
+    return STYLE_CODE_PREFIX + name
+
+
+def style_code_name(extra_key: str) -> str | None:
+    """``exstyle_code.<name>`` -> ``<name>`` (None for other extras)."""
+    for prefix in _CODE_PREFIXES:
+        if extra_key.startswith(prefix) and len(extra_key) > len(prefix):
+            return extra_key[len(prefix):]
+    return None
+
+
+def style_codes_from_extras(extras: dict[str, Any], n_latent: int, style_dim: int,
+                            owner: str = "DualStyleGAN") -> dict[str, Tensor]:
+    """The extrinsic style codes (Z+ [1, n_latent, style_dim]) among a checkpoint's extra
+    tensors, by style name. ``owner`` starts the RenderError for a mis-shaped code."""
+    codes: dict[str, Tensor] = {}
+    n, d = int(n_latent), int(style_dim)
+    for k, t in sorted(extras.items()):
+        name = style_code_name(k)
+        if name is None or not isinstance(t, Tensor):
+            continue
+        if t.dim() == 2 and tuple(t.shape) == (n, d):
+            t = t[None]
+        if t.dim() != 3 or t.shape[0] != 1 or tuple(t.shape[1:]) != (n, d):
+            raise RenderError(f"{owner}: style code {name!r} has shape {list(t.shape)}, "
+                              f"expected [1, {n}, {d}]")
+        codes[name] = t
+    return codes
+
+
+def pick_style_code(codes: dict[str, Tensor], code: str | None, owner: str = "DualStyleGAN") -> str:
+    """The name of the style code ``code`` asks for: None -> the first; a name; or a number
+    (the position in ``codes``). RenderError otherwise."""
+    if code is None:
+        return next(iter(codes))
+    if code in codes:
+        return code
+    if code.isdigit() and int(code) < len(codes):
+        return list(codes)[int(code)]
+    raise RenderError(f"{owner} has no style code {code!r} "
+                      f"(has {len(codes)}: {', '.join(list(codes)[:5])}...)")

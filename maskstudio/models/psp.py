@@ -26,7 +26,14 @@ from torch import nn
 from maskstudio.errors import ConfigError
 from maskstudio.models.configs import strict_from_dict
 from maskstudio.models.irse import IRSE_UNITS, IRSETrunk
-from maskstudio.models.stylegan2 import EqualLinear, StyleGAN2Config, StyleGAN2Generator, map_rows
+from maskstudio.models.registry import key_indices, register_detector
+from maskstudio.models.stylegan2 import (
+    EqualLinear,
+    StyleGAN2Config,
+    StyleGAN2Generator,
+    detect_generator_config,
+    map_rows,
+)
 
 __all__ = [
     "EncoderTrunkConfig",
@@ -37,6 +44,7 @@ __all__ = [
     "PSPEncoderModel",
     "map_rows",
     "prepare_input",
+    "detect_trunk_config",
 ]
 
 LATENT_SPACES = ("zplus", "wplus")
@@ -288,7 +296,10 @@ class PSPEncoderModel(nn.Module):
     def to_wplus(self, codes: torch.Tensor, mapping: nn.Module | None = None) -> torch.Tensor:
         """W+ from this encoder's codes: identity for ``wplus``; row-wise mapping for ``zplus``.
 
-        ``mapping`` defaults to ``decoder.style``; DualStyleGAN uses its own generator's mapping.
+        ``mapping`` defaults to this checkpoint's ``decoder.style`` (what pSp's own inference
+        uses, and what the engine uses for every output, DualStyleGAN included). The official
+        DualStyleGAN transfer script maps the Z+ code with the DualStyleGAN's own
+        ``generator.style`` instead; pass that as ``mapping`` to follow it.
         """
         if self.cfg.latent_space == "wplus":
             return codes
@@ -297,3 +308,42 @@ class PSPEncoderModel(nn.Module):
                 raise RuntimeError("Z+ codes need a mapping network: this model has no decoder")
             mapping = self.decoder.style
         return map_rows(mapping, codes)
+
+
+def detect_trunk_config(sd: Any) -> dict[str, Any]:
+    """Encoder trunk settings (+ ``decoder``) of a pSp-layout listing (``encoder.*``,
+    ``decoder.*``), shared with the AgileGAN encoder. KeyError/IndexError on a damaged listing."""
+    body = key_indices(sd, r"encoder\.body\.(\d+)\.res_layer\.1\.weight$")
+    units: list[int] = []
+    depths: list[int] = []
+    for i in body:
+        d = int(sd[f"encoder.body.{i}.res_layer.1.weight"].shape[0])
+        if depths and depths[-1] == d:
+            units[-1] += 1
+        else:
+            depths.append(d)
+            units.append(1)
+    styles = key_indices(sd, r"encoder\.styles\.(\d+)\.linear\.weight$")
+    n_convs = [len(key_indices(sd, rf"encoder\.styles\.{i}\.convs\.(\d+)\.weight$")) for i in styles]
+    groups = sorted(set(n_convs))
+    cfg: dict[str, Any] = {"n_styles": len(styles), "units": units, "depths": depths,
+                           "input_nc": int(sd["encoder.input_layer.0.weight"].shape[1])}
+    if len(groups) >= 2:
+        cfg["coarse_ind"] = n_convs.count(groups[0])
+        cfg["middle_ind"] = cfg["coarse_ind"] + n_convs.count(groups[1])
+    if groups:
+        # the coarsest head reduces the stride-16 map to 1x1 with one stride-2 conv per halving
+        cfg["input_size"] = 16 * 2 ** groups[0]
+    cfg["decoder"] = detect_generator_config(sd, "decoder.") if "decoder.conv1.conv.weight" in sd else None
+    return cfg
+
+
+def is_trunk_listing(sd: Any) -> bool:
+    return any(k.startswith("encoder.body.") for k in sd)
+
+
+@register_detector("psp_encoder")
+def _detect(sd: Any) -> dict[str, Any] | None:
+    if not is_trunk_listing(sd) or "encoder.fc_mu.weight" in sd:
+        return None  # (fc_mu: the AgileGAN VAE encoder)
+    return detect_trunk_config(sd)

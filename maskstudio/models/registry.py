@@ -3,18 +3,25 @@
 ``build("maskgan_dmn", {"ngf": 16})`` gives a ready ``nn.Module``. Names are what our
 checkpoint JSON files store in ``"arch"``. Modules are imported only when asked for, so a
 missing or broken network module only affects its own architecture (clear ``ConfigError``).
+
+Architecture detection for official state dicts is registered per model: each network module
+decorates its own detector with ``@register_detector("<arch>")`` (a function ``sd -> config
+dict``, or None when the keys are not its layout). :func:`detectors` imports the network
+modules and returns what they registered; ``checkpoints.detect_arch`` runs them.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any, Mapping
+import re
+from typing import Any, Callable, Mapping
 
 from torch import nn
 
 from maskstudio.errors import ConfigError
 
-__all__ = ["ARCHITECTURES", "resolve", "make_config", "config_to_dict", "build", "arch_of"]
+__all__ = ["ARCHITECTURES", "resolve", "make_config", "config_to_dict", "build", "arch_of",
+           "register_detector", "detectors", "key_indices"]
 
 _P = "maskstudio.models."
 
@@ -107,3 +114,41 @@ def arch_of(module: nn.Module) -> str | None:
         if mod is not None and getattr(mod, attr, None) is type(module):
             return arch
     return None
+
+
+# ------------------------------------------------------------------ detection (per model)
+
+#: ``sd -> config dict`` (None: not this architecture). May raise KeyError/IndexError/ValueError
+#: on a damaged listing of its own layout.
+Detector = Callable[[Mapping[str, Any]], "dict[str, Any] | None"]
+_DETECTORS: dict[str, Detector] = {}
+
+
+def register_detector(arch: str) -> Callable[[Detector], Detector]:
+    """Decorator a network module puts on its own detector for ``arch``."""
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"cannot register a detector for unknown architecture {arch!r}")
+
+    def deco(fn: Detector) -> Detector:
+        _DETECTORS[arch] = fn
+        return fn
+
+    return deco
+
+
+def detectors() -> tuple[dict[str, Detector], dict[str, str]]:
+    """``({arch: detector}, {arch: why its module could not be imported})``, in
+    :data:`ARCHITECTURES` order; importing the network modules registers their detectors."""
+    failed: dict[str, str] = {}
+    for arch, (_, mod_ref) in ARCHITECTURES.items():
+        try:
+            _import(arch, mod_ref)
+        except ConfigError as e:
+            failed[arch] = str(e)
+    return {a: _DETECTORS[a] for a in ARCHITECTURES if a in _DETECTORS}, failed
+
+
+def key_indices(sd: Mapping[str, Any], pattern: str) -> list[int]:
+    """Sorted distinct integers captured by group 1 of ``pattern`` (matched at the key start)."""
+    rx = re.compile(pattern)
+    return sorted({int(m.group(1)) for k in sd for m in [rx.match(k)] if m})

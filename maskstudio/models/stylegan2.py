@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 
 from maskstudio.errors import ConfigError, RenderError
 from maskstudio.models.configs import strict_from_dict
+from maskstudio.models.registry import key_indices, register_detector
 
 __all__ = [
     "GeneratorSettings",
@@ -53,6 +55,9 @@ __all__ = [
     "draw_noise",
     "mean_latent",
     "to_module",
+    "map_rows",
+    "detect_generator_config",
+    "config_with_channels",
 ]
 
 _SQRT2 = math.sqrt(2.0)
@@ -556,6 +561,42 @@ def to_module(x: Tensor, module: nn.Module) -> Tensor:
     return x.to(device=p.device, dtype=p.dtype)
 
 
+# --------------------------------------------------------------------------- detection
+
+
+def config_with_channels(cfg: dict[str, Any], channels: dict[int, int]) -> dict[str, Any]:
+    """``cfg`` plus ``channel_multiplier`` when ``channels`` (resolution -> width) is an official
+    table (:func:`default_channels`), else plus ``channels`` itself."""
+    for cm in (2, 1, 4):
+        table = default_channels(cm)
+        if all(table.get(r) == c for r, c in channels.items()):
+            cfg["channel_multiplier"] = cm
+            return cfg
+    cfg["channels"] = channels
+    return cfg
+
+
+def detect_generator_config(sd: Any, prefix: str = "") -> dict[str, Any]:
+    """StyleGAN2 generator settings from the keys/shapes under ``prefix`` (``""``, ``"decoder."``,
+    ``"generator."``…). KeyError/IndexError on a damaged listing."""
+    p = re.escape(prefix)
+    n_rgb = len(key_indices(sd, p + r"to_rgbs\.(\d+)\."))
+    style_idx = key_indices(sd, p + r"style\.(\d+)\.weight$")
+    style_dim = int(sd[f"{prefix}style.{style_idx[0]}.weight"].shape[0]) if style_idx else 512
+    channels = {4: int(sd[f"{prefix}conv1.conv.weight"].shape[1])}
+    for i in range(n_rgb):
+        channels[2 ** (i + 3)] = int(sd[f"{prefix}convs.{2 * i}.conv.weight"].shape[1])
+    cfg: dict[str, Any] = {"size": 2 ** (n_rgb + 2), "style_dim": style_dim, "n_mlp": len(style_idx)}
+    return config_with_channels(cfg, channels)
+
+
+@register_detector("stylegan2")
+def _detect(sd: Any) -> dict[str, Any] | None:
+    if "conv1.conv.weight" not in sd or "input.input" not in sd or "convsA.0.conv.weight" in sd:
+        return None  # (the AgileGAN two-branch generator has the same stem)
+    return detect_generator_config(sd)
+
+
 # --------------------------------------------------------------------------- generator
 
 
@@ -618,18 +659,30 @@ class StyleGAN2Generator(MappingLatents, nn.Module):
 
     def synthesis(self, latent: Tensor, noise: Sequence[Tensor | None] | None = None,
                   randomize_noise: bool = True,
-                  generator: torch.Generator | None = None) -> Tensor:
-        """Image from slot codes [B, n_latent, D]."""
+                  generator: torch.Generator | None = None, *, max_res: int | None = None,
+                  check: Callable[[], None] | None = None) -> Tensor:
+        """Image from slot codes [B, n_latent, D].
+
+        ``max_res`` stops after the layers of that resolution: the ToRGB skip sum there is a
+        valid low-resolution render (previews). ``check()`` runs before every resolution block
+        (a cancel check: a superseded 1024² synthesis stops within one block)."""
         noise = resolve_noise(noise, randomize_noise, self.noises, self.num_layers)
+        if max_res is None:
+            max_res = self.size
         out = self.input(latent.shape[0])
         out = self.conv1(out, latent[:, 0], noise[0], generator)
         skip = self.to_rgb1(out, latent[:, 1])
-        i = 1
+        i, res = 1, 4
         for b, to_rgb in enumerate(self.to_rgbs):
+            if res >= max_res:
+                break
+            if check is not None:
+                check()
             out = self.convs[2 * b](out, latent[:, i], noise[2 * b + 1], generator)
             out = self.convs[2 * b + 1](out, latent[:, i + 1], noise[2 * b + 2], generator)
             skip = to_rgb(out, latent[:, i + 2], skip)
             i += 2
+            res *= 2
         return skip
 
     def forward(self, styles: Any, return_latents: bool = False, inject_index: int | None = None,
