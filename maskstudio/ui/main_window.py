@@ -610,6 +610,13 @@ class MainWindow(QMainWindow):
                 self._reference_key = self._reference_state_key()
             return
         self.render_view.show_result(result)
+        if isinstance(result.tag, tuple) and result.tag[:1] == ("tool",):
+            _, name, cancelled, tool_ms = result.tag
+            if result.ok:
+                self.render_view.stage.setText(f"Image2StyleGAN {name}{' (cancelled: best so far)' if cancelled else ''}"
+                                               f" · {result.size_px}px · {tool_ms + result.latency_ms:.0f} ms")
+            self.renderShown.emit(result)
+            return
         if result.ok:
             if result.latent is not None:
                 self.session.set_latent(result.latent)
@@ -1051,24 +1058,25 @@ class MainWindow(QMainWindow):
         self.session.set_busy("tool", False)
         if out.error:
             dialogs.show_error(self, "Image2StyleGAN", f"{out.name}: {out.error}")
-        else:
-            if out.name == "second":
-                self.sliders.second_label.setText("2nd face: set")
-            if out.latent is not None and out.name != "second":
-                self.session.set_latent(out.latent)
-            if out.image is not None:
-                from maskstudio.engine import RenderResult
-
-                res = RenderResult(-1, image=out.image, stage=out.name, latency_ms=out.latency_ms,
-                                   size_px=int(out.image.shape[0]), output="photo", tag="tool")
-                self.render_view.show_result(res)
-                self.render_view.stage.setText(f"Image2StyleGAN {out.name}{' (cancelled: best so far)' if out.cancelled else ''}"
-                                               f" · {res.size_px}px · {out.latency_ms:.0f} ms")
-                self.renderShown.emit(res)
+        elif out.name == "second":
+            self.sliders.second_label.setText("2nd face: set")
+        elif out.latent is not None:
+            self.session.set_latent(out.latent)
+            self._render_tool_latent(out)
         self.toolFinished.emit(out)
         if getattr(self, "_pending_morph", False):
             self._pending_morph = False
             self.run_latent_tool("morph")
+
+    def _render_tool_latent(self, out) -> None:
+        """Render a tool's W+ code with an ordinary engine request (photo StyleGAN2, no edits):
+        it is shown, or dropped when a newer render was asked for, like every other result."""
+        if self.doc is None or self.exemplar is None:
+            return
+        kw = {"size_px": int(self.render_size_px)} if self.render_size_px else {}
+        with self._guard("Image2StyleGAN"):
+            self.client.submit(self.doc.labels, self.exemplar, output="photo", latent=out.latent,
+                               tag=("tool", out.name, bool(out.cancelled), out.latency_ms), **kw)
 
     # ================================================================== help
     def about(self) -> None:

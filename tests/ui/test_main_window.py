@@ -562,6 +562,14 @@ def test_models_dialog_opens_from_menu_and_slider_hint(qtbot, make_window):
     w.models_dialog.reject()
 
 
+def wait_tool_render(qtbot, w, name):
+    def shown():
+        r = w.render_view.last_result
+        assert r is not None and isinstance(r.tag, tuple) and r.tag[:2] == ("tool", name) and not w.client.busy
+    qtbot.waitUntil(shown, timeout=RENDER_TIMEOUT_MS)
+    return w.render_view.last_result
+
+
 def test_image2stylegan_tools_progress_cancel_and_combine(qtbot, make_window, photo_settings, recorder):
     w = make_window(settings=photo_settings)
     wait_full_render(qtbot, w)
@@ -580,15 +588,28 @@ def test_image2stylegan_tools_progress_cancel_and_combine(qtbot, make_window, ph
         w.sliders.combine_buttons[0].click()          # crossover
     out = sig.args[0]
     assert out.error is None and out.name == "crossover", out.error
-    assert out.latent.shape == (1, 6, 512) and out.image.shape == (16, 16, 3)
-    assert w.render_view.stage.text().startswith("Image2StyleGAN crossover")
+    assert out.latent.shape == (1, 6, 512)
     np.testing.assert_array_equal(w.last_latent, out.latent)
+    # the code is rendered by an ordinary engine request (real id, so the stale-result check applies)
+    shown = wait_tool_render(qtbot, w, "crossover")
+    assert shown.ok and shown.request_id > 0 and shown.output == "photo" and shown.image.shape == (SIZE, SIZE, 3)
+    assert w.render_view.stage.text().startswith("Image2StyleGAN crossover")
+    from maskstudio.engine import RenderRequest
+
+    same = w.client.engine.render_sync(RenderRequest(np.array(w.doc.labels), w.exemplar, output="photo",
+                                                     latent=out.latent, size_px=SIZE))
+    np.testing.assert_array_equal(shown.image, same.image)
     with qtbot.waitSignal(w.toolFinished, timeout=RENDER_TIMEOUT_MS) as sig:
         w.sliders.combine_buttons[1].click()          # expression transfer
     assert sig.args[0].error is None
     with qtbot.waitSignal(w.toolFinished, timeout=RENDER_TIMEOUT_MS) as sig:
         w.sliders.face_morph.set_value(0.5)            # the morph slider runs the morph live
     assert sig.args[0].name == "morph" and sig.args[0].error is None
+    wait_tool_render(qtbot, w, "morph")
+    # a stroke after a tool: its render replaces the tool's result (newest request wins)
+    drag(qtbot, w, [(4, 40), (60, 40)])
+    res = wait_full_render(qtbot, w)
+    assert res.tag is None and res.output == "face"
     # refine: progress arrives, cancel stops it and keeps the best code so far
     got = []
     w.tools.progress.connect(lambda pct, text: got.append(text))
