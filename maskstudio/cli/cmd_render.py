@@ -10,8 +10,8 @@ as ``<stem>.png`` (and ``<stem>.npy`` latents into the folder ``--save-latent``)
 bar on stderr. The output is chosen from the options unless ``--output`` says: ``--dual`` →
 dual, ``--agile`` → agile, ``--edit`` → photo, else the DMN face.
 
-The exemplar's mask: ``--exemplar-mask``, else a sibling ``<stem>.mask.png`` (the gallery
-convention), else the installed face parser; with none of these the command stops with a
+The exemplar's mask: ``--exemplar-mask``, else a sibling ``<stem>.mask.png`` / ``<stem>_mask.png``
+(the gallery convention), else the installed face parser; with none of these the command stops with a
 one-line error asking for a mask.
 """
 from __future__ import annotations
@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from maskstudio.errors import ConfigError, LatentFileError, MaskFileError, MaskStudioError, RenderError, file_error
-
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-
+from maskstudio.errors import ConfigError, MaskFileError, MaskStudioError, RenderError, file_error
+from maskstudio.io.images import read_rgb, sibling_mask, write_png
+from maskstudio.io.latents import write_latent
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -55,19 +54,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # -- inputs -----------------------------------------------------------------------------------
-def read_rgb(path: Path) -> np.ndarray:
-    """uint8 HxWx3 RGB of an image file; MaskFileError naming the file otherwise."""
-    if not path.is_file():
-        raise file_error(MaskFileError, path, "no such file")
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB")).copy()
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise file_error(MaskFileError, path, f"not a readable image ({e})") from e
-
-
 def read_labels(path: Path) -> np.ndarray:
     """uint8 class map of a mask file (label PNG, colour PNG, part folder) via maskstudio.io."""
     if not path.exists():
@@ -80,14 +66,6 @@ def read_labels(path: Path) -> np.ndarray:
         raise
     except Exception as e:  # noqa: BLE001 - any decoder failure is a bad file for the user
         raise file_error(MaskFileError, path, f"not a readable mask ({type(e).__name__}: {e})") from e
-
-
-def sibling_mask(image_path: Path) -> Path | None:
-    for cand in (image_path.with_name(image_path.stem + ".mask.png"),
-                 image_path.with_name(image_path.stem + "_mask.png")):
-        if cand.is_file():
-            return cand
-    return None
 
 
 def load_exemplar(image_path: Path, mask_path: Path | None = None):
@@ -175,27 +153,6 @@ def _mask_files(folder: Path) -> list[Path]:
     return files
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        Image.fromarray(image).save(tmp, format="PNG")
-        tmp.replace(path)
-    except OSError as e:
-        raise file_error(MaskFileError, path, f"cannot write ({e})") from e
-
-
-def write_latent(path: Path, latent: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(path, "wb") as f:
-            np.save(f, np.ascontiguousarray(latent, dtype=np.float32))
-    except OSError as e:
-        raise file_error(LatentFileError, path, f"cannot write ({e})") from e
-
-
 class _Progress:
     """A one-line text progress bar on stderr (carriage-return updates on a terminal)."""
 
@@ -255,12 +212,12 @@ def handler(args: argparse.Namespace) -> int:
                 if not res.ok:
                     raise RenderError(f"{mpath}: {res.error}")
                 out = args.out / f"{mpath.stem}.png" if batch else args.out
-                write_png(out, res.image)
+                write_png(out, res.image, parents=True)
                 if args.save_latent is not None:
                     if res.latent is None:
                         raise RenderError(f"{mpath}: no latent was computed (needs an encoder)")
                     lat = args.save_latent / f"{mpath.stem}.npy" if batch else args.save_latent
-                    write_latent(lat, res.latent)
+                    write_latent(lat, res.latent, dim=None, parents=True)
             except MaskStudioError as e:
                 if not batch:
                     raise

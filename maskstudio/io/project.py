@@ -36,6 +36,7 @@ from PIL import Image
 from maskstudio import __version__
 from maskstudio.engine.render_settings import RenderSettings
 from maskstudio.errors import ConfigError, ProjectFileError, file_error
+from maskstudio.io.images import png_bytes as _png_bytes
 from maskstudio.labels import NUM_CLASSES
 
 FORMAT = "maskstudio-project"
@@ -59,12 +60,6 @@ class Project:
     models: dict[str, Any] = field(default_factory=dict)  # role -> identity (id, sha256, path...)
     history: list[tuple[str, np.ndarray]] = field(default_factory=list)  # optional snapshots
     app_version: str = __version__
-
-
-def _png_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _check_labels(path, name: str, arr: np.ndarray) -> np.ndarray:

@@ -25,7 +25,8 @@ from PySide6.QtWidgets import (
 )
 
 from maskstudio import __version__
-from maskstudio.errors import MaskFileError, MaskStudioError, file_error
+from maskstudio.errors import MaskStudioError
+from maskstudio.io.images import read_rgb, write_png
 from maskstudio.labels import CLASSES, DISPLAY_NAMES
 from maskstudio.session import AUTOSAVE_HISTORY, MAX_PROJECT_HISTORY, AutosaveStore, EditSession
 from maskstudio.settings import Settings
@@ -48,33 +49,6 @@ __all__ = ["AUTOSAVE_HISTORY", "MAX_PROJECT_HISTORY", "MainWindow"]
 MASK_FILTER = "Masks (*.png *.bmp *.tif *.tiff);;All files (*)"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp);;All files (*)"
 PROJECT_FILTER = "MaskStudio project (*.msproj);;All files (*)"
-
-
-def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
-    """An image file as uint8 HxWx3 RGB; MaskFileError naming the file otherwise."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))
-    except FileNotFoundError as e:
-        raise file_error(MaskFileError, path, "no such file") from e
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise file_error(MaskFileError, path, f"not a readable image ({e.__class__.__name__}: {e})") from e
-
-
-def write_rgb(path: str | os.PathLike[str], image: np.ndarray) -> None:
-    """Atomic PNG write of an RGB image."""
-    from PIL import Image
-
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise file_error(MaskFileError, path, f"cannot write: {e.strerror or e}") from e
 
 
 def default_state_dir() -> Path:
@@ -863,7 +837,7 @@ class MainWindow(QMainWindow):
         if not path:
             return False
         with self._guard("Export render"):
-            write_rgb(path, res.image)
+            write_png(path, res.image)
             self.statusBar().showMessage(f"Exported {path}", 3000)
             return True
         return False

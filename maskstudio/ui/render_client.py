@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from maskstudio.errors import LatentFileError, file_error
+from maskstudio.io.latents import write_latent
 from maskstudio.ui.jobs import JobContext, JobOutcome, JobRunner
 from maskstudio.ui.sliders_dock import GroupStatus
 
@@ -158,25 +157,4 @@ class RenderClient(QObject):
     @staticmethod
     def save_latent(path: str | os.PathLike[str], latent: np.ndarray) -> None:
         """W+ latent as ``.npy`` (official [1,18,512] float32 layout) or ``.pt`` (a tensor)."""
-        path = Path(path)
-        lat = np.asarray(latent, dtype=np.float32)
-        if lat.ndim == 2:
-            lat = lat[None]
-        if lat.ndim != 3 or lat.shape[0] != 1 or lat.shape[2] != 512:
-            raise file_error(LatentFileError, path, f"latent must be [1, n_latent, 512], got {list(lat.shape)}")
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            if path.suffix.lower() == ".pt":
-                import torch
-
-                torch.save(torch.from_numpy(lat.copy()), tmp)
-            else:
-                if path.suffix.lower() != ".npy":
-                    path = path.with_suffix(".npy")
-                    tmp = path.with_name(path.name + ".tmp")
-                with open(tmp, "wb") as f:
-                    np.save(f, lat, allow_pickle=False)
-            os.replace(tmp, path)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise file_error(LatentFileError, path, f"cannot write: {e.strerror or e}") from e
+        write_latent(path, latent)
