@@ -11,8 +11,9 @@ happens, exactly one :class:`JobOutcome` comes back to the GUI thread (a queued 
 - ``cancelled``: the job was asked to stop (:meth:`JobRunner.cancel`); a job may still return
   a value (e.g. the best result so far), or raise one of ``cancel_exceptions``.
 
-``ctx.progress(percent, text)`` reports progress (also queued to the GUI thread);
-``ctx.cancelled`` tells the job to stop. Jobs never raise across threads.
+``ctx.report(value)`` sends any progress value to the GUI thread (queued);
+``ctx.progress(percent, text)`` sends ``(percent, text)``; ``ctx.cancelled`` tells the job to
+stop. Jobs never raise across threads.
 """
 from __future__ import annotations
 
@@ -59,12 +60,16 @@ class JobContext:
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
 
+    def report(self, value: Any) -> None:
+        """Send ``value`` to the job's progress callback (on the GUI thread)."""
+        self._job.progress.emit(value)
+
     def progress(self, percent: int, text: str = "") -> None:
-        self._job.progress.emit(int(percent), str(text))
+        self.report((int(percent), str(text)))
 
 
 class _JobThread(QThread):
-    progress = Signal(int, str)
+    progress = Signal(object)    # whatever the job reports
     done = Signal(object)        # JobOutcome
 
     def __init__(self, name: str, fn: Callable[[JobContext], Any], cancel_exceptions: tuple[type[BaseException], ...],
@@ -95,8 +100,8 @@ class _JobThread(QThread):
 class JobRunner(QObject):
     """Starts background jobs and keeps them alive until they are finished and delivered.
 
-    ``start(name, fn, done, progress=None)``: ``done(JobOutcome)`` and ``progress(percent,
-    text)`` are called on the GUI thread. ``exclusive=True`` refuses a job while another
+    ``start(name, fn, done, progress=None)``: ``done(JobOutcome)`` and ``progress(value)``
+    (what the job reported) are called on the GUI thread. ``exclusive=True`` refuses a job while another
     exclusive job of this runner is running (one tool at a time)."""
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -114,7 +119,7 @@ class JobRunner(QObject):
         return len(self._jobs)
 
     def start(self, name: str, fn: Callable[[JobContext], Any], done: Callable[[JobOutcome], None] | None = None,
-              progress: Callable[[int, str], None] | None = None, *, exclusive: bool = False,
+              progress: Callable[[Any], None] | None = None, *, exclusive: bool = False,
               cancel_exceptions: tuple[type[BaseException], ...] = ()) -> JobContext:
         from maskstudio.errors import RenderError
 

@@ -59,7 +59,7 @@ class LatentTools(QObject):
             self.finished.emit(ToolOutcome(name, latent=out.value if out.ok else None, error=out.error,
                                            cancelled=out.cancelled, latency_ms=out.latency_ms))
 
-        self.jobs.start(name, fn, done, self.progress.emit, exclusive=True)
+        self.jobs.start(name, fn, done, lambda p: self.progress.emit(*p), exclusive=True)
 
     def _request(self, labels: np.ndarray, exemplar, **kw):
         from maskstudio.engine import RenderRequest
