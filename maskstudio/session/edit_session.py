@@ -39,7 +39,7 @@ from maskstudio.engine.render_settings import RenderSettings
 from maskstudio.engine.types import Exemplar
 from maskstudio.io.project import Project, load_project, save_project
 from maskstudio.mask import MaskDocument
-from maskstudio.session.autosave import AutosaveStore
+from maskstudio.session.autosave import AutosaveStore, CrashedAutosave
 
 #: undo steps kept in a project file, and in an autosave (the autosave is written every minute)
 MAX_PROJECT_HISTORY = 50
@@ -293,11 +293,19 @@ class EditSession:
         self._autosaved_key = key
         return True
 
-    def recover(self) -> Project:
-        """Open the autosave of a crashed session; the result counts as unsaved work."""
-        if self.autosave is None:
-            raise ValueError("this session has no autosave store")
-        proj = self.autosave.load()
-        self.apply_project(proj)
-        self.mark_changed()
+    def recover(self, crashed: CrashedAutosave) -> Project:
+        """Take over the autosave of a crashed session (:meth:`AutosaveStore.find_crashed`): the
+        result counts as unsaved work, is autosaved at once into this session's own autosave,
+        and only then are the crashed session's files deleted — so the work always exists in
+        at least one autosave. On failure (damaged file) the crashed files stay, released."""
+        try:
+            proj = crashed.load()
+            self.apply_project(proj)
+            self.mark_changed()
+            if self.autosave is not None:
+                self.autosave_now()
+        except BaseException:
+            crashed.release()
+            raise
+        crashed.discard()
         return proj

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from maskstudio import __version__
 from maskstudio.errors import MaskStudioError
 from maskstudio.io.images import read_rgb, write_png
 from maskstudio.labels import CLASSES, DISPLAY_NAMES
-from maskstudio.session import AUTOSAVE_HISTORY, MAX_PROJECT_HISTORY, AutosaveStore, EditSession
+from maskstudio.session import AUTOSAVE_HISTORY, MAX_PROJECT_HISTORY, AutosaveStore, EditSession, remove_stale_tmp
 from maskstudio.settings import Settings
 from maskstudio.ui import dialogs
 from maskstudio.ui.canvas import MaskCanvas, Tool
@@ -149,12 +150,15 @@ class MainWindow(QMainWindow):
         self._load_gallery()
 
         recovered = False
-        crashed = self.autosave.crashed_session()
-        if crashed and offer_recovery:
-            recovered = self._offer_recovery()
-        elif crashed:
-            self.autosave.discard()
         self.autosave.start_session()
+        self.autosave.cleanup_stale()
+        remove_stale_tmp(p for p, kind in self.recent_files() if kind == "project")
+        crashed = self.autosave.find_crashed()      # locked by us until recovered/discarded/released
+        if crashed and offer_recovery:
+            recovered = self._offer_recovery(crashed[0])
+            crashed = crashed[1:]
+        for c in crashed:                           # more than one (or no offer): keep for a later start
+            c.release()
         if not recovered and open_sample:
             self.new_from_template()
         self.set_active_class(1)
@@ -941,15 +945,16 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Autosave failed: {e}", 5000)
             return False
 
-    def _offer_recovery(self) -> bool:
+    def _offer_recovery(self, crashed) -> bool:
+        saved = time.strftime("%Y-%m-%d %H:%M", time.localtime(crashed.saved_at)) if crashed.saved_at else "?"
         answer = dialogs.ask(self, "Recover work?",
-                             "MaskStudio did not close cleanly last time. Recover the autosaved mask?",
+                             f"MaskStudio did not close cleanly last time. Recover the autosaved mask (saved {saved})?",
                              ("Recover", "Discard"), default="Recover")
         if answer != "Recover":
-            self.autosave.discard()
+            crashed.discard()
             return False
         with self._guard("Recover autosave"):
-            proj = self.session.recover()
+            proj = self.session.recover(crashed)
             self._show_project(proj)
             self._update_title()
             self._ready = True

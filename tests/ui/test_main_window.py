@@ -385,16 +385,26 @@ def test_recovery_after_crash_restores_autosave(qtbot, make_window, recorder, tm
     w.open_mask(tmp_path / "does-not-exist.png")
     assert w.autosave.path.is_file() and "does-not-exist.png" in recorder.errors[-1][1]
     assert not w.autosave_now()            # nothing changed since: no rewrite
-    # "crash": the first session never closes, its lock + autosave stay; a new session starts
+    # a second window on the same state folder while the first lives: nothing to recover
+    n_questions = len(recorder.questions)
+    other = make_window()
+    assert len(recorder.questions) == n_questions
+    other.close()                          # its clean exit leaves the first window's autosave alone
+    assert w.autosave.path.is_file() and w.autosave.lock.is_file()
+    # "crash": the first window lets go of its lock and leaves its files, as a killed process does
+    w._autosave_timer.stop()
+    w.autosave.abandon()
     recorder.answers.append("Recover")
     w2 = make_window()
-    assert any("Recover" in q or "did not close" in q for q in recorder.questions)
+    assert any("did not close" in q for q in recorder.questions[n_questions:])
     np.testing.assert_array_equal(w2.doc.labels, painted)
     assert w2.is_dirty()
+    assert w2.autosave.path.is_file() and not w.autosave.path.exists()   # moved into w2's own autosave
     # a clean close removes the autosave: no recovery offer next time
     w2.session.mark_clean()
     w2.close()
     assert not w2.autosave.path.exists()
+    assert list((tmp_path / "state").glob("autosave-*.msproj")) == []
 
 
 def test_open_photo_parses_it_in_the_background(qtbot, make_window, tmp_path, recorder):
