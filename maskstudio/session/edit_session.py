@@ -279,18 +279,36 @@ class EditSession:
         doc = self.doc
         return (id(doc), getattr(doc, "revision", None), self._extra_dirty, self._changes)
 
-    def autosave_now(self, *, models: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None) -> bool:
-        """Write the autosave when something changed since the last one. Returns True when it
-        wrote. ``models``: identities, or a function giving them (called only when writing).
-        Errors (ProjectFileError) propagate; the previous autosave then stays."""
+    def autosave_snapshot(self, *, models: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None):
+        """What an autosave would write now, as ``(project, key)`` — or None when nothing changed
+        since the last autosave (or there is no store / document). Cheap (array copies, ~1 ms
+        at 512²): take it on the GUI thread, write it with :meth:`autosave_write` anywhere.
+        ``models``: identities, or a function giving them (called only when there is a change)."""
         if self.autosave is None or self.doc is None:
-            return False
+            return None
         key = self._autosave_key()
         if key == self._autosaved_key:
-            return False
+            return None
         ids = models() if callable(models) else models
-        self.autosave.save(self.to_project(models=ids, history_limit=AUTOSAVE_HISTORY))
+        return self.to_project(models=ids, history_limit=AUTOSAVE_HISTORY), key
+
+    def autosave_write(self, project: Project, key: Any) -> Path:
+        """Write a snapshot from :meth:`autosave_snapshot` (any thread; the PNG encoding and zip
+        writing take ~0.4 s at 512² with 10 undo steps). Errors (ProjectFileError) propagate;
+        the previous autosave then stays and the next snapshot tries again."""
+        if self.autosave is None:
+            raise ValueError("this session has no autosave store")
+        path = self.autosave.save(project)
         self._autosaved_key = key
+        return path
+
+    def autosave_now(self, *, models: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None) -> bool:
+        """Write the autosave now (calling thread) when something changed since the last one.
+        Returns True when it wrote."""
+        snap = self.autosave_snapshot(models=models)
+        if snap is None:
+            return False
+        self.autosave_write(*snap)
         return True
 
     def recover(self, crashed: CrashedAutosave) -> Project:

@@ -135,8 +135,11 @@ class MainWindow(QMainWindow):
 
         self._autosave_timer = QTimer(self)
         self._autosave_timer.setInterval(AUTOSAVE_INTERVAL_MS)
-        self._autosave_timer.timeout.connect(self.autosave_now)
+        self._autosave_timer.timeout.connect(lambda: self.autosave_now(background=True))
 
+        from maskstudio.ui.jobs import JobRunner
+
+        self._autosave_jobs = JobRunner(self)   # timer autosaves write off the GUI thread
         self.client = RenderClient(self.settings, engine=engine, parent=self)
         self.client.resultReady.connect(self._on_result)
         self.client.busyChanged.connect(lambda b: self.session.set_busy("render", b))
@@ -935,15 +938,38 @@ class MainWindow(QMainWindow):
         q.sync()
 
     # ================================================================== safety
-    def autosave_now(self) -> bool:
-        """Write the autosave project when something changed since the last one."""
+    def autosave_now(self, background: bool = False) -> bool:
+        """Write the autosave project when something changed since the last one. ``background``
+        (the minute timer): the snapshot is taken here, the ~0.4 s of PNG/zip writing runs as a
+        background job (skipped while one still runs). Otherwise (before a risky operation) it
+        is written before this returns, so the work is on disk whatever happens next."""
         self._pull_settings()
-        try:
-            return self.session.autosave_now(models=self.client.model_identities)
-        except MaskStudioError as e:
-            log.warning("autosave failed: %s", e)
-            self.statusBar().showMessage(f"Autosave failed: {e}", 5000)
+        if background and self._autosave_jobs.busy:
             return False
+        if not background:
+            self._autosave_jobs.wait()      # a background write in flight finishes first
+        try:
+            snap = self.session.autosave_snapshot(models=self.client.model_identities)
+            if snap is None:
+                return False
+            if background:
+                self._autosave_jobs.start("autosave", lambda _ctx: self.session.autosave_write(*snap),
+                                          self._autosave_done, exclusive=True)
+            else:
+                self.session.autosave_write(*snap)
+            return True
+        except MaskStudioError as e:
+            self._autosave_failed(str(e))
+            return False
+
+    def _autosave_done(self, out) -> None:
+        if out.error is not None:
+            self._autosave_failed(out.error)
+
+    def _autosave_failed(self, message: str) -> None:
+        log.warning("autosave failed: %s", message)
+        if not self._closing:
+            self.statusBar().showMessage(f"Autosave failed: {message}", 5000)
 
     def _offer_recovery(self, crashed) -> bool:
         saved = time.strftime("%Y-%m-%d %H:%M", time.localtime(crashed.saved_at)) if crashed.saved_at else "?"
@@ -971,6 +997,7 @@ class MainWindow(QMainWindow):
         self.tools.wait(10000)
         self._save_preferences()
         self.client.close()
+        self._autosave_jobs.wait()        # no autosave write may land after the clean exit
         self.autosave.end_session()
         self._gc.release()
         event.accept()

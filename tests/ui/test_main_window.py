@@ -755,3 +755,33 @@ def test_tablet_pressure_scales_the_brush(qtbot, make_window):
     changed = (grid(w) != before).sum()
     assert 0 < changed < 30          # a 3-cell dab, not the 10-cell brush (about 80 cells)
     assert w.canvas._pressure is None  # the next mouse stroke paints at full size again
+
+
+def test_timer_autosave_writes_in_the_background_and_close_waits_for_it(qtbot, make_window, tmp_path):
+    import threading
+
+    from maskstudio.io.project import load_project
+
+    w = make_window()
+    wait_full_render(qtbot, w)
+    key(qtbot, w, Qt.Key.Key_H)
+    drag(qtbot, w, [(4, 60), (30, 60)])
+    writers = []
+    store_save = w.autosave.save
+
+    def save(project):                       # the real save, noting which thread ran it
+        writers.append(threading.current_thread())
+        return store_save(project)
+
+    w.autosave.save = save
+    w._autosave_timer.timeout.emit()         # what the minute timer does
+    assert not w.autosave_now(background=True)    # one write at a time: a second tick is skipped
+    qtbot.waitUntil(lambda: w.autosave.path.is_file() and not w._autosave_jobs.busy, timeout=RENDER_TIMEOUT_MS)
+    assert writers and writers[0] is not threading.main_thread()
+    np.testing.assert_array_equal(load_project(w.autosave.path).labels, w.doc.labels)
+    assert not w.autosave_now()              # nothing changed since
+    drag(qtbot, w, [(4, 50), (30, 50)])
+    w._autosave_timer.timeout.emit()
+    w.session.mark_clean()
+    w.close()                                # waits for the write, then deletes the autosave
+    assert not w.autosave.path.exists() and list((tmp_path / "state").glob("autosave-*")) == []
