@@ -940,7 +940,8 @@ class MainWindow(QMainWindow):
     # ================================================================== safety
     def autosave_now(self, background: bool = False) -> bool:
         """Write the autosave project when something changed since the last one. ``background``
-        (the minute timer): the snapshot is taken here, the ~0.4 s of PNG/zip writing runs as a
+        (the minute timer): the snapshot is taken here (~1 ms), the PNG/zip writing (~0.35 s at 512²,
+        ``python -m maskstudio.bench.autosave``) runs as a
         background job (skipped while one still runs). Otherwise (before a risky operation) it
         is written before this returns, so the work is on disk whatever happens next."""
         self._pull_settings()
