@@ -68,17 +68,28 @@ class JobContext:
         self.report((int(percent), str(text)))
 
 
+#: every job whose thread has not been reaped yet: a job outlives the runner (or widget) that
+#: started it until its thread has ended, so no QThread is ever destroyed while it runs
+_LIVE: set[_JobThread] = set()
+
+
 class _JobThread(QThread):
     progress = Signal(object)    # whatever the job reports
     done = Signal(object)        # JobOutcome
 
     def __init__(self, name: str, fn: Callable[[JobContext], Any], cancel_exceptions: tuple[type[BaseException], ...],
-                 parent: QObject | None = None) -> None:
-        super().__init__(parent)
+                 on_done: Callable[[JobOutcome], None], owner: set[_JobThread]) -> None:
+        super().__init__()           # no Qt parent: _LIVE owns it until its thread ended
         self.name = name
         self._fn = fn
         self._cancel_exceptions = cancel_exceptions
+        self._on_done = on_done
+        self._owner = owner
         self.ctx = JobContext(self)
+        # bound methods of this QObject: queued to the GUI thread (where the job object lives),
+        # and no reference cycle through a closure
+        self.done.connect(self._deliver)
+        self.finished.connect(self._reap)
 
     def run(self) -> None:
         t0 = time.perf_counter()
@@ -95,6 +106,17 @@ class _JobThread(QThread):
             out.error, out.bug = f"Unexpected error ({e.__class__.__name__}): {e}", True
         out.latency_ms = (time.perf_counter() - t0) * 1e3
         self.done.emit(out)
+
+    def _deliver(self, out: JobOutcome) -> None:
+        cb, self._on_done = self._on_done, None
+        if cb is not None:
+            cb(out)
+
+    def _reap(self) -> None:
+        self.wait()                  # finished() comes right before the thread's very end
+        self._owner.discard(self)
+        _LIVE.discard(self)
+        self.deleteLater()
 
 
 class JobRunner(QObject):
@@ -125,27 +147,25 @@ class JobRunner(QObject):
 
         if exclusive and self._exclusive is not None:
             raise RenderError(f"{name}: {self._exclusive.name} is still running (cancel it first)")
-        job = _JobThread(name, fn, cancel_exceptions, self)
+        state = {"job": None}
+
+        def on_done(out: JobOutcome) -> None:
+            if self._exclusive is state["job"]:
+                self._exclusive = None
+            state["job"] = None
+            if done is not None:
+                done(out)
+
+        job = _JobThread(name, fn, cancel_exceptions, on_done, self._jobs)
+        state["job"] = job
         if progress is not None:
             job.progress.connect(progress)
-        job.done.connect(lambda out, j=job: self._delivered(j, out, done))
-        job.finished.connect(lambda j=job: self._finished(j))
         self._jobs.add(job)
+        _LIVE.add(job)
         if exclusive:
             self._exclusive = job
         job.start()
         return job.ctx
-
-    def _delivered(self, job: _JobThread, out: JobOutcome, done) -> None:
-        if self._exclusive is job:
-            self._exclusive = None
-        if done is not None:
-            done(out)
-
-    def _finished(self, job: _JobThread) -> None:
-        if job.isFinished():
-            self._jobs.discard(job)
-            job.deleteLater()
 
     def cancel(self) -> None:
         """Ask every running job to stop."""

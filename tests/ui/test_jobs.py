@@ -12,6 +12,17 @@ from maskstudio.ui.jobs import JobRunner
 TIMEOUT_MS = 10_000
 
 
+@pytest.fixture(autouse=True)
+def gui_thread_gc(qapp):
+    """As in the app (MainWindow does this): cyclic garbage collection only on the GUI thread, so
+    a collection started by a job thread never frees Qt objects there."""
+    from maskstudio.ui.gc_guard import MainThreadGC
+
+    guard = MainThreadGC()
+    yield
+    guard.release()
+
+
 def run_one(qtbot, runner, fn, **kw):
     got = []
     runner.start("job", fn, got.append, **kw)
