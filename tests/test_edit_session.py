@@ -202,7 +202,9 @@ def test_recover_brings_back_the_autosave_as_unsaved_work(tmp_path):
     s.new_document(face())
     paint(s, 13, 2)
     s.autosave_now()
+    s.autosave.abandon()                   # what a crash leaves: the files, no lock holder
     t = EditSession(AutosaveStore(tmp_path / "state"))
-    t.recover()
+    (crashed,) = t.autosave.find_crashed()
+    t.recover(crashed)
     np.testing.assert_array_equal(t.doc.labels, s.doc.labels)
     assert t.dirty and t.doc.history == ["Brush (Hair)"]

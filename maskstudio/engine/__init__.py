@@ -28,10 +28,15 @@ them to the GUI thread yourself, e.g. with a queued Qt signal)::
     engine.styles()         # {"agile": [model ids], "dual": {model id: [code names]}, "boundaries": [ids]}
     engine.cancel(); engine.wait_idle(timeout); engine.close()   # (also a context manager)
 
-Latent tools (Image2StyleGAN morph / crossover / expression transfer) are the pure functions of
-:mod:`maskstudio.models.latent_ops` on W+ arrays (``RenderResult.latent``, ``Engine.invert``,
+Latent tools (Image2StyleGAN morph / crossover / expression transfer) are the functions of
+:mod:`maskstudio.models.latent_ops` on W+ arrays, offered on numpy arrays by
+``Engine.combine_latents`` (with ``RenderResult.latent``, ``Engine.invert``,
 ``Engine.refine_embedding``); render their output with ``RenderRequest(labels, ex,
-output="photo"|"agile"|"dual", latent=wplus)`` (edits still apply).
+output="photo"|"agile"|"dual", latent=wplus)`` (edits still apply). A GUI never runs a model
+itself: photo parsing is ``Engine.parse_photo``.
+
+The user's render choices as one typed value: :class:`~maskstudio.engine.render_settings.RenderSettings`
+(``settings.to_request(...)`` gives the RenderRequest keyword arguments).
 
 Use from the CLI / tests: ``engine.render_sync(req) -> RenderResult`` (same pipeline, same
 caches, runs in the calling thread; ``request_id`` 0).
@@ -46,7 +51,8 @@ Public names:
   resident now, in the calling thread; the DMN and parser are preloaded at construction),
   ``invert(req) -> W+``, ``refine_embedding(req, steps=200, progress=None, lr=0.01) -> (W+,
   cancelled)`` (Image2StyleGAN; run it in a background thread; ``progress(EmbedProgress)``
-  returning True cancels); attributes ``models`` (ModelSet),
+  returning True cancels), ``combine_latents(kind, current, second, neutral=None, amount=0.5)
+  -> W+``, ``parse_photo(rgb) -> labels``; attributes ``models`` (ModelSet),
   ``policy`` (DevicePolicy), ``stage_counts`` (collections.Counter of executed stages),
   ``preview_size_px`` (current adaptive preview side), ``worker`` (counters submitted, dropped,
   cancelled, completed).

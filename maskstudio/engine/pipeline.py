@@ -252,6 +252,78 @@ class Engine:
             self.clear_cache()
         self.preload(("dmn", "parser"))
 
+    # -- photo parsing and Image2StyleGAN latent tools (the UI's background jobs call these) ---
+    #: latent combinations of :meth:`combine_latents`
+    COMBINE_KINDS = ("morph", "crossover", "expression")
+
+    def parse_photo(self, image: np.ndarray) -> np.ndarray:
+        """The installed face parser over a photo (flip test-time augmentation): uint8 HxW class
+        map at the photo's size. :class:`RenderError` when no face parser is installed. Call
+        from a background thread (it takes a few hundred ms on CPU)."""
+        parser = self.models.first("parser")
+        if parser is None:
+            raise RenderError("no face parser is installed (Models…); open a mask file instead")
+        from maskstudio.models.face_parser import parse_image
+
+        module = self.models.load(parser.id).module
+        with self.policy.inference():
+            labels = parse_image(module, np.ascontiguousarray(image, dtype=np.uint8), flip_tta=True)
+        return np.ascontiguousarray(labels, dtype=np.uint8)
+
+    def combine_latents(self, kind: str, current: np.ndarray, second: np.ndarray, *,
+                        neutral: np.ndarray | None = None, amount: float = 0.5) -> np.ndarray:
+        """Image2StyleGAN combinations of W+ codes [1, N, D] (float32 out):
+
+        - ``"morph"``: ``amount`` of the way from ``current`` to ``second`` (0 = current).
+        - ``"crossover"``: coarse rows (the first half) from ``current``, fine rows from ``second``.
+        - ``"expression"``: ``second + (current - neutral)`` — what changed since ``neutral``
+          (the face as opened), applied to the second face.
+
+        :class:`RenderError` for unknown kinds or codes of different shapes (e.g. captured with
+        another generator)."""
+        from maskstudio.models import latent_ops as ops
+
+        if kind not in self.COMBINE_KINDS:
+            raise RenderError(f"unknown latent combination {kind!r} (one of {', '.join(self.COMBINE_KINDS)})")
+        a = torch.from_numpy(np.ascontiguousarray(current, dtype=np.float32))
+        b = torch.from_numpy(np.ascontiguousarray(second, dtype=np.float32))
+        if a.shape != b.shape or a.dim() != 3:
+            raise RenderError(f"{kind}: the 2nd face was captured with another generator; set it again")
+        if kind == "morph":
+            w = ops.morph(b, a, float(amount))
+        elif kind == "crossover":
+            w = ops.crossover(a, b, split=max(1, a.shape[1] // 2))
+        else:
+            if neutral is None:
+                raise RenderError("expression transfer: no mask as opened")
+            n = torch.from_numpy(np.ascontiguousarray(neutral, dtype=np.float32))
+            if n.shape != a.shape:
+                raise RenderError("expression transfer: the face as opened has another latent shape")
+            w = ops.expression_transfer(b, n, a, 1.0)
+        return np.ascontiguousarray(w.numpy(), dtype=np.float32)
+
+    def _autograd_photo_generator(self):
+        """A copy of the photo StyleGAN2 whose tensors autograd may use: the resident module was
+        run (and often loaded) in inference mode, and inference tensors cannot be saved for
+        backward. The copy is cached per resident module (weights frozen, no gradients)."""
+        import copy
+
+        _, gen = self._photo_generator()
+        cached = getattr(self, "_grad_generator", None)
+        if cached is not None and cached[0] is gen:
+            return cached[1]
+        with torch.inference_mode(False):
+            g = copy.deepcopy(gen)
+            for m in g.modules():
+                for name, p in list(m._parameters.items()):
+                    if p is not None:
+                        m._parameters[name] = torch.nn.Parameter(p.detach().clone(), requires_grad=False)
+                for name, b in list(m._buffers.items()):
+                    if b is not None:
+                        m._buffers[name] = b.detach().clone()
+        self._grad_generator = (gen, g)
+        return g
+
     # -- availability -------------------------------------------------------------------------
     def _photo_generator_id(self) -> tuple[str, str] | None:
         """(model id, where) of the photo StyleGAN2: an installed stylegan2, else an encoder's decoder."""
@@ -557,7 +629,7 @@ class Engine:
             with self.policy.inference():
                 face, _ = self._face(face_req, size, ctx)
             face = face.float().clone()  # outside inference mode: a normal tensor autograd may save
-            _, gen = self._photo_generator()
+            gen = self._autograd_photo_generator()
             init = None
             if self.models.role("encoder"):
                 init = torch.from_numpy(self.invert(request))

@@ -2,15 +2,16 @@
 
 - :class:`EditSession` (:mod:`maskstudio.session.edit_session`): document, exemplar, per-region
   choices, render settings, tool state, latent, dirty/busy state, project read/write, autosave.
-- :class:`AutosaveStore` (:mod:`maskstudio.session.autosave`): the autosave file + session lock.
+- :class:`AutosaveStore` (:mod:`maskstudio.session.autosave`): one autosave per window under an
+  OS file lock; :class:`CrashedAutosave` for what crashed sessions left.
 - :class:`~maskstudio.engine.render_settings.RenderSettings` is re-exported here for convenience
   (it lives in the engine layer because project files and the CLI use it too).
 """
 from maskstudio.engine.render_settings import AgileSettings, DualSettings, RenderSettings
-from maskstudio.session.autosave import AutosaveStore
+from maskstudio.session.autosave import AutosaveStore, CrashedAutosave, remove_stale_tmp
 from maskstudio.session.edit_session import AUTOSAVE_HISTORY, EVENTS, MAX_PROJECT_HISTORY, EditSession
 
 __all__ = [
-    "AUTOSAVE_HISTORY", "AgileSettings", "AutosaveStore", "DualSettings", "EVENTS", "EditSession",
-    "MAX_PROJECT_HISTORY", "RenderSettings",
+    "AUTOSAVE_HISTORY", "AgileSettings", "AutosaveStore", "CrashedAutosave", "DualSettings", "EVENTS",
+    "EditSession", "MAX_PROJECT_HISTORY", "RenderSettings", "remove_stale_tmp",
 ]

@@ -39,7 +39,7 @@ from maskstudio.engine.render_settings import RenderSettings
 from maskstudio.engine.types import Exemplar
 from maskstudio.io.project import Project, load_project, save_project
 from maskstudio.mask import MaskDocument
-from maskstudio.session.autosave import AutosaveStore
+from maskstudio.session.autosave import AutosaveStore, CrashedAutosave
 
 #: undo steps kept in a project file, and in an autosave (the autosave is written every minute)
 MAX_PROJECT_HISTORY = 50
@@ -279,25 +279,51 @@ class EditSession:
         doc = self.doc
         return (id(doc), getattr(doc, "revision", None), self._extra_dirty, self._changes)
 
-    def autosave_now(self, *, models: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None) -> bool:
-        """Write the autosave when something changed since the last one. Returns True when it
-        wrote. ``models``: identities, or a function giving them (called only when writing).
-        Errors (ProjectFileError) propagate; the previous autosave then stays."""
+    def autosave_snapshot(self, *, models: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None):
+        """What an autosave would write now, as ``(project, key)`` — or None when nothing changed
+        since the last autosave (or there is no store / document). Cheap (array copies, ~1 ms
+        at 512²): take it on the GUI thread, write it with :meth:`autosave_write` anywhere.
+        ``models``: identities, or a function giving them (called only when there is a change)."""
         if self.autosave is None or self.doc is None:
-            return False
+            return None
         key = self._autosave_key()
         if key == self._autosaved_key:
-            return False
+            return None
         ids = models() if callable(models) else models
-        self.autosave.save(self.to_project(models=ids, history_limit=AUTOSAVE_HISTORY))
-        self._autosaved_key = key
-        return True
+        return self.to_project(models=ids, history_limit=AUTOSAVE_HISTORY), key
 
-    def recover(self) -> Project:
-        """Open the autosave of a crashed session; the result counts as unsaved work."""
+    def autosave_write(self, project: Project, key: Any) -> Path:
+        """Write a snapshot from :meth:`autosave_snapshot` (any thread; the PNG encoding and zip
+        writing take about 0.35 s at 512² with 10 undo steps: ``python -m maskstudio.bench.autosave``). Errors (ProjectFileError) propagate;
+        the previous autosave then stays and the next snapshot tries again."""
         if self.autosave is None:
             raise ValueError("this session has no autosave store")
-        proj = self.autosave.load()
-        self.apply_project(proj)
-        self.mark_changed()
+        path = self.autosave.save(project)
+        self._autosaved_key = key
+        return path
+
+    def autosave_now(self, *, models: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None) -> bool:
+        """Write the autosave now (calling thread) when something changed since the last one.
+        Returns True when it wrote."""
+        snap = self.autosave_snapshot(models=models)
+        if snap is None:
+            return False
+        self.autosave_write(*snap)
+        return True
+
+    def recover(self, crashed: CrashedAutosave) -> Project:
+        """Take over the autosave of a crashed session (:meth:`AutosaveStore.find_crashed`): the
+        result counts as unsaved work, is autosaved at once into this session's own autosave,
+        and only then are the crashed session's files deleted — so the work always exists in
+        at least one autosave. On failure (damaged file) the crashed files stay, released."""
+        try:
+            proj = crashed.load()
+            self.apply_project(proj)
+            self.mark_changed()
+            if self.autosave is not None:
+                self.autosave_now()
+        except BaseException:
+            crashed.release()
+            raise
+        crashed.discard()
         return proj

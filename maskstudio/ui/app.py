@@ -43,20 +43,17 @@ def wait_for_render(app: QApplication, window, timeout_s: float = 120.0) -> bool
 def install_excepthook(window) -> None:
     """An exception escaping a Qt slot is a bug: log it, autosave, tell the user — never a dead
     window (PySide6 would only print it)."""
-    import traceback
-
     from maskstudio.ui import dialogs
 
     def hook(exc_type, exc, tb):
         if issubclass(exc_type, KeyboardInterrupt):
             sys.__excepthook__(exc_type, exc, tb)
             return
-        text = "".join(traceback.format_exception(exc_type, exc, tb))
-        log.error("unhandled exception:\n%s", text)
+        log.error("unhandled exception", exc_info=(exc_type, exc, tb))
         try:
             window.autosave_now()
-        except Exception:  # noqa: BLE001 - already handling a failure
-            pass
+        except Exception:  # noqa: BLE001 - already handling a failure; the second one is logged too
+            log.exception("autosave after an unhandled exception failed")
         detail = str(exc) if isinstance(exc, MaskStudioError) else f"{exc_type.__name__}: {exc}"
         dialogs.show_error(window, "Unexpected error", f"{detail}\n\nYour work was autosaved. Details are in the log.")
 

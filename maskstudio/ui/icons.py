@@ -1,7 +1,11 @@
 """qtawesome icons, coloured for the current theme; a missing icon never breaks the UI."""
 from __future__ import annotations
 
+import logging
+
 from PySide6.QtGui import QIcon
+
+log = logging.getLogger(__name__)
 
 _color = "#444444"
 
@@ -19,6 +23,7 @@ def icon(name: str, **kwargs) -> QIcon:
         kwargs.setdefault("color_disabled", "#888888")
         return qta.icon(name, **kwargs)
     except Exception:  # noqa: BLE001 - an icon font problem must not stop the app
+        log.warning("icon %r unavailable", name, exc_info=True)
         return QIcon()
 
 

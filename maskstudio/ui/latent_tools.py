@@ -1,55 +1,35 @@
 """Image2StyleGAN tools in the background: refine embedding (progress + cancel), morph between two
 faces, layer crossover and expression transfer.
 
-The maths lives in :mod:`maskstudio.models.latent_ops` (``embed``, ``morph``, ``crossover``,
-``expression_transfer``); latents of the painted faces come from the engine (``want_latent``).
-This module only sequences those calls on a ``QThread`` and renders the resulting W+ with the
-installed photo StyleGAN2 (the same generator the engine uses for its "photo" output).
+All model work goes through the engine: latents of the painted faces come from
+:meth:`Engine.invert`, the embedding from :meth:`Engine.refine_embedding`, the combinations from
+:meth:`Engine.combine_latents`. This module only sequences those calls as background jobs
+(:mod:`maskstudio.ui.jobs`) and hands the resulting W+ code back; the window renders it with an
+ordinary engine request (``RenderRequest(..., latent=w)``), so a tool result is shown, and
+superseded, like any other render.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Signal
 
 from maskstudio.errors import RenderError
+from maskstudio.ui.jobs import JobContext, JobOutcome, JobRunner
 
 REFINE_STEPS = 150
 
 
 @dataclass
 class ToolOutcome:
+    """A tool's result: ``latent`` W+ [1, N, 512] float32 (None on error), ``error`` one line."""
+
     name: str
-    image: np.ndarray | None = None
     latent: np.ndarray | None = None
     error: str | None = None
     cancelled: bool = False
     latency_ms: float = 0.0
-
-
-class _ToolThread(QThread):
-    progress = Signal(int, str)
-    done = Signal(object)
-
-    def __init__(self, name: str, fn: Callable[["_ToolThread"], ToolOutcome], parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.name = name
-        self._fn = fn
-        self.cancel_event = threading.Event()
-
-    def run(self) -> None:
-        import time
-
-        t0 = time.perf_counter()
-        try:
-            out = self._fn(self)
-        except Exception as e:  # noqa: BLE001 - errors are values for the GUI thread
-            out = ToolOutcome(self.name, error=str(e) or e.__class__.__name__)
-        out.latency_ms = (time.perf_counter() - t0) * 1e3
-        self.done.emit(out)
 
 
 class LatentTools(QObject):
@@ -61,127 +41,63 @@ class LatentTools(QObject):
     def __init__(self, engine, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.engine = engine
-        self._job: _ToolThread | None = None
-        self._running = False       # until the outcome is delivered (the QThread may still be exiting)
-        self._old_jobs: list[_ToolThread] = []
+        self.jobs = JobRunner(self)
         self.second_face: np.ndarray | None = None    # W+ of the "2nd face" (morph / crossover target)
 
     @property
     def busy(self) -> bool:
-        return self._running
+        return self.jobs.busy
 
     def cancel(self) -> None:
-        if self._job is not None:
-            self._job.cancel_event.set()
+        self.jobs.cancel()
 
     def wait(self, ms: int = 30000) -> bool:
-        return all(j.wait(ms) for j in [*self._old_jobs, *([self._job] if self._job else [])])
+        return self.jobs.wait(ms)
 
-    def start(self, name: str, fn: Callable[[_ToolThread], ToolOutcome]) -> None:
-        if self.busy:
-            raise RenderError(f"{name}: another tool is still running (cancel it first)")
-        job = _ToolThread(name, fn, self)
-        job.progress.connect(self.progress)
-        job.done.connect(self._done)
-        if self._job is not None:
-            self._old_jobs = [j for j in self._old_jobs if j.isRunning()] + [self._job]
-        self._job = job
-        self._running = True
-        job.start()
+    def _start(self, name: str, fn) -> None:
+        def done(out: JobOutcome) -> None:
+            self.finished.emit(ToolOutcome(name, latent=out.value if out.ok else None, error=out.error,
+                                           cancelled=out.cancelled, latency_ms=out.latency_ms))
 
-    def _done(self, out: ToolOutcome) -> None:
-        self._running = False
-        self.finished.emit(out)
+        self.jobs.start(name, fn, done, lambda p: self.progress.emit(*p), exclusive=True)
 
-    # ------------------------------------------------------------------ model access
-    def generator(self):
-        """The photo StyleGAN2: an installed generator, else an encoder's decoder."""
-        try:
-            return self.engine.photo_generator()
-        except RenderError:
-            raise RenderError("no StyleGAN2 photo generator installed (Models…)") from None
-
-    def _autograd_generator(self):
-        """A copy of the generator whose tensors autograd may use (the engine's resident modules
-        were touched in inference mode, and inference tensors cannot be saved for backward)."""
-        import copy
-
-        import torch
-
-        gen = self.generator()
-        cached = getattr(self, "_grad_gen", None)
-        if cached is not None and cached[0] is gen:
-            return cached[1]
-        with torch.inference_mode(False):
-            g = copy.deepcopy(gen)
-            for m in g.modules():
-                for name, p in list(m._parameters.items()):
-                    if p is not None:
-                        m._parameters[name] = torch.nn.Parameter(p.detach().clone(), requires_grad=False)
-                for name, b in list(m._buffers.items()):
-                    if b is not None:
-                        m._buffers[name] = b.detach().clone()
-        self._grad_gen = (gen, g)
-        return g
-
-    def face_latent(self, labels: np.ndarray, exemplar, **kw) -> tuple[np.ndarray, np.ndarray]:
-        """(DMN face image, encoder W+) of a mask, via the engine (its caches apply)."""
+    def _request(self, labels: np.ndarray, exemplar, **kw):
         from maskstudio.engine import RenderRequest
 
-        face = self.engine.render_sync(RenderRequest(np.asarray(labels), exemplar, output="face", **kw))
-        if not face.ok:
-            raise RenderError(face.error or "face render failed")
-        photo = self.engine.render_sync(RenderRequest(np.asarray(labels), exemplar, output="photo", want_latent=True, **kw))
-        if photo.latent is None:
-            raise RenderError(photo.error or "no latent (install an encoder)")
-        return face.image, np.asarray(photo.latent, dtype=np.float32)
+        return RenderRequest(np.asarray(labels), exemplar, output="photo", **kw)
 
-    def render_w(self, wplus: np.ndarray) -> np.ndarray:
-        import torch
-
-        gen = self.generator()
-        ref = next(gen.parameters())
-        w = torch.from_numpy(np.ascontiguousarray(wplus, dtype=np.float32)).to(ref)
-        with torch.inference_mode():
-            out = gen([w], input_is_latent=True, randomize_noise=False)
-            img = out[0] if isinstance(out, (tuple, list)) else out
-            img = ((img[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-        return np.ascontiguousarray(img)
+    def face_latent(self, labels: np.ndarray, exemplar, **kw) -> np.ndarray:
+        """Encoder W+ of a mask's DMN face, via the engine (its caches apply)."""
+        return np.asarray(self.engine.invert(self._request(labels, exemplar, **kw)), dtype=np.float32)
 
     # ------------------------------------------------------------------ tools
     def refine(self, labels: np.ndarray, exemplar, steps: int = REFINE_STEPS, **kw) -> None:
         """Optimise the W+ of the painted face (Image2StyleGAN embedding, pixel loss), starting
         from the encoder's inversion. Progress per step; cancel keeps the best code so far."""
+        req = self._request(labels, exemplar, **kw)
 
-        def run(job: _ToolThread) -> ToolOutcome:
-            import torch
-
-            from maskstudio.models.latent_ops import embed
-
-            job.progress.emit(0, "inverting the face…")
-            face, init = self.face_latent(labels, exemplar, **kw)
-            target = torch.from_numpy(face).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+        def run(ctx: JobContext) -> np.ndarray:
+            ctx.progress(0, "inverting the face…")
 
             def cb(p) -> bool:
-                job.progress.emit(int(100 * p.fraction), f"step {p.step}/{p.steps} · loss {p.loss:.4f}")
-                return job.cancel_event.is_set()
+                ctx.progress(int(100 * p.fraction), f"step {p.step}/{p.steps} · loss {p.loss:.4f}")
+                return ctx.cancelled
 
-            res = embed(self._autograd_generator(), target, steps=steps, callback=cb, init_wplus=torch.from_numpy(init))
-            w = res.wplus.detach().float().cpu().numpy()
-            return ToolOutcome("refine", image=self.render_w(w), latent=w, cancelled=res.cancelled)
+            w, _cancelled = self.engine.refine_embedding(req, steps, progress=cb)
+            return np.asarray(w, dtype=np.float32)
 
-        self.start("refine", run)
+        self._start("refine", run)
 
     def capture_second(self, labels: np.ndarray, exemplar, **kw) -> None:
         """Remember the W+ of the current face as the "2nd face" of morph / crossover / expression."""
 
-        def run(job: _ToolThread) -> ToolOutcome:
-            job.progress.emit(0, "inverting the face…")
-            face, w = self.face_latent(labels, exemplar, **kw)
+        def run(ctx: JobContext) -> np.ndarray:
+            ctx.progress(0, "inverting the face…")
+            w = self.face_latent(labels, exemplar, **kw)
             self.second_face = w
-            return ToolOutcome("second", image=None, latent=w)
+            return w
 
-        self.start("second", run)
+        self._start("second", run)
 
     def combine(self, name: str, labels: np.ndarray, exemplar, original_labels: np.ndarray | None = None,
                 amount: float = 0.5, **kw) -> None:
@@ -189,31 +105,16 @@ class LatentTools(QObject):
         fine rows from the 2nd) or ``expression`` (2nd face + (this face − the face as opened))."""
         if self.second_face is None:
             raise RenderError(f"{name}: set a 2nd face first (\"Use as 2nd face\")")
-        b = self.second_face
+        second = self.second_face
 
-        def run(job: _ToolThread) -> ToolOutcome:
-            import torch
+        def run(ctx: JobContext) -> np.ndarray:
+            ctx.progress(0, f"{name}…")
+            current = self.face_latent(labels, exemplar, **kw)
+            neutral = None
+            if name == "expression" and original_labels is not None:
+                neutral = self.face_latent(original_labels, exemplar, **kw)
+            w = self.engine.combine_latents(name, current, second, neutral=neutral, amount=float(amount))
+            ctx.progress(100, "done")
+            return w
 
-            from maskstudio.models import latent_ops as ops
-
-            job.progress.emit(0, f"{name}…")
-            _face, current = self.face_latent(labels, exemplar, **kw)
-            a_t, b_t = torch.from_numpy(current), torch.from_numpy(np.asarray(b, np.float32))
-            if a_t.shape != b_t.shape:
-                raise RenderError(f"{name}: the 2nd face was captured with another generator; set it again")
-            if name == "morph":
-                w = ops.morph(b_t, a_t, float(amount))
-            elif name == "crossover":
-                w = ops.crossover(a_t, b_t, split=max(1, a_t.shape[1] // 2))
-            elif name == "expression":
-                if original_labels is None:
-                    raise RenderError("expression transfer: no mask as opened")
-                _f, neutral = self.face_latent(original_labels, exemplar, **kw)
-                w = ops.expression_transfer(b_t, torch.from_numpy(neutral), a_t, 1.0)
-            else:
-                raise RenderError(f"unknown tool {name!r}")
-            w = w.numpy()
-            job.progress.emit(100, "done")
-            return ToolOutcome(name, image=self.render_w(w), latent=w)
-
-        self.start(name, run)
+        self._start(name, run)

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from maskstudio import __version__
 from maskstudio.errors import MaskStudioError
 from maskstudio.io.images import read_rgb, write_png
 from maskstudio.labels import CLASSES, DISPLAY_NAMES
-from maskstudio.session import AUTOSAVE_HISTORY, MAX_PROJECT_HISTORY, AutosaveStore, EditSession
+from maskstudio.session import AUTOSAVE_HISTORY, MAX_PROJECT_HISTORY, AutosaveStore, EditSession, remove_stale_tmp
 from maskstudio.settings import Settings
 from maskstudio.ui import dialogs
 from maskstudio.ui.canvas import MaskCanvas, Tool
@@ -134,8 +135,11 @@ class MainWindow(QMainWindow):
 
         self._autosave_timer = QTimer(self)
         self._autosave_timer.setInterval(AUTOSAVE_INTERVAL_MS)
-        self._autosave_timer.timeout.connect(self.autosave_now)
+        self._autosave_timer.timeout.connect(lambda: self.autosave_now(background=True))
 
+        from maskstudio.ui.jobs import JobRunner
+
+        self._autosave_jobs = JobRunner(self)   # timer autosaves write off the GUI thread
         self.client = RenderClient(self.settings, engine=engine, parent=self)
         self.client.resultReady.connect(self._on_result)
         self.client.busyChanged.connect(lambda b: self.session.set_busy("render", b))
@@ -149,12 +153,15 @@ class MainWindow(QMainWindow):
         self._load_gallery()
 
         recovered = False
-        crashed = self.autosave.crashed_session()
-        if crashed and offer_recovery:
-            recovered = self._offer_recovery()
-        elif crashed:
-            self.autosave.discard()
         self.autosave.start_session()
+        self.autosave.cleanup_stale()
+        remove_stale_tmp(p for p, kind in self.recent_files() if kind == "project")
+        crashed = self.autosave.find_crashed()      # locked by us until recovered/discarded/released
+        if crashed and offer_recovery:
+            recovered = self._offer_recovery(crashed[0])
+            crashed = crashed[1:]
+        for c in crashed:                           # more than one (or no offer): keep for a later start
+            c.release()
         if not recovered and open_sample:
             self.new_from_template()
         self.set_active_class(1)
@@ -584,6 +591,13 @@ class MainWindow(QMainWindow):
                 self._reference_key = self._reference_state_key()
             return
         self.render_view.show_result(result)
+        if isinstance(result.tag, tuple) and result.tag[:1] == ("tool",):
+            _, name, cancelled, tool_ms = result.tag
+            if result.ok:
+                self.render_view.stage.setText(f"Image2StyleGAN {name}{' (cancelled: best so far)' if cancelled else ''}"
+                                               f" · {result.size_px}px · {tool_ms + result.latency_ms:.0f} ms")
+            self.renderShown.emit(result)
+            return
         if result.ok:
             if result.latent is not None:
                 self.session.set_latent(result.latent)
@@ -924,25 +938,50 @@ class MainWindow(QMainWindow):
         q.sync()
 
     # ================================================================== safety
-    def autosave_now(self) -> bool:
-        """Write the autosave project when something changed since the last one."""
+    def autosave_now(self, background: bool = False) -> bool:
+        """Write the autosave project when something changed since the last one. ``background``
+        (the minute timer): the snapshot is taken here (~1 ms), the PNG/zip writing (~0.35 s at 512²,
+        ``python -m maskstudio.bench.autosave``) runs as a
+        background job (skipped while one still runs). Otherwise (before a risky operation) it
+        is written before this returns, so the work is on disk whatever happens next."""
         self._pull_settings()
+        if background and self._autosave_jobs.busy:
+            return False
+        if not background:
+            self._autosave_jobs.wait()      # a background write in flight finishes first
         try:
-            return self.session.autosave_now(models=self.client.model_identities)
+            snap = self.session.autosave_snapshot(models=self.client.model_identities)
+            if snap is None:
+                return False
+            if background:
+                self._autosave_jobs.start("autosave", lambda _ctx: self.session.autosave_write(*snap),
+                                          self._autosave_done, exclusive=True)
+            else:
+                self.session.autosave_write(*snap)
+            return True
         except MaskStudioError as e:
-            log.warning("autosave failed: %s", e)
-            self.statusBar().showMessage(f"Autosave failed: {e}", 5000)
+            self._autosave_failed(str(e))
             return False
 
-    def _offer_recovery(self) -> bool:
+    def _autosave_done(self, out) -> None:
+        if out.error is not None:
+            self._autosave_failed(out.error)
+
+    def _autosave_failed(self, message: str) -> None:
+        log.warning("autosave failed: %s", message)
+        if not self._closing:
+            self.statusBar().showMessage(f"Autosave failed: {message}", 5000)
+
+    def _offer_recovery(self, crashed) -> bool:
+        saved = time.strftime("%Y-%m-%d %H:%M", time.localtime(crashed.saved_at)) if crashed.saved_at else "?"
         answer = dialogs.ask(self, "Recover work?",
-                             "MaskStudio did not close cleanly last time. Recover the autosaved mask?",
+                             f"MaskStudio did not close cleanly last time. Recover the autosaved mask (saved {saved})?",
                              ("Recover", "Discard"), default="Recover")
         if answer != "Recover":
-            self.autosave.discard()
+            crashed.discard()
             return False
         with self._guard("Recover autosave"):
-            proj = self.session.recover()
+            proj = self.session.recover(crashed)
             self._show_project(proj)
             self._update_title()
             self._ready = True
@@ -959,6 +998,7 @@ class MainWindow(QMainWindow):
         self.tools.wait(10000)
         self._save_preferences()
         self.client.close()
+        self._autosave_jobs.wait()        # no autosave write may land after the clean exit
         self.autosave.end_session()
         self._gc.release()
         event.accept()
@@ -1025,24 +1065,25 @@ class MainWindow(QMainWindow):
         self.session.set_busy("tool", False)
         if out.error:
             dialogs.show_error(self, "Image2StyleGAN", f"{out.name}: {out.error}")
-        else:
-            if out.name == "second":
-                self.sliders.second_label.setText("2nd face: set")
-            if out.latent is not None and out.name != "second":
-                self.session.set_latent(out.latent)
-            if out.image is not None:
-                from maskstudio.engine import RenderResult
-
-                res = RenderResult(-1, image=out.image, stage=out.name, latency_ms=out.latency_ms,
-                                   size_px=int(out.image.shape[0]), output="photo", tag="tool")
-                self.render_view.show_result(res)
-                self.render_view.stage.setText(f"Image2StyleGAN {out.name}{' (cancelled: best so far)' if out.cancelled else ''}"
-                                               f" · {res.size_px}px · {out.latency_ms:.0f} ms")
-                self.renderShown.emit(res)
+        elif out.name == "second":
+            self.sliders.second_label.setText("2nd face: set")
+        elif out.latent is not None:
+            self.session.set_latent(out.latent)
+            self._render_tool_latent(out)
         self.toolFinished.emit(out)
         if getattr(self, "_pending_morph", False):
             self._pending_morph = False
             self.run_latent_tool("morph")
+
+    def _render_tool_latent(self, out) -> None:
+        """Render a tool's W+ code with an ordinary engine request (photo StyleGAN2, no edits):
+        it is shown, or dropped when a newer render was asked for, like every other result."""
+        if self.doc is None or self.exemplar is None:
+            return
+        kw = {"size_px": int(self.render_size_px)} if self.render_size_px else {}
+        with self._guard("Image2StyleGAN"):
+            self.client.submit(self.doc.labels, self.exemplar, output="photo", latent=out.latent,
+                               tag=("tool", out.name, bool(out.cancelled), out.latency_ms), **kw)
 
     # ================================================================== help
     def about(self) -> None:

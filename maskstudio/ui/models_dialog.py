@@ -1,6 +1,6 @@
 """The Models dialog: the same actions as ``maskstudio models`` (install, import, verify, remove)
-with a progress bar. Downloads, imports and verification run in a worker thread (``QThread``)
-and can be cancelled; the model store itself (:mod:`maskstudio.io.store`) is Qt-free.
+with a progress bar. Downloads, imports and verification run as background jobs
+(:mod:`maskstudio.ui.jobs`) and can be cancelled; the model store itself (:mod:`maskstudio.io.store`) is Qt-free.
 
 ``ModelsDialog(settings, parent=None)`` — the main window opens it from the Models menu and
 from the slider groups' "install a model" links, then rescans the engine.
@@ -8,10 +8,9 @@ from the slider groups' "install a model" links, then rescans the engine.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -30,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from maskstudio.ui import dialogs
 from maskstudio.ui.icons import icon
+from maskstudio.ui.jobs import JobContext, JobOutcome, JobRunner
 
 log = logging.getLogger(__name__)
 
@@ -45,35 +45,6 @@ STATE_TEXT = {
 }
 
 
-class _Worker(QThread):
-    """Runs one store action off the GUI thread; progress and the outcome come back as signals."""
-
-    progress = Signal(object)          # maskstudio.io.download.Progress
-    finished_ok = Signal(object)       # the action's return value
-    failed = Signal(str, bool)         # message, cancelled
-
-    def __init__(self, fn: Callable[..., Any], parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._fn = fn
-        self.cancel_event = threading.Event()
-
-    def run(self) -> None:
-        from maskstudio.errors import MaskStudioError
-        from maskstudio.errors import DownloadCancelled
-
-        try:
-            value = self._fn(progress=self.progress.emit, cancel=self.cancel_event.is_set)
-        except DownloadCancelled as e:
-            self.failed.emit(str(e), True)
-        except MaskStudioError as e:
-            self.failed.emit(str(e), False)
-        except Exception as e:  # noqa: BLE001 - a bug; shown, logged, never raised across threads
-            log.exception("model action failed")
-            self.failed.emit(f"Unexpected error: {type(e).__name__}: {e}", False)
-        else:
-            self.finished_ok.emit(value)
-
-
 class ModelsDialog(QDialog):
     """Browse the registry, install / import / verify / remove models, watch the progress."""
 
@@ -85,7 +56,8 @@ class ModelsDialog(QDialog):
 
         self.settings = settings
         self.store = store if store is not None else ModelStore.from_settings(settings)
-        self.worker: _Worker | None = None
+        self.jobs = JobRunner(self)
+        self.worker: JobContext | None = None      # the running action's job, if any
         self._action = ""
         self._rows: list[str] = []
         self.setWindowTitle("Models")
@@ -180,7 +152,8 @@ class ModelsDialog(QDialog):
 
         try:
             device = resolve_device(getattr(self.settings, "device", "auto"))
-        except Exception:  # noqa: BLE001 - informational only
+        except Exception as e:  # noqa: BLE001 - informational only (logged)
+            log.warning("device unavailable for the Models dialog: %s", e)
             device = "unknown"
         self.folder_label.setText(f"Models folder: <b>{self.store.models_dir}</b> &nbsp;·&nbsp; Device: <b>{device}</b>")
         selected = self.selected_id()
@@ -323,7 +296,11 @@ class ModelsDialog(QDialog):
             return
         try:
             self.store.remove(mid)
-        except Exception as e:  # noqa: BLE001 - MaskStudioError expected; shown either way
+        except Exception as e:  # noqa: BLE001 - MaskStudioError expected; shown either way, bugs logged
+            from maskstudio.errors import MaskStudioError
+
+            if not isinstance(e, MaskStudioError):
+                log.exception("removing %s failed", mid)
             dialogs.show_error(self, "Remove model", str(e))
             self.jobFinished.emit("remove", False)
             return
@@ -344,13 +321,17 @@ class ModelsDialog(QDialog):
         self.progress.setValue(0)
         self.progress.setFormat("")
         self.status.setText(f"{action.capitalize()} {mid}…")
-        w = _Worker(fn, self)
-        w.progress.connect(self._on_progress)
-        w.finished_ok.connect(lambda value, mid=mid: self._on_done(mid, value))
-        w.failed.connect(lambda msg, cancelled, mid=mid: self._on_failed(mid, msg, cancelled))
-        self.worker = w
+        from maskstudio.errors import DownloadCancelled
+
+        def done(out: JobOutcome, mid=mid) -> None:
+            if out.error is None:
+                self._on_done(mid, out.value)
+            else:
+                self._on_failed(mid, out.error, out.cancelled)
+
+        self.worker = self.jobs.start(action, lambda ctx: fn(progress=ctx.report, cancel=lambda: ctx.cancelled),
+                                      done, self._on_progress, cancel_exceptions=(DownloadCancelled,))
         self._update_buttons()
-        w.start()
 
     def _on_progress(self, ev) -> None:
         from maskstudio.io.download import format_bytes
@@ -372,10 +353,8 @@ class ModelsDialog(QDialog):
         self.status.setText(text)
 
     def _finish_worker(self) -> None:
-        w, self.worker = self.worker, None
-        if w is not None:
-            w.wait()
-            w.deleteLater()
+        self.worker = None
+        self.jobs.wait()
         self.progress.setRange(0, 1000)
 
     def _on_done(self, mid: str, value) -> None:
@@ -416,15 +395,13 @@ class ModelsDialog(QDialog):
 
     # ------------------------------------------------------------------ closing
     def done(self, result: int) -> None:  # noqa: D401 - Qt override (Close, Esc, window close)
-        if self.worker is not None:
-            self.worker.cancel_event.set()
-            self.worker.wait(30000)
+        self.jobs.cancel()
+        self.jobs.wait(30000)
         super().done(result)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        if self.worker is not None:
-            self.worker.cancel_event.set()
-            self.worker.wait(30000)
+        self.jobs.cancel()
+        self.jobs.wait(30000)
         super().closeEvent(event)
 
 

@@ -2,7 +2,8 @@
 
 The engine calls back on its worker thread; :class:`RenderClient` re-emits the result through a
 Qt signal (queued to the GUI thread), drops results older than the one already shown, and keeps
-a busy flag for the indicator. Long helper jobs (photo parsing) run in a ``QThread``.
+a busy flag for the indicator. Long helper jobs (photo parsing) run as background jobs
+(:mod:`maskstudio.ui.jobs`); the model work itself is the engine's (:meth:`Engine.parse_photo`).
 """
 from __future__ import annotations
 
@@ -11,29 +12,13 @@ import os
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Signal
 
-from maskstudio.errors import RenderError
 from maskstudio.io.latents import write_latent
+from maskstudio.ui.jobs import JobContext, JobOutcome, JobRunner
 from maskstudio.ui.sliders_dock import GroupStatus
 
 log = logging.getLogger(__name__)
-
-
-class _Job(QThread):
-    done = Signal(object, object)   # value, error text
-
-    def __init__(self, fn: Callable[[], Any], parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._fn = fn
-
-    def run(self) -> None:
-        try:
-            value = self._fn()
-        except Exception as e:  # noqa: BLE001 - delivered as a value to the GUI thread
-            self.done.emit(None, str(e) if str(e) else e.__class__.__name__)
-        else:
-            self.done.emit(value, None)
 
 
 class RenderClient(QObject):
@@ -51,7 +36,7 @@ class RenderClient(QObject):
         self._latest_id = 0
         self._shown_id = 0
         self._busy = False
-        self._jobs: set[_Job] = set()
+        self.jobs = JobRunner(self)
         self._fromWorker.connect(self._on_worker_result)
         engine.set_callback(self._fromWorker.emit)   # emitted on the worker thread -> queued
         self.delivered = 0
@@ -102,8 +87,7 @@ class RenderClient(QObject):
         return self.engine.wait_idle(timeout)
 
     def close(self) -> None:
-        for job in list(self._jobs):
-            job.wait(5000)
+        self.jobs.wait(5000)
         self.engine.set_callback(None)
         self.engine.close()
 
@@ -154,34 +138,20 @@ class RenderClient(QObject):
         try:
             return f"{self.engine.policy.device} · " + ", ".join(
                 f"{k} {'✓' if s.available else '✗'}" for k, s in self.engine.availability().items())
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - the About box must open anyway; the bug is logged
+            log.exception("engine description failed")
             return "unknown"
 
     # ------------------------------------------------------------------ background jobs
-    def run_in_thread(self, fn: Callable[[], Any], done: Callable[[Any, str | None], None]) -> _Job:
-        job = _Job(fn, self)
-        job.done.connect(done)
-        job.finished.connect(lambda j=job: self._jobs.discard(j))
-        self._jobs.add(job)
-        job.start()
-        return job
+    def parse_async(self, image: np.ndarray, done: Callable[[np.ndarray | None, str | None], None]) -> JobContext:
+        """Parse a photo with the engine's face parser in the background; ``done(labels, error)``
+        on the GUI thread (exactly one of them is None)."""
+        img = np.ascontiguousarray(image, dtype=np.uint8)
 
-    def parse_photo(self, image: np.ndarray) -> np.ndarray:
-        """Face parser over a photo (call from a background thread). RenderError when none installed."""
-        parser = self.engine.models.first("parser")
-        if parser is None:
-            raise RenderError("no face parser is installed (Models…); open a mask file instead")
-        from maskstudio.models.face_parser import parse_image
+        def finished(out: JobOutcome) -> None:
+            done(out.value if out.ok else None, out.error)
 
-        module = self.engine.models.load(parser.id).module
-        import torch
-
-        with torch.inference_mode():
-            labels = parse_image(module, np.ascontiguousarray(image, dtype=np.uint8), flip_tta=True)
-        return np.ascontiguousarray(labels, dtype=np.uint8)
-
-    def parse_async(self, image: np.ndarray, done: Callable[[np.ndarray | None, str | None], None]) -> _Job:
-        return self.run_in_thread(lambda: self.parse_photo(image), done)
+        return self.jobs.start("parse photo", lambda _ctx: self.engine.parse_photo(img), finished)
 
     # ------------------------------------------------------------------ latents
     @staticmethod

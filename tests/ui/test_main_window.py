@@ -385,16 +385,26 @@ def test_recovery_after_crash_restores_autosave(qtbot, make_window, recorder, tm
     w.open_mask(tmp_path / "does-not-exist.png")
     assert w.autosave.path.is_file() and "does-not-exist.png" in recorder.errors[-1][1]
     assert not w.autosave_now()            # nothing changed since: no rewrite
-    # "crash": the first session never closes, its lock + autosave stay; a new session starts
+    # a second window on the same state folder while the first lives: nothing to recover
+    n_questions = len(recorder.questions)
+    other = make_window()
+    assert len(recorder.questions) == n_questions
+    other.close()                          # its clean exit leaves the first window's autosave alone
+    assert w.autosave.path.is_file() and w.autosave.lock.is_file()
+    # "crash": the first window lets go of its lock and leaves its files, as a killed process does
+    w._autosave_timer.stop()
+    w.autosave.abandon()
     recorder.answers.append("Recover")
     w2 = make_window()
-    assert any("Recover" in q or "did not close" in q for q in recorder.questions)
+    assert any("did not close" in q for q in recorder.questions[n_questions:])
     np.testing.assert_array_equal(w2.doc.labels, painted)
     assert w2.is_dirty()
+    assert w2.autosave.path.is_file() and not w.autosave.path.exists()   # moved into w2's own autosave
     # a clean close removes the autosave: no recovery offer next time
     w2.session.mark_clean()
     w2.close()
     assert not w2.autosave.path.exists()
+    assert list((tmp_path / "state").glob("autosave-*.msproj")) == []
 
 
 def test_open_photo_parses_it_in_the_background(qtbot, make_window, tmp_path, recorder):
@@ -562,6 +572,14 @@ def test_models_dialog_opens_from_menu_and_slider_hint(qtbot, make_window):
     w.models_dialog.reject()
 
 
+def wait_tool_render(qtbot, w, name):
+    def shown():
+        r = w.render_view.last_result
+        assert r is not None and isinstance(r.tag, tuple) and r.tag[:2] == ("tool", name) and not w.client.busy
+    qtbot.waitUntil(shown, timeout=RENDER_TIMEOUT_MS)
+    return w.render_view.last_result
+
+
 def test_image2stylegan_tools_progress_cancel_and_combine(qtbot, make_window, photo_settings, recorder):
     w = make_window(settings=photo_settings)
     wait_full_render(qtbot, w)
@@ -580,15 +598,28 @@ def test_image2stylegan_tools_progress_cancel_and_combine(qtbot, make_window, ph
         w.sliders.combine_buttons[0].click()          # crossover
     out = sig.args[0]
     assert out.error is None and out.name == "crossover", out.error
-    assert out.latent.shape == (1, 6, 512) and out.image.shape == (16, 16, 3)
-    assert w.render_view.stage.text().startswith("Image2StyleGAN crossover")
+    assert out.latent.shape == (1, 6, 512)
     np.testing.assert_array_equal(w.last_latent, out.latent)
+    # the code is rendered by an ordinary engine request (real id, so the stale-result check applies)
+    shown = wait_tool_render(qtbot, w, "crossover")
+    assert shown.ok and shown.request_id > 0 and shown.output == "photo" and shown.image.shape == (SIZE, SIZE, 3)
+    assert w.render_view.stage.text().startswith("Image2StyleGAN crossover")
+    from maskstudio.engine import RenderRequest
+
+    same = w.client.engine.render_sync(RenderRequest(np.array(w.doc.labels), w.exemplar, output="photo",
+                                                     latent=out.latent, size_px=SIZE))
+    np.testing.assert_array_equal(shown.image, same.image)
     with qtbot.waitSignal(w.toolFinished, timeout=RENDER_TIMEOUT_MS) as sig:
         w.sliders.combine_buttons[1].click()          # expression transfer
     assert sig.args[0].error is None
     with qtbot.waitSignal(w.toolFinished, timeout=RENDER_TIMEOUT_MS) as sig:
         w.sliders.face_morph.set_value(0.5)            # the morph slider runs the morph live
     assert sig.args[0].name == "morph" and sig.args[0].error is None
+    wait_tool_render(qtbot, w, "morph")
+    # a stroke after a tool: its render replaces the tool's result (newest request wins)
+    drag(qtbot, w, [(4, 40), (60, 40)])
+    res = wait_full_render(qtbot, w)
+    assert res.tag is None and res.output == "face"
     # refine: progress arrives, cancel stops it and keeps the best code so far
     got = []
     w.tools.progress.connect(lambda pct, text: got.append(text))
@@ -724,3 +755,33 @@ def test_tablet_pressure_scales_the_brush(qtbot, make_window):
     changed = (grid(w) != before).sum()
     assert 0 < changed < 30          # a 3-cell dab, not the 10-cell brush (about 80 cells)
     assert w.canvas._pressure is None  # the next mouse stroke paints at full size again
+
+
+def test_timer_autosave_writes_in_the_background_and_close_waits_for_it(qtbot, make_window, tmp_path):
+    import threading
+
+    from maskstudio.io.project import load_project
+
+    w = make_window()
+    wait_full_render(qtbot, w)
+    key(qtbot, w, Qt.Key.Key_H)
+    drag(qtbot, w, [(4, 60), (30, 60)])
+    writers = []
+    store_save = w.autosave.save
+
+    def save(project):                       # the real save, noting which thread ran it
+        writers.append(threading.current_thread())
+        return store_save(project)
+
+    w.autosave.save = save
+    w._autosave_timer.timeout.emit()         # what the minute timer does
+    assert not w.autosave_now(background=True)    # one write at a time: a second tick is skipped
+    qtbot.waitUntil(lambda: w.autosave.path.is_file() and not w._autosave_jobs.busy, timeout=RENDER_TIMEOUT_MS)
+    assert writers and writers[0] is not threading.main_thread()
+    np.testing.assert_array_equal(load_project(w.autosave.path).labels, w.doc.labels)
+    assert not w.autosave_now()              # nothing changed since
+    drag(qtbot, w, [(4, 50), (30, 50)])
+    w._autosave_timer.timeout.emit()
+    w.session.mark_clean()
+    w.close()                                # waits for the write, then deletes the autosave
+    assert not w.autosave.path.exists() and list((tmp_path / "state").glob("autosave-*")) == []
