@@ -57,6 +57,11 @@ def register(subparsers) -> None:
                     help="from this step the learning rate falls linearly to 0 at --steps")
     pd.add_argument("--keep-every", type=int, default=None,
                     help="also keep <out>/snapshots/dmn_<step>.safetensors every N steps")
+    pd.add_argument("--upsample", choices=("transpose", "resize_conv", "subpixel"), default=None,
+                    help="decoder up-sampling (default transpose = the official layout; the others "
+                         "avoid its checkerboard)")
+    pd.add_argument("--init", type=Path, default=None,
+                    help="warm start a fresh run from this DMN checkpoint (tensors whose name and shape match)")
     pd.set_defaults(func=_train_dmn)
 
     ps = sub.add_parser("samples", help="regenerate template mask + gallery exemplars")
@@ -128,6 +133,10 @@ def _train_dmn(args) -> int:
         cfg.decay_from = args.decay_from
     if args.keep_every is not None:
         cfg.keep_every = args.keep_every
+    if args.upsample is not None:
+        cfg.upsample = args.upsample
+    if args.init is not None:
+        cfg.init = str(args.init)
     summary = train_dmn(args.data, args.out, cfg, parser_path=args.parser, resume=args.resume,
                         cache_dir=args.cache, show_progress=not args.no_progress)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -326,9 +326,13 @@ def detect_arch(sd: Mapping[str, torch.Tensor], source: Any = "<state_dict>") ->
             blocks = _indices(sd, r"model\.(\d+)\.conv_block\.")
             last = max(_indices(sd, r"model\.(\d+)\.weight$"))
             w = sd["model.1.weight"]
-            return "maskgan_dmn", {"ngf": int(w.shape[0]), "n_downsample": (blocks[0] - 4) // 3,
-                                   "n_blocks": len(blocks), "label_nc": int(w.shape[1]),
-                                   "output_nc": int(sd[f"model.{last}.weight"].shape[0])}
+            cfg = {"ngf": int(w.shape[0]), "n_downsample": (blocks[0] - 4) // 3,
+                   "n_blocks": len(blocks), "label_nc": int(w.shape[1]),
+                   "output_nc": int(sd[f"model.{last}.weight"].shape[0])}
+            up = sd.get(f"model.{blocks[-1] + 1}.conv.weight")  # v2 decoders; official: ConvTranspose
+            if up is not None:  # resize_conv [C/2, C, 3, 3]; subpixel [4·C/2, C, 3, 3]
+                cfg["upsample"] = "subpixel" if up.shape[0] == 2 * up.shape[1] else "resize_conv"
+            return "maskgan_dmn", cfg
         if any(k.startswith("encoder.body.") for k in sd):
             arch = "agilegan_encoder" if "encoder.fc_mu.weight" in sd else "psp_encoder"
             return arch, _detect_encoder(sd)

@@ -19,6 +19,11 @@ optimizers, step) lives in ``<out>/dmn_state.pt``; ``<out>/dmn.safetensors|.json
 generator, written every ``save_every`` steps so a run can ship intermediate checkpoints.
 Deterministic: batch ``b`` of epoch ``e`` is drawn from ``default_rng([seed, e])`` and augmented
 with ``default_rng([seed, e, b])``.
+
+``upsample`` picks the decoder layout (``"transpose"`` = official, or the checkerboard-free v2
+``"resize_conv"`` / ``"subpixel"``); ``init`` warm-starts a fresh run's generator from a DMN
+checkpoint, copying every tensor whose name and shape match (:func:`warm_start`), so a v2 run
+keeps the shipped encoders and residual blocks and only learns its new up-sampling convs anew.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from maskstudio.models.dense_mapping import DenseMappingConfig, DenseMappingNetwork, one_hot
+from maskstudio.models.dense_mapping import DenseMappingConfig, DenseMappingNetwork, one_hot, warm_start
 from maskstudio.training.common import load_parser
 from maskstudio.training import common
 from maskstudio.training.data import augment, batches, find_pairs, load_pairs, load_split, split_stems, write_split
@@ -69,6 +74,10 @@ class DMNTrainConfig:
     decay_from: int | None = None
     #: also keep ``snapshots/dmn_<step>.safetensors`` every this many steps (pick the best later)
     keep_every: int | None = None
+    #: decoder up-sampling: "transpose" (official layout), "resize_conv" or "subpixel"
+    upsample: str = "transpose"
+    #: warm start a fresh run's generator from this DMN checkpoint (name+shape-matching tensors)
+    init: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,7 +90,8 @@ class DMNTrainConfig:
         return self.lr * max(0.0, (self.steps - step) / span)
 
     def model_config(self) -> DenseMappingConfig:
-        return DenseMappingConfig(ngf=self.ngf, n_downsample=self.n_downsample, n_blocks=self.n_blocks)
+        return DenseMappingConfig(ngf=self.ngf, n_downsample=self.n_downsample, n_blocks=self.n_blocks,
+                                  upsample=self.upsample)
 
 
 def _resize_batch(images: np.ndarray, masks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -140,7 +150,19 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
     step = 0
+    warm = None
+    if state is None and cfg.init:
+        warm = warm_start_generator(G, cfg.init)
+        log(f"warm start from {cfg.init}: {warm['tensors_copied']}/{warm['tensors_total']} tensors, "
+            f"{warm['params_copied']:,}/{warm['params_total']:,} parameters copied; fresh: "
+            f"{', '.join(warm['not_copied']) or 'none'}")
     if state is not None:
+        was = (state.get("config") or {}).get("upsample", "transpose")
+        if was != mcfg.upsample:
+            from maskstudio.errors import ConfigError
+
+            raise ConfigError(f"{state_path}: the run was trained with --upsample {was}, "
+                              f"not {mcfg.upsample}; resume with --upsample {was}")
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
         opt_g.load_state_dict(state["opt_g"])
@@ -257,5 +279,20 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
             break
     bar.close()
     save()
-    return {"steps": step, "pseudo_labels": n_pseudo, "first": first, "last": last,
-            "ema": hist, "time_s": time.time() - t0}
+    summary = {"steps": step, "pseudo_labels": n_pseudo, "first": first, "last": last,
+               "ema": hist, "time_s": time.time() - t0}
+    if warm is not None:
+        summary["warm_start"] = {k: v for k, v in warm.items() if k != "unused"}
+    return summary
+
+
+def warm_start_generator(G: DenseMappingNetwork, path) -> dict:
+    """Copy the name+shape-matching tensors of the DMN checkpoint ``path`` into ``G`` (counts)."""
+    from maskstudio.models.checkpoints import load_checkpoint
+
+    src = load_checkpoint(path, device="cpu", dtype=torch.float32)
+    if src.arch != "maskgan_dmn":
+        from maskstudio.errors import CheckpointError, file_error
+
+        raise file_error(CheckpointError, path, f"is a {src.arch!r} checkpoint, expected 'maskgan_dmn'")
+    return warm_start(G, src.module.state_dict())
