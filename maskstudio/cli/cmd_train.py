@@ -5,6 +5,10 @@
     maskstudio train samples --dmn checkpoints/dmn_starter.safetensors --data ../shared/data
 
 ``--resume`` continues from ``<out>/*_state.pt`` exactly where it stopped (same batches).
+
+Data-parallel: ``torchrun --nproc-per-node N -m maskstudio train parser|dmn ...`` (one GPU per
+process with ``--device cuda``: NCCL; gloo on CPU). ``--batch-size`` is per process; only rank 0
+writes the run folder.
 """
 from __future__ import annotations
 
@@ -80,6 +84,12 @@ def _device(name: str) -> str:
     return resolve_device(name)
 
 
+def _is_main_rank() -> bool:
+    from maskstudio.training.distributed import env_world
+
+    return env_world()[0] == 0
+
+
 def _overrides(args, cfg) -> None:
     for attr, key in (("batch_size", "batch_size"), ("lr", "lr"), ("threads", "num_threads"), ("seed", "seed")):
         v = getattr(args, attr, None)
@@ -108,6 +118,8 @@ def _train_parser(args) -> int:
         cfg.teacher = str(args.teacher)
     summary = train_parser(args.data, args.out, cfg, resume=args.resume, cache_dir=args.cache,
                            show_progress=not args.no_progress)
+    if not _is_main_rank():
+        return 0
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
     if "val" in summary:
         print(f"val mean F1 {summary['val']['mean_f1']}  mIoU {summary['val']['miou']}")
@@ -139,6 +151,8 @@ def _train_dmn(args) -> int:
         cfg.init = str(args.init)
     summary = train_dmn(args.data, args.out, cfg, parser_path=args.parser, resume=args.resume,
                         cache_dir=args.cache, show_progress=not args.no_progress)
+    if not _is_main_rank():
+        return 0
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
     return 0
 

@@ -24,6 +24,11 @@ with ``default_rng([seed, e, b])``.
 ``"resize_conv"`` / ``"subpixel"``); ``init`` warm-starts a fresh run's generator from a DMN
 checkpoint, copying every tensor whose name and shape match (:func:`warm_start`), so a v2 run
 keeps the shipped encoders and residual blocks and only learns its new up-sampling convs anew.
+
+Data-parallel under ``torchrun`` (:mod:`maskstudio.training.distributed`): G and D are wrapped in
+``DistributedDataParallel``; ``batch_size`` is per process, each step's global batch of
+``batch_size × world_size`` is sharded across the ranks (each rank augments its share with
+``default_rng([seed, e, b, rank])``); only rank 0 writes files. One process is unchanged.
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ import torch.nn.functional as F
 from maskstudio.models.dense_mapping import DenseMappingConfig, DenseMappingNetwork, one_hot, warm_start
 from maskstudio.training.common import load_parser
 from maskstudio.training import common
+from maskstudio.training import distributed as ddp
 from maskstudio.training.data import augment, batches, find_pairs, load_pairs, load_split, split_stems, write_split
 from maskstudio.training.pseudo import pseudo_labelled_faces
 from maskstudio.training.discriminator import (MultiScaleDiscriminator, PatchDiscriminatorConfig,
@@ -116,7 +122,23 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
     out.mkdir(parents=True, exist_ok=True)
     common.setup_threads(cfg.num_threads)
     common.seed_everything(cfg.seed)
-    dev = cfg.device
+    dist = ddp.setup(cfg.device)
+    try:
+        return _train(data_dir, out, cfg, dist, parser_path=parser_path, resume=resume, cache_dir=cache_dir,
+                      show_progress=show_progress and dist.is_main, log=log if dist.is_main else _quiet,
+                      stop_at=stop_at)
+    finally:
+        ddp.teardown(dist)
+
+
+def _quiet(*args, **kwargs) -> None:
+    pass
+
+
+def _train(data_dir, out: Path, cfg: DMNTrainConfig, dist: "ddp.DistInfo", *, parser_path, resume: bool,
+           cache_dir, show_progress: bool, log, stop_at: int | None) -> dict:
+    dev = dist.device
+    main = dist.is_main
     state_path = out / "dmn_state.pt"
     state = common.load_state(state_path) if resume and state_path.exists() else None
     if resume and state is None:
@@ -124,19 +146,21 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
 
     # ---- data: train split of the pairs (+ confident pseudo-labels) -------------------------
     split_path = out / "split.json"
-    if split_path.exists() and (state is not None or resume):
-        split = load_split(split_path)
-    else:
-        split = split_stems(find_pairs(data_dir).stems, cfg.val_fraction, cfg.seed)
-        write_split(split_path, split)
-    data_size = max(cfg.size, 256) if cache_dir is not None else cfg.size
-    train = load_pairs(data_dir, data_size, cache_dir, split["train"])
-    images, masks = train.images, train.masks
     parser = load_parser(parser_path, dev) if parser_path is not None else None
+    data_size = max(cfg.size, 256) if cache_dir is not None else cfg.size
+    with ddp.main_first(dist):  # rank 0 writes split, caches and pseudo-labels; the others read them
+        if split_path.exists() and (state is not None or resume or not main):
+            split = load_split(split_path)
+        else:
+            split = split_stems(find_pairs(data_dir).stems, cfg.val_fraction, cfg.seed)
+            write_split(split_path, split)
+        train = load_pairs(data_dir, data_size, cache_dir, split["train"])
+        if parser is not None and cfg.use_pseudo:
+            pimgs, plabs = pseudo_labelled_faces(data_dir, parser, data_size, out, cfg.pseudo_min_confidence,
+                                                 cfg.pseudo_max_uncertain, cache_dir, show_progress, log)
+    images, masks = train.images, train.masks
     n_pseudo = 0
     if parser is not None and cfg.use_pseudo:
-        pimgs, plabs = pseudo_labelled_faces(data_dir, parser, data_size, out, cfg.pseudo_min_confidence,
-                                             cfg.pseudo_max_uncertain, cache_dir, show_progress, log)
         if len(plabs):
             images = np.concatenate([images, pimgs])
             masks = np.concatenate([masks, plabs])
@@ -170,8 +194,12 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
         step = int(state["step"])
 
     n = len(images)
-    bs = min(cfg.batch_size, n)
+    bs = min(cfg.batch_size * dist.world_size, n)  # the global batch; each rank takes its shard
     steps_per_epoch = max(1, n // bs)
+    Gp, Dp = ddp.wrap(G, dist), ddp.wrap(D, dist)
+    if dist.enabled:
+        log(f"data-parallel: {dist.world_size} processes ({dist.backend}), {bs // dist.world_size} "
+            f"samples each per step")
     log(f"DMN ngf={mcfg.ngf}: G {sum(p.numel() for p in G.parameters()):,} / D "
         f"{sum(p.numel() for p in D.parameters()):,} parameters; {len(train.stems)} pairs + {n_pseudo} "
         f"pseudo-labelled faces at {cfg.size}²; steps {step}->{cfg.steps}; device {dev}, "
@@ -184,6 +212,8 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
         common.save_model(path, G, "maskgan_dmn", mcfg.to_dict(), meta=meta)
 
     def save() -> None:
+        if not main:
+            return
         common.save_state(state_path, {"G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
                                        "opt_d": opt_d.state_dict(), "step": step, "config": cfg.to_dict()})
         try:
@@ -204,7 +234,11 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
                 continue
             if step >= cfg.steps or (stop_at is not None and step >= stop_at):
                 break
-            rng = np.random.default_rng([cfg.seed, epoch, b])
+            if dist.enabled:
+                idx = ddp.shard(idx, dist.rank, dist.world_size)
+                rng = np.random.default_rng([cfg.seed, epoch, b, dist.rank])
+            else:
+                rng = np.random.default_rng([cfg.seed, epoch, b])
             lr = cfg.lr_at(step)
             common.set_lr(opt_g, lr)
             common.set_lr(opt_d, lr)
@@ -215,17 +249,22 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
             lab = torch.from_numpy(msks.astype(np.int64)).to(dev)
             oh = one_hot(lab, mcfg.label_nc)
 
-            fake = G(oh, oh, real)
+            fake = Gp(oh, oh, real)
 
             # -- discriminator
-            d_fake = D(torch.cat([oh, fake.detach()], 1))
-            d_real = D(torch.cat([oh, real], 1))
+            if dist.enabled:  # one DDP forward per backward: fake and real in one batch (D is per-sample)
+                both = Dp(torch.cat([torch.cat([oh, fake.detach()], 1), torch.cat([oh, real], 1)], 0))
+                d_fake = [[t[:len(idx)] for t in s] for s in both]
+                d_real = [[t[len(idx):] for t in s] for s in both]
+            else:
+                d_fake = D(torch.cat([oh, fake.detach()], 1))
+                d_real = D(torch.cat([oh, real], 1))
             loss_d = 0.5 * (lsgan_loss(d_fake, False) + lsgan_loss(d_real, True))
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
 
-            # -- generator
+            # -- generator (through the plain D: its gradients here are never used, so not synced)
             g_fake = D(torch.cat([oh, fake], 1))
             loss_adv = lsgan_loss(g_fake, True)
             loss_fm = feature_matching_loss(g_fake, [[t.detach() for t in s] for s in d_real])
@@ -268,11 +307,11 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
             last = (last + [vals])[-5:]
             bar.set_postfix({k: f"{v:.3f}" for k, v in hist.items()})
             bar.update(1)
-            if step % cfg.save_every == 0 or step == cfg.steps:
+            if main and (step % cfg.save_every == 0 or step == cfg.steps):
                 save()
                 common.append_jsonl(out / "history.jsonl", {"step": step, "time_s": round(time.time() - t0, 1),
                                                             "lr": lr, **{k: round(v, 4) for k, v in hist.items()}})
-            if cfg.keep_every and step % cfg.keep_every == 0:
+            if main and cfg.keep_every and step % cfg.keep_every == 0:
                 (out / "snapshots").mkdir(exist_ok=True)
                 save_generator(out / "snapshots" / f"dmn_{step}")
         if stop_at is not None and step >= stop_at:
@@ -280,7 +319,8 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
     bar.close()
     save()
     summary = {"steps": step, "pseudo_labels": n_pseudo, "first": first, "last": last,
-               "ema": hist, "time_s": time.time() - t0}
+               "ema": hist, "time_s": time.time() - t0, "world_size": dist.world_size,
+               "weights_sha256": common.weights_sha256(G, D)}
     if warm is not None:
         summary["warm_start"] = {k: v for k, v in warm.items() if k != "unused"}
     return summary
