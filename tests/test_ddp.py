@@ -92,3 +92,32 @@ def test_two_gloo_processes_train_in_sync(tmp_path):
     assert int(state["step"]) == 3 and len((out / "dmn" / "history.jsonl").read_text().splitlines()) == 2
     p = load_checkpoint(out / "parser" / "face_parser.safetensors").module
     assert weights_sha256(p) == r0["parser"]["weights_sha256"]
+
+
+def test_cli_parse_shards_its_images_across_ranks(tmp_path, monkeypatch, capsys):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from maskstudio.cli.main import main
+    from maskstudio.models.checkpoints import save_checkpoint
+    from maskstudio.models.face_parser import FaceParser, FaceParserConfig
+
+    torch.manual_seed(0)
+    m = FaceParser(FaceParserConfig(**TINY_PARSER, input_size=64)).eval()
+    save_checkpoint(tmp_path / "parser", m, "face_parser", m.cfg)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(5):
+        p = tmp_path / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(p)
+        paths.append(str(p))
+    written = []
+    for rank in range(2):
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("RANK", str(rank))
+        out = tmp_path / f"out{rank}"
+        assert main(["parse", *paths, "-o", str(out), "--parser", str(tmp_path / "parser.safetensors"),
+                     "--device", "cpu"]) == 0
+        written.append(sorted(p.name for p in out.iterdir()))
+    assert written == [["img0.png", "img2.png", "img4.png"], ["img1.png", "img3.png"]]

@@ -57,6 +57,20 @@ def env_world() -> tuple[int, int, int]:
     return rank, world, local
 
 
+def shard_for_this_rank(files: Sequence[_T], device: str | None) -> tuple[list[_T], str | None]:
+    """Batch ``render``/``parse`` under torchrun: this rank's share of ``files`` (``shard``) and
+    its device (a CUDA request becomes ``cuda:<LOCAL_RANK>``, one GPU each). No process group is
+    needed: the ranks share nothing but the file list. Outside torchrun: everything, unchanged."""
+    rank, world, local = env_world()
+    if world == 1:
+        return list(files), device
+    if device is not None and str(device).startswith("cuda") and ":" not in str(device):
+        device = f"cuda:{local}"
+    elif device in (None, "auto") and torch.cuda.is_available():
+        device = f"cuda:{local % torch.cuda.device_count()}"
+    return shard(files, rank, world), device
+
+
 def setup(device: str) -> DistInfo:
     """Join the process group when started by torchrun with more than one process.
 
