@@ -47,6 +47,8 @@ def register(subparsers) -> None:
     pp.add_argument("--teacher", type=Path, default=None,
                     help="self-training: also learn from this parser's confident parses of the unlabelled faces")
     pp.add_argument("--rotate", type=float, default=None, help="max rotation augmentation in degrees (default 0)")
+    pp.add_argument("--preset", choices=("v3", "v4"), default=None,
+                    help="network layout (default v3 = the shipped 0.47 M net; v4 = 2.5 M, for a GPU run)")
     pp.set_defaults(func=_train_parser)
 
     pd = sub.add_parser("dmn", help="train the starter MaskGAN dense mapping network")
@@ -116,6 +118,10 @@ def _train_parser(args) -> int:
         cfg.rotate = args.rotate
     if args.teacher is not None:
         cfg.teacher = str(args.teacher)
+    if args.preset is not None:
+        from maskstudio.models.face_parser import PARSER_PRESETS
+
+        cfg.model = {k: list(v) for k, v in PARSER_PRESETS[args.preset].items()}
     summary = train_parser(args.data, args.out, cfg, resume=args.resume, cache_dir=args.cache,
                            show_progress=not args.no_progress)
     if not _is_main_rank():
