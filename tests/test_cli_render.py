@@ -206,3 +206,21 @@ def test_bench_runs_and_writes_json(env, tmp_path, capsys):
         assert entry["engine"]["n"] >= 4 and entry["naive"]["n"] >= 2 and entry["speedup_p50"] > 0
     assert dmn["style_encodings"] == 1  # one exemplar: encoded once for every stroke and size
     assert "speed-up" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_batch_folder_is_sharded_across_torchrun_ranks(env, files, tmp_path, capsys, monkeypatch, rank):
+    mask, ex, exm = files
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    for i in range(3):
+        Image.open(mask).save(folder / f"face{i}.png")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", str(rank))
+    monkeypatch.setenv("LOCAL_RANK", str(rank))
+    outdir = tmp_path / "renders"
+    assert main(["render", "--mask", str(folder), "--exemplar", str(ex), "--exemplar-mask", str(exm),
+                 "--size", str(SIZE), "-o", str(outdir)]) == 0
+    want = [["face0.png", "face2.png"], ["face1.png"]][rank]  # rank r takes files r, r+2, ...
+    assert sorted(p.name for p in outdir.iterdir()) == want
+    assert f"{len(want)}/{len(want)}" in capsys.readouterr().err

@@ -127,6 +127,14 @@ def test_cli_eval_dmn_reports_both_exemplar_modes(tmp_path, capsys):
     assert d["count"] == 4 and d["size"] == 64
     assert 0.0 <= d["own_exemplar"]["l1"] <= 1.0
     assert d["other_exemplar"]["parse"]["miou"] is not None
+    # texture side by side: renders (both modes) and the real photos, at 256²
+    tex = d["texture"]
+    assert tex["size"] == 256 and tex["real_photos"]["count"] == 4
+    for key in ("own_exemplar", "other_exemplar"):
+        assert np.isfinite(tex[key]["checkerboard_db"]) and tex[key]["sharpness_ratio"] > 0
+        assert set(tex[key]["checkerboard_db_by_period"]) == {"2px", "4px", "8px", "16px"}
+    assert "sharpness_ratio" not in tex["real_photos"]
+    assert "checkerboard dB" in out and "real photos:" in out
 
 
 def test_evaluate_dmn_pairs_every_mask_with_another_exemplar():

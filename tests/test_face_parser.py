@@ -109,3 +109,22 @@ def test_cli_parse_writes_label_pngs_at_input_size(tmp_path, capsys):
                str(tmp_path / "parser.safetensors")])
     assert rc == 2
     assert "missing.jpg" in capsys.readouterr().err
+
+
+def test_v4_preset_is_within_budget_and_runs_and_round_trips(tmp_path):
+    from maskstudio.errors import ConfigError
+    from maskstudio.models.checkpoints import load_checkpoint, save_checkpoint
+    from maskstudio.models.face_parser import FaceParser, FaceParserConfig, count_parameters
+
+    assert FaceParserConfig.preset("v3") == FaceParserConfig()
+    cfg = FaceParserConfig.preset("v4", input_size=64)
+    torch.manual_seed(0)
+    m = FaceParser(cfg).eval()
+    n = count_parameters(m)
+    assert 4 * count_parameters(FaceParser()) < n <= 5_000_000
+    with torch.no_grad():
+        assert m(torch.rand(1, 3, 64, 64)).shape == (1, 19, 64, 64)
+    save_checkpoint(tmp_path / "v4", m, "face_parser", cfg)
+    assert load_checkpoint(tmp_path / "v4.safetensors").module.cfg == cfg
+    with pytest.raises(ConfigError, match="unknown face parser preset"):
+        FaceParserConfig.preset("v9")

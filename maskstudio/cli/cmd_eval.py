@@ -31,7 +31,8 @@ def register(subparsers) -> None:
     _common(pp)
     pp.add_argument("--flip-tta", action="store_true", help="average with the mirrored image")
     pp.set_defaults(func=_eval_parser)
-    pd = sub.add_parser("dmn", help="parse-mIoU of renders (own / different exemplar), L1, PSNR")
+    pd = sub.add_parser("dmn", help="parse-mIoU of renders (own / different exemplar), L1, PSNR, "
+                                    "texture (checkerboard dB, sharpness) vs the real photos")
     _common(pd)
     pd.add_argument("--dmn", type=Path, default=None, help="DMN checkpoint (default: shipped dmn_starter)")
     pd.add_argument("--size", type=int, default=None,
@@ -85,7 +86,10 @@ def _eval_dmn(args) -> int:
     size = args.size or int(loaded.meta.get("native_size_px") or loaded.meta.get("train", {}).get("size") or 256)
     parser = _parser(args)
     images, masks = load_pairs_at(triples, size)
-    scores = evaluate_dmn(G.to(next(parser.parameters()).device), parser, images, masks)
+    from maskstudio.training.metrics import TEXTURE_SIZE_PX
+
+    real = None if size >= TEXTURE_SIZE_PX else load_pairs_at(triples, TEXTURE_SIZE_PX)[0]
+    scores = evaluate_dmn(G.to(next(parser.parameters()).device), parser, images, masks, real_images=real)
     print(scores.summary())
     _write_json(args.json, scores.to_dict())
     return 0

@@ -2,6 +2,7 @@
 
 Any input size; each output ``OUT/<stem>.png`` is an 8-bit label PNG (value = class index) at
 the input's size. ``--color`` also writes ``OUT/<stem>.color.png`` in the display palette.
+Under ``torchrun --nproc-per-node N`` the images are split across the N processes (one GPU each).
 """
 from __future__ import annotations
 
@@ -39,9 +40,13 @@ def handler(args: argparse.Namespace) -> int:
     for img in args.images:
         if not img.is_file():
             raise file_error(ConfigError, img, "no such image file")
-    parser = load_parser(args.parser or default_parser_path(), resolve_device(args.device))
+    # under torchrun each rank parses its share of the images on its own device
+    from maskstudio.training.distributed import shard_for_this_rank
+
+    images, device = shard_for_this_rank(args.images, args.device)
+    parser = load_parser(args.parser or default_parser_path(), resolve_device(device))
     args.out.mkdir(parents=True, exist_ok=True)
-    for img in args.images:
+    for img in images:
         rgb = read_rgb(img)
         labels = parse_image(parser, rgb, flip_tta=args.flip_tta)
         dst = args.out / f"{img.stem}.png"

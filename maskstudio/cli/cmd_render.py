@@ -7,8 +7,9 @@
 
 ``--mask`` may be a folder: every ``*.png`` in it is rendered into the folder ``-o`` (created),
 as ``<stem>.png`` (and ``<stem>.npy`` latents into the folder ``--save-latent``), with a progress
-bar on stderr. The output is chosen from the options unless ``--output`` says: ``--dual`` →
-dual, ``--agile`` → agile, ``--edit`` → photo, else the DMN face.
+bar on stderr; under ``torchrun --nproc-per-node N`` the N processes split the folder (one GPU
+each). The output is chosen from the options unless ``--output`` says: ``--dual`` → dual,
+``--agile`` → agile, ``--edit`` → photo, else the DMN face.
 
 The exemplar's mask: ``--exemplar-mask``, else a sibling ``<stem>.mask.png`` / ``<stem>_mask.png``
 (the gallery convention), else the installed face parser; with none of these the command stops with a
@@ -187,6 +188,10 @@ def handler(args: argparse.Namespace) -> int:
         raise ConfigError(f"--size must be in 32..4096, not {args.size}")
     batch = args.mask.is_dir()
     masks = _mask_files(args.mask) if batch else [args.mask]
+    if batch:  # under torchrun each rank renders its share of the folder on its own device
+        from maskstudio.training.distributed import shard_for_this_rank
+
+        masks, args.device = shard_for_this_rank(masks, args.device)
     if not batch and not args.mask.exists():
         raise file_error(MaskFileError, args.mask, "no such file")
     if batch and args.out.suffix.lower() == ".png":

@@ -23,6 +23,16 @@ fixed widths (16→32→64) whatever ``ngf`` is; only the style head's output wi
 (``num_adain_params`` = n_blocks·2·2·ngf·2^n_downsample, 256·ngf in the official config)
 follows ``ngf``. The AdaIN vector is consumed in module order, per AdaIN layer first C values
 = shift (β), next C = scale (γ).
+
+Decoder up-sampling (``DenseMappingConfig.upsample``; MaskStudio's v2 option, not in MaskGAN):
+``"transpose"`` is the official stride-2 ``ConvTranspose2d`` (keys ``model.N.weight``, shape
+[C_in, C_out, 3, 3]) and stays the default, so official checkpoints load unchanged. Its uneven
+kernel overlap prints a checkerboard at the 2/4/8/16 px periods. ``"resize_conv"`` is nearest ×2
+→ reflect-pad 1 → 3×3 conv (``model.N.conv.weight`` [C_out, C_in, 3, 3]); ``"subpixel"`` is
+reflect-pad 1 → 3×3 conv to 4·C_out → ``PixelShuffle(2)`` (``model.N.conv.weight``
+[4·C_out, C_in, 3, 3]), initialised with ICNR (the four sub-pixel phases start identical, i.e.
+as a nearest resize-conv). Every layout keeps the same module indices, so encoders, residual
+blocks and the output conv share names and shapes across layouts (see :func:`warm_start`).
 """
 from __future__ import annotations
 
@@ -37,11 +47,14 @@ from maskstudio.errors import ConfigError
 from maskstudio.models.configs import strict_from_dict
 from maskstudio.models.registry import key_indices, register_detector
 
-__all__ = ["DenseMappingConfig", "DenseMappingNetwork", "one_hot", "SIZE_MULTIPLE"]
+__all__ = ["DenseMappingConfig", "DenseMappingNetwork", "one_hot", "warm_start", "SIZE_MULTIPLE",
+           "UPSAMPLE_MODES"]
 
 #: spatial sizes must be divisible by this (the encoders downsample 5 times)
 SIZE_MULTIPLE = 32
 _ENC_WIDTHS = (16, 32, 64)  # fixed in the official encoders
+#: decoder up-sampling layouts; "transpose" is the official one
+UPSAMPLE_MODES = ("transpose", "resize_conv", "subpixel")
 
 
 @dataclass(frozen=True)
@@ -53,9 +66,16 @@ class DenseMappingConfig:
     n_blocks: int = 4
     label_nc: int = 19
     output_nc: int = 3
+    #: decoder up-sampling: "transpose" (official), "resize_conv" or "subpixel" (see module doc)
+    upsample: str = "transpose"
 
     def __post_init__(self) -> None:
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ConfigError(f"DenseMappingConfig.upsample must be one of {', '.join(UPSAMPLE_MODES)}, "
+                              f"got {self.upsample!r}")
         for f in fields(self):
+            if f.name == "upsample":
+                continue
             v = getattr(self, f.name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"DenseMappingConfig.{f.name} must be a positive integer, got {v!r}")
@@ -71,8 +91,13 @@ class DenseMappingConfig:
         """Length of the style vector: 2 AdaIN layers per block, β and γ each C wide."""
         return self.n_blocks * 2 * 2 * self.bottleneck_channels
 
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        """Fields as a dict; ``upsample`` only when it is not the official ``"transpose"`` (so
+        official-layout configs read exactly as before the option existed)."""
+        d = asdict(self)
+        if d["upsample"] == "transpose":
+            del d["upsample"]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "DenseMappingConfig":
@@ -177,6 +202,58 @@ class _EncConv(nn.Module):
         return F.relu(x) if self.relu else x
 
 
+class _ResizeConv(nn.Module):
+    """Nearest ×2 → reflect-pad 1 → 3×3 conv (weights at ``.conv``)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, 1, 0)
+
+    def forward(self, x):
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        return self.conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
+
+
+class _SubPixelConv(nn.Module):
+    """Reflect-pad 1 → 3×3 conv to 4·C_out → PixelShuffle(2) (weights at ``.conv``), ICNR init."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout * 4, 3, 1, 0)
+        icnr_(self.conv.weight, self.conv.bias)
+
+    def forward(self, x):
+        return F.pixel_shuffle(self.conv(F.pad(x, (1, 1, 1, 1), mode="reflect")), 2)
+
+
+@torch.no_grad()
+def icnr_(weight: torch.Tensor, bias: torch.Tensor | None = None, scale: int = 2) -> None:
+    """ICNR (Aitken et al. 2017) in place: every group of ``scale²`` output channels that
+    ``PixelShuffle(scale)`` interleaves gets one shared kernel (Kaiming-uniform as a plain conv's),
+    so at init the layer equals a nearest resize followed by a conv — no checkerboard."""
+    if weight.is_meta:
+        return
+    cout4, cin, kh, kw = weight.shape
+    r2 = scale * scale
+    if cout4 % r2:
+        raise ConfigError(f"ICNR: {cout4} output channels are not a multiple of {r2}")
+    base = torch.empty(cout4 // r2, cin, kh, kw, dtype=weight.dtype, device=weight.device)
+    nn.init.kaiming_uniform_(base, a=5 ** 0.5)  # nn.Conv2d's default
+    weight.copy_(base.repeat_interleave(r2, dim=0))  # pixel_shuffle takes channel c*r2 + phase
+    if bias is not None:
+        bound = 1 / (cin * kh * kw) ** 0.5
+        b = torch.empty(cout4 // r2, dtype=bias.dtype, device=bias.device).uniform_(-bound, bound)
+        bias.copy_(b.repeat_interleave(r2))
+
+
+def _up_layer(mode: str, cin: int, cout: int) -> nn.Module:
+    if mode == "transpose":
+        return nn.ConvTranspose2d(cin, cout, 3, 2, 1, output_padding=1)
+    if mode == "resize_conv":
+        return _ResizeConv(cin, cout)
+    return _SubPixelConv(cin, cout)
+
+
 def _encoder_stem(cin: int) -> nn.Sequential:
     a, b, c = _ENC_WIDTHS
     return nn.Sequential(_EncConv(cin, a, 7, 1, 3), _EncConv(a, b, 4, 2, 1), _EncConv(b, c, 4, 2, 1))
@@ -249,8 +326,7 @@ class DenseMappingNetwork(nn.Module):
         layers += [_AdaINResBlock(c) for _ in range(cfg.n_blocks)]
         for i in range(cfg.n_downsample):
             m = 2 ** (cfg.n_downsample - i)
-            layers += [nn.ConvTranspose2d(ngf * m, ngf * m // 2, 3, 2, 1, output_padding=1),
-                       _InstanceNorm(), nn.ReLU()]
+            layers += [_up_layer(cfg.upsample, ngf * m, ngf * m // 2), _InstanceNorm(), nn.ReLU()]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, cfg.output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
         self.enc_style = _StyleEncoder(3, cfg.num_adain_params)
@@ -316,6 +392,33 @@ class DenseMappingNetwork(nn.Module):
         return self.generate(onehot, self.encode_style(ref_onehot, ref_image))
 
 
+@torch.no_grad()
+def warm_start(net: nn.Module, source: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """Copy into ``net`` every tensor of ``source`` whose name and shape match (e.g. a
+    ``"transpose"`` checkpoint into a ``"resize_conv"`` network: encoders, residual blocks, first
+    and output convs carry over; the decoder's up-sampling convs keep their fresh init).
+
+    Returns counts: ``tensors_copied``/``tensors_total`` and ``params_copied``/``params_total``
+    (learnable values), plus the names left at init (``not_copied``) and the source tensors
+    that found no place (``unused``)."""
+    own = net.state_dict()
+    params = {n for n, _ in net.named_parameters()}
+    copied, not_copied = [], []
+    for name, t in own.items():
+        src = source.get(name)
+        if src is not None and tuple(src.shape) == tuple(t.shape):
+            t.copy_(src.to(dtype=t.dtype, device=t.device))
+            copied.append(name)
+        else:
+            not_copied.append(name)
+    unused = sorted(k for k in source if k not in set(copied))
+    numel = {n: own[n].numel() for n in own}
+    return {"tensors_copied": len(copied), "tensors_total": len(own),
+            "params_copied": sum(numel[n] for n in copied if n in params),
+            "params_total": sum(numel[n] for n in params),
+            "not_copied": not_copied, "unused": unused}
+
+
 @register_detector("maskgan_dmn")
 def _detect(sd: Mapping[str, Any]) -> dict[str, Any] | None:
     """Settings of an official ``latest_net_G.pth`` listing (None: not a DMN)."""
@@ -324,5 +427,10 @@ def _detect(sd: Mapping[str, Any]) -> dict[str, Any] | None:
     blocks = key_indices(sd, r"model\.(\d+)\.conv_block\.")
     last = max(key_indices(sd, r"model\.(\d+)\.weight$"))
     w = sd["model.1.weight"]
-    return {"ngf": int(w.shape[0]), "n_downsample": (blocks[0] - 4) // 3, "n_blocks": len(blocks),
-            "label_nc": int(w.shape[1]), "output_nc": int(sd[f"model.{last}.weight"].shape[0])}
+    cfg: dict[str, Any] = {"ngf": int(w.shape[0]), "n_downsample": (blocks[0] - 4) // 3,
+                           "n_blocks": len(blocks), "label_nc": int(w.shape[1]),
+                           "output_nc": int(sd[f"model.{last}.weight"].shape[0])}
+    up = sd.get(f"model.{blocks[-1] + 1}.conv.weight")  # v2 decoders; official: ConvTranspose
+    if up is not None:  # resize_conv [C/2, C, 3, 3]; subpixel [4·C/2, C, 3, 3]
+        cfg["upsample"] = "subpixel" if up.shape[0] == 2 * up.shape[1] else "resize_conv"
+    return cfg

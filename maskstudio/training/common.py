@@ -64,6 +64,21 @@ def save_model(path: "str | os.PathLike[str]", module: torch.nn.Module, arch: st
     return p if p.suffix == ".safetensors" else p.with_suffix(".safetensors")
 
 
+def weights_sha256(*modules: torch.nn.Module) -> str:
+    """sha256 of the modules' parameters (names, shapes, bytes): equal on every data-parallel
+    rank while the replicas stay in sync. (Buffers such as BatchNorm running statistics are
+    left out: each rank updates them from its own shard; DDP re-broadcasts rank 0's.)"""
+    import hashlib
+
+    h = hashlib.sha256()
+    for m in modules:
+        for k, v in m.named_parameters():
+            t = v.detach().to("cpu").contiguous()
+            h.update(f"{k}:{tuple(t.shape)}:{t.dtype}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def append_jsonl(path: "str | os.PathLike[str]", record: dict) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")

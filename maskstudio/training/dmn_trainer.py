@@ -19,6 +19,16 @@ optimizers, step) lives in ``<out>/dmn_state.pt``; ``<out>/dmn.safetensors|.json
 generator, written every ``save_every`` steps so a run can ship intermediate checkpoints.
 Deterministic: batch ``b`` of epoch ``e`` is drawn from ``default_rng([seed, e])`` and augmented
 with ``default_rng([seed, e, b])``.
+
+``upsample`` picks the decoder layout (``"transpose"`` = official, or the checkerboard-free v2
+``"resize_conv"`` / ``"subpixel"``); ``init`` warm-starts a fresh run's generator from a DMN
+checkpoint, copying every tensor whose name and shape match (:func:`warm_start`), so a v2 run
+keeps the shipped encoders and residual blocks and only learns its new up-sampling convs anew.
+
+Data-parallel under ``torchrun`` (:mod:`maskstudio.training.distributed`): G and D are wrapped in
+``DistributedDataParallel``; ``batch_size`` is per process, each step's global batch of
+``batch_size × world_size`` is sharded across the ranks (each rank augments its share with
+``default_rng([seed, e, b, rank])``); only rank 0 writes files. One process is unchanged.
 """
 from __future__ import annotations
 
@@ -30,9 +40,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from maskstudio.models.dense_mapping import DenseMappingConfig, DenseMappingNetwork, one_hot
+from maskstudio.models.dense_mapping import DenseMappingConfig, DenseMappingNetwork, one_hot, warm_start
 from maskstudio.training.common import load_parser
 from maskstudio.training import common
+from maskstudio.training import distributed as ddp
 from maskstudio.training.data import augment, batches, find_pairs, load_pairs, load_split, split_stems, write_split
 from maskstudio.training.pseudo import pseudo_labelled_faces
 from maskstudio.training.discriminator import (MultiScaleDiscriminator, PatchDiscriminatorConfig,
@@ -69,6 +80,10 @@ class DMNTrainConfig:
     decay_from: int | None = None
     #: also keep ``snapshots/dmn_<step>.safetensors`` every this many steps (pick the best later)
     keep_every: int | None = None
+    #: decoder up-sampling: "transpose" (official layout), "resize_conv" or "subpixel"
+    upsample: str = "transpose"
+    #: warm start a fresh run's generator from this DMN checkpoint (name+shape-matching tensors)
+    init: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,7 +96,8 @@ class DMNTrainConfig:
         return self.lr * max(0.0, (self.steps - step) / span)
 
     def model_config(self) -> DenseMappingConfig:
-        return DenseMappingConfig(ngf=self.ngf, n_downsample=self.n_downsample, n_blocks=self.n_blocks)
+        return DenseMappingConfig(ngf=self.ngf, n_downsample=self.n_downsample, n_blocks=self.n_blocks,
+                                  upsample=self.upsample)
 
 
 def _resize_batch(images: np.ndarray, masks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +122,23 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
     out.mkdir(parents=True, exist_ok=True)
     common.setup_threads(cfg.num_threads)
     common.seed_everything(cfg.seed)
-    dev = cfg.device
+    dist = ddp.setup(cfg.device)
+    try:
+        return _train(data_dir, out, cfg, dist, parser_path=parser_path, resume=resume, cache_dir=cache_dir,
+                      show_progress=show_progress and dist.is_main, log=log if dist.is_main else _quiet,
+                      stop_at=stop_at)
+    finally:
+        ddp.teardown(dist)
+
+
+def _quiet(*args, **kwargs) -> None:
+    pass
+
+
+def _train(data_dir, out: Path, cfg: DMNTrainConfig, dist: "ddp.DistInfo", *, parser_path, resume: bool,
+           cache_dir, show_progress: bool, log, stop_at: int | None) -> dict:
+    dev = dist.device
+    main = dist.is_main
     state_path = out / "dmn_state.pt"
     state = common.load_state(state_path) if resume and state_path.exists() else None
     if resume and state is None:
@@ -114,19 +146,21 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
 
     # ---- data: train split of the pairs (+ confident pseudo-labels) -------------------------
     split_path = out / "split.json"
-    if split_path.exists() and (state is not None or resume):
-        split = load_split(split_path)
-    else:
-        split = split_stems(find_pairs(data_dir).stems, cfg.val_fraction, cfg.seed)
-        write_split(split_path, split)
-    data_size = max(cfg.size, 256) if cache_dir is not None else cfg.size
-    train = load_pairs(data_dir, data_size, cache_dir, split["train"])
-    images, masks = train.images, train.masks
     parser = load_parser(parser_path, dev) if parser_path is not None else None
+    data_size = max(cfg.size, 256) if cache_dir is not None else cfg.size
+    with ddp.main_first(dist):  # rank 0 writes split, caches and pseudo-labels; the others read them
+        if split_path.exists() and (state is not None or resume or not main):
+            split = load_split(split_path)
+        else:
+            split = split_stems(find_pairs(data_dir).stems, cfg.val_fraction, cfg.seed)
+            write_split(split_path, split)
+        train = load_pairs(data_dir, data_size, cache_dir, split["train"])
+        if parser is not None and cfg.use_pseudo:
+            pimgs, plabs = pseudo_labelled_faces(data_dir, parser, data_size, out, cfg.pseudo_min_confidence,
+                                                 cfg.pseudo_max_uncertain, cache_dir, show_progress, log)
+    images, masks = train.images, train.masks
     n_pseudo = 0
     if parser is not None and cfg.use_pseudo:
-        pimgs, plabs = pseudo_labelled_faces(data_dir, parser, data_size, out, cfg.pseudo_min_confidence,
-                                             cfg.pseudo_max_uncertain, cache_dir, show_progress, log)
         if len(plabs):
             images = np.concatenate([images, pimgs])
             masks = np.concatenate([masks, plabs])
@@ -140,7 +174,19 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
     step = 0
+    warm = None
+    if state is None and cfg.init:
+        warm = warm_start_generator(G, cfg.init)
+        log(f"warm start from {cfg.init}: {warm['tensors_copied']}/{warm['tensors_total']} tensors, "
+            f"{warm['params_copied']:,}/{warm['params_total']:,} parameters copied; fresh: "
+            f"{', '.join(warm['not_copied']) or 'none'}")
     if state is not None:
+        was = (state.get("config") or {}).get("upsample", "transpose")
+        if was != mcfg.upsample:
+            from maskstudio.errors import ConfigError
+
+            raise ConfigError(f"{state_path}: the run was trained with --upsample {was}, "
+                              f"not {mcfg.upsample}; resume with --upsample {was}")
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
         opt_g.load_state_dict(state["opt_g"])
@@ -148,8 +194,12 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
         step = int(state["step"])
 
     n = len(images)
-    bs = min(cfg.batch_size, n)
+    bs = min(cfg.batch_size * dist.world_size, n)  # the global batch; each rank takes its shard
     steps_per_epoch = max(1, n // bs)
+    Gp, Dp = ddp.wrap(G, dist), ddp.wrap(D, dist)
+    if dist.enabled:
+        log(f"data-parallel: {dist.world_size} processes ({dist.backend}), {bs // dist.world_size} "
+            f"samples each per step")
     log(f"DMN ngf={mcfg.ngf}: G {sum(p.numel() for p in G.parameters()):,} / D "
         f"{sum(p.numel() for p in D.parameters()):,} parameters; {len(train.stems)} pairs + {n_pseudo} "
         f"pseudo-labelled faces at {cfg.size}²; steps {step}->{cfg.steps}; device {dev}, "
@@ -162,6 +212,8 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
         common.save_model(path, G, "maskgan_dmn", mcfg.to_dict(), meta=meta)
 
     def save() -> None:
+        if not main:
+            return
         common.save_state(state_path, {"G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
                                        "opt_d": opt_d.state_dict(), "step": step, "config": cfg.to_dict()})
         try:
@@ -182,7 +234,11 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
                 continue
             if step >= cfg.steps or (stop_at is not None and step >= stop_at):
                 break
-            rng = np.random.default_rng([cfg.seed, epoch, b])
+            if dist.enabled:
+                idx = ddp.shard(idx, dist.rank, dist.world_size)
+                rng = np.random.default_rng([cfg.seed, epoch, b, dist.rank])
+            else:
+                rng = np.random.default_rng([cfg.seed, epoch, b])
             lr = cfg.lr_at(step)
             common.set_lr(opt_g, lr)
             common.set_lr(opt_d, lr)
@@ -193,17 +249,22 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
             lab = torch.from_numpy(msks.astype(np.int64)).to(dev)
             oh = one_hot(lab, mcfg.label_nc)
 
-            fake = G(oh, oh, real)
+            fake = Gp(oh, oh, real)
 
             # -- discriminator
-            d_fake = D(torch.cat([oh, fake.detach()], 1))
-            d_real = D(torch.cat([oh, real], 1))
+            if dist.enabled:  # one DDP forward per backward: fake and real in one batch (D is per-sample)
+                both = Dp(torch.cat([torch.cat([oh, fake.detach()], 1), torch.cat([oh, real], 1)], 0))
+                d_fake = [[t[:len(idx)] for t in s] for s in both]
+                d_real = [[t[len(idx):] for t in s] for s in both]
+            else:
+                d_fake = D(torch.cat([oh, fake.detach()], 1))
+                d_real = D(torch.cat([oh, real], 1))
             loss_d = 0.5 * (lsgan_loss(d_fake, False) + lsgan_loss(d_real, True))
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
 
-            # -- generator
+            # -- generator (through the plain D: its gradients here are never used, so not synced)
             g_fake = D(torch.cat([oh, fake], 1))
             loss_adv = lsgan_loss(g_fake, True)
             loss_fm = feature_matching_loss(g_fake, [[t.detach() for t in s] for s in d_real])
@@ -246,16 +307,32 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
             last = (last + [vals])[-5:]
             bar.set_postfix({k: f"{v:.3f}" for k, v in hist.items()})
             bar.update(1)
-            if step % cfg.save_every == 0 or step == cfg.steps:
+            if main and (step % cfg.save_every == 0 or step == cfg.steps):
                 save()
                 common.append_jsonl(out / "history.jsonl", {"step": step, "time_s": round(time.time() - t0, 1),
                                                             "lr": lr, **{k: round(v, 4) for k, v in hist.items()}})
-            if cfg.keep_every and step % cfg.keep_every == 0:
+            if main and cfg.keep_every and step % cfg.keep_every == 0:
                 (out / "snapshots").mkdir(exist_ok=True)
                 save_generator(out / "snapshots" / f"dmn_{step}")
         if stop_at is not None and step >= stop_at:
             break
     bar.close()
     save()
-    return {"steps": step, "pseudo_labels": n_pseudo, "first": first, "last": last,
-            "ema": hist, "time_s": time.time() - t0}
+    summary = {"steps": step, "pseudo_labels": n_pseudo, "first": first, "last": last,
+               "ema": hist, "time_s": time.time() - t0, "world_size": dist.world_size,
+               "weights_sha256": common.weights_sha256(G, D)}
+    if warm is not None:
+        summary["warm_start"] = {k: v for k, v in warm.items() if k != "unused"}
+    return summary
+
+
+def warm_start_generator(G: DenseMappingNetwork, path) -> dict:
+    """Copy the name+shape-matching tensors of the DMN checkpoint ``path`` into ``G`` (counts)."""
+    from maskstudio.models.checkpoints import load_checkpoint
+
+    src = load_checkpoint(path, device="cpu", dtype=torch.float32)
+    if src.arch != "maskgan_dmn":
+        from maskstudio.errors import CheckpointError, file_error
+
+        raise file_error(CheckpointError, path, f"is a {src.arch!r} checkpoint, expected 'maskgan_dmn'")
+    return warm_start(G, src.module.state_dict())

@@ -7,6 +7,11 @@ DMN: at ``size``², render every mask (a) with its own photo as exemplar and (b)
 different exemplar (pair ``(i + N//2) mod N`` in sorted stem order, so never itself); parse the
 renders with the parser and score them against the input mask (mIoU etc.); for (a) also L1 (mean
 absolute error, 0..1 intensity) and PSNR to the photo.
+
+Texture (issue 14), on the renders of both modes and on the real photos, all as grey images at
+256² (:mod:`maskstudio.training.metrics`): the checkerboard score (spectrum spikes at the 2/4/8/16
+px periods over their 5×5 neighbourhood, dB; real photos sit near −1 dB, white noise at −0.9)
+and the variance of the Laplacian, also as a ratio to the real photos' (``sharpness_ratio``).
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import torch.nn.functional as F
 
 from maskstudio.errors import ConfigError, file_error
 from maskstudio.training.data import IMAGE_EXTS, read_labels, read_rgb
-from maskstudio.training.metrics import ConfusionMatrix, SegScores, psnr
+from maskstudio.training.metrics import ConfusionMatrix, SegScores, TextureStats, psnr
 
 
 def match_folders(images_dir, masks_dir, stems: list[str] | None = None) -> list[tuple[str, Path, Path]]:
@@ -66,17 +71,44 @@ class DMNScores:
     psnr_db: float
     size: int
     count: int
+    tex_real: TextureStats | None = None
+    tex_own: TextureStats | None = None
+    tex_other: TextureStats | None = None
+
+    def _texture(self, t: TextureStats) -> dict:
+        d = t.to_dict()
+        if self.tex_real is not None and t is not self.tex_real and self.tex_real.laplacian_var > 0:
+            d["sharpness_ratio"] = round(t.laplacian_var / self.tex_real.laplacian_var, 4)
+            d["checkerboard_db_over_real"] = round(t.checkerboard_db - self.tex_real.checkerboard_db, 3)
+        return d
 
     def to_dict(self) -> dict:
-        return {"size": self.size, "count": self.count, "own_exemplar": {"parse": self.own.to_dict(),
-                "l1": round(self.l1, 4), "psnr_db": round(self.psnr_db, 3)},
-                "other_exemplar": {"parse": self.other.to_dict()}}
+        d = {"size": self.size, "count": self.count, "own_exemplar": {"parse": self.own.to_dict(),
+             "l1": round(self.l1, 4), "psnr_db": round(self.psnr_db, 3)},
+             "other_exemplar": {"parse": self.other.to_dict()}}
+        if self.tex_real is not None:
+            d["texture"] = {"size": self.tex_real.size, "real_photos": self._texture(self.tex_real)}
+            for key, t in (("own_exemplar", self.tex_own), ("other_exemplar", self.tex_other)):
+                if t is not None:
+                    d["texture"][key] = self._texture(t)
+        return d
 
     def summary(self) -> str:
-        return (f"DMN at {self.size}² on {self.count} masks\n"
-                f"own exemplar:       parse-mIoU {self.own.miou:.4f}  mean F1 {self.own.mean_f1:.4f}  "
-                f"L1 {self.l1:.4f}  PSNR {self.psnr_db:.2f} dB\n"
-                f"different exemplar: parse-mIoU {self.other.miou:.4f}  mean F1 {self.other.mean_f1:.4f}")
+        lines = [f"DMN at {self.size}² on {self.count} masks",
+                 f"own exemplar:       parse-mIoU {self.own.miou:.4f}  mean F1 {self.own.mean_f1:.4f}  "
+                 f"L1 {self.l1:.4f}  PSNR {self.psnr_db:.2f} dB",
+                 f"different exemplar: parse-mIoU {self.other.miou:.4f}  mean F1 {self.other.mean_f1:.4f}"]
+        if self.tex_real is not None:
+            r = self.tex_real
+            lines.append(f"texture at {r.size}² (grey): checkerboard dB (2/4/8/16 px) · Laplacian variance · ratio to real")
+            for name, t in (("real photos", r), ("own exemplar", self.tex_own), ("different exemplar", self.tex_other)):
+                if t is None:
+                    continue
+                per = " ".join(f"{v:+.2f}" for v in t.to_dict()["checkerboard_db_by_period"].values())
+                ratio = f"  sharpness ratio {t.laplacian_var / r.laplacian_var:.3f}" if t is not r else ""
+                lines.append(f"  {name + ':':<20}{t.checkerboard_db:+.2f} dB ({per})  "
+                             f"Laplacian var {t.laplacian_var:.1f}{ratio}")
+        return "\n".join(lines)
 
 
 def to_uint8_image(t: torch.Tensor) -> np.ndarray:
@@ -118,13 +150,18 @@ def load_pairs_at(triples, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def evaluate_dmn(G, parser, images: np.ndarray, masks: np.ndarray, batch_size: int = 4,
-                 progress=None) -> DMNScores:
-    """Scores on uint8 arrays at one size (see module doc for the exemplar pairing)."""
+                 progress=None, real_images: np.ndarray | None = None) -> DMNScores:
+    """Scores on uint8 arrays at one size (see module doc for the exemplar pairing).
+
+    ``real_images``: the photos the texture of the renders is compared with (default
+    ``images``); pass them at 256² (or larger) when rendering below 256²."""
     n = len(images)
     if n < 2:
         raise ConfigError("evaluating the DMN needs at least 2 image/mask pairs")
     other = (np.arange(n) + n // 2) % n
     cm_own, cm_other = ConfusionMatrix(), ConfusionMatrix()
+    tex_real, tex_own, tex_other = TextureStats(), TextureStats(), TextureStats()
+    tex_real.update(real_images if real_images is not None else images)
     abs_err, psnrs = [], []
     G.eval()
     parser.eval()
@@ -134,13 +171,15 @@ def evaluate_dmn(G, parser, images: np.ndarray, masks: np.ndarray, batch_size: i
         oth = render_batch(G, masks[sl], masks[other[sl]], images[other[sl]])
         cm_own.update(masks[sl], parse_batch(parser, own))
         cm_other.update(masks[sl], parse_batch(parser, oth))
+        tex_own.update(own)
+        tex_other.update(oth)
         for r, im in zip(own, images[sl]):
             abs_err.append(float(np.mean(np.abs(r.astype(np.float64) - im)) / 255.0))
             psnrs.append(psnr(r, im))
         if progress is not None:
             progress.update(sl.stop - sl.start)
     return DMNScores(cm_own.scores(), cm_other.scores(), float(np.mean(abs_err)), float(np.mean(psnrs)),
-                     int(images.shape[1]), n)
+                     int(images.shape[1]), n, tex_real, tex_own, tex_other)
 
 
 def stems_from_split(path: "str | os.PathLike[str]", subset: str) -> list[str]:

@@ -11,6 +11,11 @@ augmentation of batch ``b`` is ``default_rng([seed, e, b])``, so resuming from a
 replays exactly the batches that were left. ``<out>/parser_state.pt`` holds model, optimizer and
 counters (loads with ``weights_only=True``); ``<out>/face_parser.safetensors|.json`` the model;
 ``<out>/split.json`` the train/val stems; ``<out>/history.jsonl`` losses and val metrics.
+
+Data-parallel under ``torchrun`` (:mod:`maskstudio.training.distributed`): the model is wrapped in
+``DistributedDataParallel``, ``batch_size`` is per process, each step's global batch is sharded
+across the ranks (augmented with ``default_rng([seed, e, b, rank])``), and only rank 0 evaluates
+and writes files. A single process runs exactly as before.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import torch.nn.functional as F
 from maskstudio.labels import NUM_CLASSES
 from maskstudio.models.face_parser import FaceParser, FaceParserConfig, count_parameters
 from maskstudio.training import common
+from maskstudio.training import distributed as ddp
 from maskstudio.training.data import augment, batches, load_pairs, split_stems, write_split, load_split
 from maskstudio.training.metrics import ConfusionMatrix, SegScores
 
@@ -112,31 +118,52 @@ def train_parser(data_dir, out_dir, cfg: ParserTrainConfig, *, resume: bool = Fa
     out.mkdir(parents=True, exist_ok=True)
     common.setup_threads(cfg.num_threads)
     common.seed_everything(cfg.seed)
+    dist = ddp.setup(cfg.device)
+    try:
+        return _train(data_dir, out, cfg, dist, resume=resume, cache_dir=cache_dir,
+                      show_progress=show_progress and dist.is_main, log=log if dist.is_main else _quiet,
+                      stop_at=stop_at)
+    finally:
+        ddp.teardown(dist)
+
+
+def _quiet(*args, **kwargs) -> None:
+    pass
+
+
+def _train(data_dir, out: Path, cfg: ParserTrainConfig, dist: "ddp.DistInfo", *, resume: bool, cache_dir,
+           show_progress: bool, log, stop_at: int | None) -> dict:
+    import dataclasses
+
+    main = dist.is_main
+    cfg = dataclasses.replace(cfg, device=dist.device)
     state_path = out / "parser_state.pt"
     state = common.load_state(state_path) if resume and state_path.exists() else None
     if resume and state is None:
         log(f"no state at {state_path}; starting fresh")
 
     split_path = out / "split.json"
-    if state is not None and split_path.exists():
-        split = load_split(split_path)
-    else:
-        from maskstudio.training.data import find_pairs
+    with ddp.main_first(dist):  # rank 0 writes split, caches and pseudo-labels; the others read them
+        if split_path.exists() and (state is not None or not main):
+            split = load_split(split_path)
+        else:
+            from maskstudio.training.data import find_pairs
 
-        split = split_stems(find_pairs(data_dir).stems, cfg.val_fraction, cfg.seed)
-        write_split(split_path, split)
-    train = load_pairs(data_dir, cfg.size, cache_dir, split["train"])
-    val = load_pairs(data_dir, cfg.size, cache_dir, split["val"]) if split["val"] else None
+            split = split_stems(find_pairs(data_dir).stems, cfg.val_fraction, cfg.seed)
+            write_split(split_path, split)
+        train = load_pairs(data_dir, cfg.size, cache_dir, split["train"])
+        val = load_pairs(data_dir, cfg.size, cache_dir, split["val"]) if split["val"] and main else None
+        if cfg.teacher:
+            from maskstudio.training.pseudo import pseudo_labelled_faces
+
+            teacher = common.load_parser(cfg.teacher, cfg.device)
+            pimgs, plabs = pseudo_labelled_faces(data_dir, teacher, cfg.size, out, cfg.pseudo_min_confidence,
+                                                 cfg.pseudo_max_uncertain, cache_dir, show_progress, log,
+                                                 require_parts=cfg.pseudo_require_parts)
+            del teacher
     images, masks = train.images, train.masks
     n_pseudo = 0
     if cfg.teacher:
-        from maskstudio.training.pseudo import pseudo_labelled_faces
-
-        teacher = common.load_parser(cfg.teacher, cfg.device)
-        pimgs, plabs = pseudo_labelled_faces(data_dir, teacher, cfg.size, out, cfg.pseudo_min_confidence,
-                                             cfg.pseudo_max_uncertain, cache_dir, show_progress, log,
-                                             require_parts=cfg.pseudo_require_parts)
-        del teacher
         if len(plabs):
             images, masks = np.concatenate([images, pimgs]), np.concatenate([masks, plabs])
         n_pseudo = int(len(plabs))
@@ -158,7 +185,11 @@ def train_parser(data_dir, out_dir, cfg: ParserTrainConfig, *, resume: bool = Fa
     weights = torch.from_numpy(class_weights(train.masks, mcfg.num_classes)).to(cfg.device)
 
     n = len(images)
-    bs = min(cfg.batch_size, n)
+    bs = min(cfg.batch_size * dist.world_size, n)  # the global batch; each rank takes its shard
+    net = ddp.wrap(model, dist)
+    if dist.enabled:
+        log(f"data-parallel: {dist.world_size} processes ({dist.backend}), {bs // dist.world_size} "
+            f"samples each per step")
     steps_per_epoch = max(1, n // bs)
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps is not None:
@@ -168,6 +199,8 @@ def train_parser(data_dir, out_dir, cfg: ParserTrainConfig, *, resume: bool = Fa
         f"({steps_per_epoch}/epoch), device {cfg.device}, threads {torch.get_num_threads()}")
 
     def save(epoch_done: bool) -> None:
+        if not main:
+            return
         common.save_state(state_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                        "step": step, "config": cfg.to_dict(), "model_config": mcfg.to_dict()})
 
@@ -183,13 +216,17 @@ def train_parser(data_dir, out_dir, cfg: ParserTrainConfig, *, resume: bool = Fa
                 continue
             if step >= total or (stop_at is not None and step >= stop_at):
                 break
-            rng = np.random.default_rng([cfg.seed, epoch, b])
+            if dist.enabled:
+                idx = ddp.shard(idx, dist.rank, dist.world_size)
+                rng = np.random.default_rng([cfg.seed, epoch, b, dist.rank])
+            else:
+                rng = np.random.default_rng([cfg.seed, epoch, b])
             pairs = [augment(images[i], masks[i], rng, True, cfg.jitter, cfg.color, cfg.rotate)
                      for i in idx]
             x, y = to_tensors(np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]), cfg.device,
                               cfg.channels_last)
             common.set_lr(opt, common.lr_at(step, total, cfg.lr, cfg.warmup_steps))
-            logits = model(x)
+            logits = net(x)
             ce = F.cross_entropy(logits, y, weight=weights)
             dl = dice_loss(logits, y)
             loss = ce + cfg.dice_weight * dl
@@ -216,17 +253,21 @@ def train_parser(data_dir, out_dir, cfg: ParserTrainConfig, *, resume: bool = Fa
             rec.update(val_mean_f1=round(s.mean_f1, 4), val_miou=round(s.miou, 4), val_pixel_acc=round(s.pixel_acc, 4))
             msg = f"epoch {epoch + 1}: loss {ema:.4f}  val mean F1 {s.mean_f1:.4f}  mIoU {s.miou:.4f}"
             bar.write(msg) if show_progress else log(msg)
-        common.append_jsonl(out / "history.jsonl", rec)
+        if main:
+            common.append_jsonl(out / "history.jsonl", rec)
         save(True)
     bar.close()
     save(True)
     meta = {"train": {"data": str(data_dir), "split": "split.json", "steps": step, "pseudo_labels": n_pseudo,
                       "recipe": cfg.to_dict()}}
     try:
-        common.save_model(out / "face_parser", model, "face_parser", mcfg.to_dict(), meta=meta)
+        if main:
+            common.save_model(out / "face_parser", model, "face_parser", mcfg.to_dict(), meta=meta)
     except ImportError as e:  # checkpoint writer not available: the state file still has the weights
         log(f"model file not written ({e}); weights are in {state_path}")
-    summary = {"steps": step, "pseudo_labels": n_pseudo, "first_losses": losses[:5], "last_losses": losses[-5:], "time_s": time.time() - t0}
+    summary = {"steps": step, "pseudo_labels": n_pseudo, "first_losses": losses[:5], "last_losses": losses[-5:],
+               "time_s": time.time() - t0, "world_size": dist.world_size,
+               "weights_sha256": common.weights_sha256(model)}
     if val is not None:
         s = evaluate(model, val.images, val.masks, cfg.device)
         summary["val"] = s.to_dict()
