@@ -20,6 +20,15 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 THUMB_PX = 88
 
 
+def thumbnail_icon(pm: QPixmap) -> QIcon:
+    """An icon that shows the face unchanged when selected: by default the style tints a selected
+    icon with the highlight colour (a face looks blue); the selection shows as the item frame."""
+    ic = QIcon()
+    for mode in (QIcon.Mode.Normal, QIcon.Mode.Selected, QIcon.Mode.Active):
+        ic.addPixmap(pm, mode)
+    return ic
+
+
 @dataclass(frozen=True)
 class GalleryEntry:
     name: str
@@ -94,6 +103,10 @@ class GalleryWidget(QWidget):
         self.list.setUniformItemSizes(True)
         self.list.setAcceptDrops(True)            # after setMovement(Static), which turns drops off
         self.list.viewport().setAcceptDrops(True)
+        # the selection is a frame around the whole item (the thumbnail itself stays untinted)
+        self.list.setStyleSheet("QListView::item { border: 2px solid transparent; border-radius: 4px; }"
+                                "QListView::item:selected { border: 2px solid palette(highlight); background: transparent;"
+                                " color: palette(text); }")
         self.list.setToolTip("Click an exemplar to use it as the style reference; drop image files here to add them")
         self.list.itemClicked.connect(self._clicked)
         self.list.filesDropped.connect(self.filesDropped)
@@ -120,7 +133,7 @@ class GalleryWidget(QWidget):
             img = QImage(str(entry.image_path))
             pm = QPixmap.fromImage(img.scaled(THUMB_PX, THUMB_PX, Qt.AspectRatioMode.KeepAspectRatio,
                                                Qt.TransformationMode.SmoothTransformation)) if not img.isNull() else QPixmap()
-            item = QListWidgetItem(QIcon(pm) if not pm.isNull() else icon("mdi6.image-broken-variant"), entry.name)
+            item = QListWidgetItem(thumbnail_icon(pm) if not pm.isNull() else icon("mdi6.image-broken-variant"), entry.name)
             mask_note = f"mask: {entry.mask_path.name}" if entry.mask_path else "no mask file: parsed by the face parser"
             item.setToolTip(f"{entry.image_path}\n{mask_note}")
             self.list.addItem(item)
