@@ -82,3 +82,26 @@ def side_note(index: int) -> str:
     if not side:
         return ""
     return f"subject's {'left' if side == 'right' else 'right'}, image {side}"
+
+
+def index_of(name: str) -> int:
+    """Class index from its CelebAMask-HQ name (``"l_eye"`` -> 4). KeyError if unknown."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown class name {name!r}; known: {', '.join(NAMES)}") from None
+
+
+def mirror_class(index: int) -> int:
+    """The class a horizontal mirror turns ``index`` into."""
+    return int(MIRROR_LUT[index])
+
+
+def colorize(label_map: np.ndarray) -> np.ndarray:
+    """uint8 [H,W] label map -> uint8 [H,W,3] RGB using :data:`PALETTE` (no Python loops)."""
+    return np.take(PALETTE, np.asarray(label_map, dtype=np.uint8), axis=0)
+
+
+def flip_labels(label_map: np.ndarray) -> np.ndarray:
+    """Horizontally mirror a label map and swap left/right classes (for augmentation / mirror)."""
+    return MIRROR_LUT[np.asarray(label_map)[..., ::-1]]
