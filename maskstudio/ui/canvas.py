@@ -94,6 +94,7 @@ class MaskCanvas(QWidget):
         self._sel_anchor: tuple[float, float] | None = None   # while dragging a new selection
         self._move: dict | None = None                         # while dragging the selected part
         self._size_preview_until = 0.0
+        self._info_shown = False   # cursorInfo sent at least once (the status bar shows ours)
         self._size_timer = QTimer(self)
         self._size_timer.setSingleShot(True)
         self._size_timer.timeout.connect(self.update)
@@ -229,7 +230,8 @@ class MaskCanvas(QWidget):
             self._offset = QPointF((self.width() - w * z) / 2, (self.height() - h * z) / 2)
         self._fit_pending = False
         self.zoomChanged.emit(z)
-        self._emit_cursor_info()
+        if self._info_shown:    # keep the status text current (but leave the start-up hint alone)
+            self._emit_cursor_info()
         self.update()
 
     def resizeEvent(self, event) -> None:  # noqa: N802
@@ -294,6 +296,7 @@ class MaskCanvas(QWidget):
         return centre, max(1.0, self.diameter_px * self._zoom / 2.0)
 
     def _emit_cursor_info(self, pos: QPointF | None = None) -> None:
+        self._info_shown = True
         pos = pos if pos is not None else self._mouse
         if pos is None or self.doc is None:
             if self.doc is not None:
@@ -569,6 +572,7 @@ class MaskCanvas(QWidget):
 
     def wheelEvent(self, e: QWheelEvent) -> None:  # noqa: N802
         dy = e.angleDelta().y()
+        self._mouse = e.position()
         if dy:
             self.zoom_by(1.25 ** (dy / 120.0), e.position())
         e.accept()

@@ -43,9 +43,7 @@ class ClassRow(QFrame):
         r, g, b = c.color
         self.swatch.setStyleSheet(f"background: rgb({r},{g},{b}); border: 1px solid #777; border-radius: 3px;")
         self.name = QLabel(c.display)
-        self.side = QLabel(f"image {img_side}" if img_side else "")
-        self.side.setObjectName("sideNote")
-        self.side.setToolTip(note)
+        self.side_note = note
         self.key = QLabel(c.shortcut)
         self.key.setObjectName("shortcutKey")
         self.key.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -65,8 +63,6 @@ class ClassRow(QFrame):
         self.eye.toggled.connect(self._on_eye)
         lay.addWidget(self.swatch)
         lay.addWidget(self.name, 1)
-        if note:
-            lay.addWidget(self.side)
         lay.addWidget(self.key)
         lay.addWidget(self.lock)
         lay.addWidget(self.eye)
@@ -145,7 +141,7 @@ class PaletteWidget(QWidget):
             "QFrame#classRow[active=\"true\"] QLabel { color: palette(highlighted-text); }"
             "QFrame#classRow QToolButton:checked { background: transparent; border: none; }"
             "QLabel#shortcutKey { border: 1px solid palette(mid); border-radius: 3px; font-size: 11px; }"
-            "QLabel#sideNote { color: palette(mid); font-size: 11px; }"
+
         )
 
         self.refresh_icons()

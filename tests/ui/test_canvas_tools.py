@@ -177,5 +177,7 @@ def test_palette_banner_follows_the_tool_and_says_which_side(qtbot):
     pal.set_active(L_EYE)
     assert "subject's left, image right" in pal.active_label.text()
     row = pal.rows[L_EYE]
-    assert row.side.text() == "image right" and "subject's own left" in row.toolTip()
-    assert pal.rows[5].side.text() == "image left" and pal.rows[SKIN].side.text() == ""
+    assert "subject's own left: on the image's right" in row.toolTip()
+    assert "subject's own right: on the image's left" in pal.rows[5].toolTip()
+    assert "subject" not in pal.rows[SKIN].toolTip()
+
