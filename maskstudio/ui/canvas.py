@@ -525,7 +525,9 @@ class MaskCanvas(QWidget):
                 self.set_selection(shape, (x0 + dx, y0 + dy, x1 + dx, y1 + dy))   # the part can move again
             self.update()
         elif e.button() == Qt.MouseButton.LeftButton and self._sel_anchor is not None:
-            self._sel_anchor = None
+            (ax, ay), self._sel_anchor = self._sel_anchor, None
+            x, y = self.widget_to_image(e.position())
+            self.selection = (SELECT_TOOLS.get(self.tool, "rect"), (min(ax, x), min(ay, y), max(ax, x), max(ay, y)))
             if self.selection is not None:
                 x0, y0, x1, y1 = self.selection[1]
                 if x1 - x0 < 1 and y1 - y0 < 1:     # a click: no selection
