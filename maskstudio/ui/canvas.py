@@ -517,7 +517,9 @@ class MaskCanvas(QWidget):
         elif e.button() == Qt.MouseButton.LeftButton and self._move is not None:
             move, self._move = self._move, None
             self._update_cursor()
-            dx, dy = move["delta"]
+            x, y = self.widget_to_image(e.position())      # the drop point counts, moved to or not
+            sx, sy = move["start"]
+            dx, dy = round(x - sx), round(y - sy)
             if self.selection is not None and (dx or dy) and self.doc is not None:
                 shape, corners = self.selection
                 self.doc.move_selection(shape, corners, dx, dy, copy=move["copy"])
