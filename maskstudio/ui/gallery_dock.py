@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget,
@@ -19,6 +19,9 @@ from maskstudio.io.images import IMAGE_SUFFIXES, is_exemplar_image, sibling_mask
 from maskstudio.ui.icons import icon, themed
 
 THUMB_PX = 88
+_LIST_SHEET = ("QListView::item { border: 2px solid transparent; border-radius: 4px; }"
+               "QListView::item:selected { border: 2px solid palette(highlight); background: transparent;"
+               " color: palette(text); }")
 
 
 def thumbnail_icon(pm: QPixmap) -> QIcon:
@@ -95,9 +98,7 @@ class GalleryWidget(QWidget):
         self.list.setAcceptDrops(True)            # after setMovement(Static), which turns drops off
         self.list.viewport().setAcceptDrops(True)
         # the selection is a frame around the whole item (the thumbnail itself stays untinted)
-        self.list.setStyleSheet("QListView::item { border: 2px solid transparent; border-radius: 4px; }"
-                                "QListView::item:selected { border: 2px solid palette(highlight); background: transparent;"
-                                " color: palette(text); }")
+        self.list.setStyleSheet(_LIST_SHEET)
         self.list.setToolTip("Click an exemplar to use it as the style reference; drop image files here to add them")
         self.list.itemClicked.connect(self._clicked)
         self.list.filesDropped.connect(self.filesDropped)
@@ -140,6 +141,13 @@ class GalleryWidget(QWidget):
                 self.list.setCurrentRow(i)
                 return
         self.list.clearSelection()
+
+    def changeEvent(self, e) -> None:  # noqa: N802
+        # a style sheet resolves palette() once: re-apply it when the theme (palette) changes
+        if e.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self.list.setStyleSheet("")
+            self.list.setStyleSheet(_LIST_SHEET)
+        super().changeEvent(e)
 
     def _clicked(self, item: QListWidgetItem) -> None:
         self.exemplarChosen.emit(self.entries[self.list.row(item)])
