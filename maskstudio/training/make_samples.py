@@ -9,8 +9,7 @@
   The first (the app's default exemplar) is drawn on the template mask with the style, of
   ``candidates`` sampled ones, whose render the app reproduces best when it style-encodes that
   render again — so the app's first screen looks like that thumbnail (:func:`consistent_style`).
-  The others use the clean
-  aggregate of one k-means cluster of training masks each (clusters of ≥ ``min_cluster`` masks,
+  The others use the clean aggregate of one k-means cluster of training masks each (clusters of ≥ ``min_cluster`` masks,
   so every mask is an aggregate of many annotations, e.g. long/short hair). Each style vector is
   drawn from a Gaussian fitted to the style codes ``encode_style(mask, photo)`` of the training
   faces (empirical mean and covariance, sampled exactly through the centred data matrix, scaled
