@@ -65,6 +65,25 @@ MIRROR_LUT.setflags(write=False)
 _BY_NAME = {c.name: c.index for c in CLASSES}
 
 
+def image_side(index: int) -> str:
+    """``"right"`` for the subject's-left classes (``l_eye``, ``l_brow``, ``l_ear``: they appear on
+    the image's right as you look at the face), ``"left"`` for ``r_*``, else ``""``."""
+    for left, right in LR_PAIRS:
+        if index == left:
+            return "right"
+        if index == right:
+            return "left"
+    return ""
+
+
+def side_note(index: int) -> str:
+    """``"subject's left, image right"`` for ``l_*``, the reverse for ``r_*``, else ``""``."""
+    side = image_side(index)
+    if not side:
+        return ""
+    return f"subject's {'left' if side == 'right' else 'right'}, image {side}"
+
+
 def index_of(name: str) -> int:
     """Class index from its CelebAMask-HQ name (``"l_eye"`` -> 4). KeyError if unknown."""
     try:

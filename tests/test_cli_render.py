@@ -125,6 +125,33 @@ def test_batch_folder_with_progress(env, files, tmp_path, capsys):
     assert "3/3" in err and "Traceback" not in err
 
 
+def test_several_mask_files_batch_like_a_folder(env, files, tmp_path, capsys):
+    """``--mask a.png b.png`` (what a shell glob gives) renders each into the -o folder."""
+    mask, ex, exm = files
+    labels = np.asarray(Image.open(mask))
+    paths = []
+    for i in range(2):
+        m = labels.copy()
+        m[6 * i:6 * i + 5, :] = 13
+        paths.append(tmp_path / f"g{i}.png")
+        Image.fromarray(m).save(paths[-1])
+    outdir = tmp_path / "renders"
+    assert main(["render", "--mask", *map(str, paths), "--exemplar", str(ex), "--exemplar-mask", str(exm),
+                 "--size", str(SIZE), "-o", str(outdir)]) == 0
+    assert sorted(p.name for p in outdir.iterdir()) == ["g0.png", "g1.png"]
+    for p in paths:   # the same pixels as a single render of that mask
+        expect, _ = _engine_image(env, p, ex, exm)
+        assert np.array_equal(np.asarray(Image.open(outdir / p.name).convert("RGB")), expect)
+    assert "2/2" in capsys.readouterr().err
+    # a missing one is named before any model loads; a .png -o is refused for several masks
+    assert main(["render", "--mask", str(paths[0]), str(tmp_path / "nope.png"), "--exemplar", str(ex),
+                 "--exemplar-mask", str(exm), "-o", str(outdir)]) == 2
+    assert "nope.png: no such file" in one_error_line(capsys)
+    assert main(["render", "--mask", *map(str, paths), "--exemplar", str(ex), "--exemplar-mask", str(exm),
+                 "-o", str(tmp_path / "one.png")]) == 2
+    assert "-o must be a folder" in one_error_line(capsys)
+
+
 def test_batch_reports_bad_files_and_exits_nonzero(env, files, tmp_path, capsys):
     mask, ex, exm = files
     folder = tmp_path / "masks"

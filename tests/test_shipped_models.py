@@ -120,4 +120,4 @@ def test_gallery_index_names_its_provenance():
     names = {p.stem for p, _ in _gallery_items()}
     assert {item["name"] for item in doc["items"]} == names
     for item in doc["items"]:
-        assert "majority" in item["mask_source"] and "Gaussian" in item["style_source"]
+        assert "aggregate" in item["mask_source"] and "Gaussian" in item["style_source"]

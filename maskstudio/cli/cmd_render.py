@@ -5,7 +5,8 @@
         [--edit NAME=VALUE ...] [--agile STYLE[:STRENGTH]] [--agile-branch auto|A|B]
         [--dual STYLE[:CODE] [--weights w0,...,w17]] [--morph T] -o OUT.png [--save-latent OUT.npy]
 
-``--mask`` may be a folder: every ``*.png`` in it is rendered into the folder ``-o`` (created),
+``--mask`` may be a folder or several files (as a shell glob gives): every ``*.png`` mask is
+rendered into the folder ``-o`` (created),
 as ``<stem>.png`` (and ``<stem>.npy`` latents into the folder ``--save-latent``), with a progress
 bar on stderr; under ``torchrun --nproc-per-node N`` the N processes split the folder (one GPU
 each). The output is chosen from the options unless ``--output`` says: ``--dual`` → dual,
@@ -33,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="render a face (or a stylised face) from a mask and an exemplar",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--mask", required=True, type=Path, help="label/colour mask PNG, or a folder of them")
+    p.add_argument("--mask", required=True, type=Path, nargs="+",
+                   help="label/colour mask PNG, several of them, or a folder of them")
     p.add_argument("--exemplar", required=True, type=Path, help="style reference face image")
     p.add_argument("--exemplar-mask", type=Path, default=None,
                    help="the exemplar's mask (default: sibling <stem>.mask.png, else the face parser)")
@@ -186,16 +188,22 @@ def handler(args: argparse.Namespace) -> int:
 
     if not 32 <= args.size <= 4096:
         raise ConfigError(f"--size must be in 32..4096, not {args.size}")
-    batch = args.mask.is_dir()
-    masks = _mask_files(args.mask) if batch else [args.mask]
-    if batch:  # under torchrun each rank renders its share of the folder on its own device
+    mask_args = args.mask if isinstance(args.mask, list) else [args.mask]
+    batch = len(mask_args) > 1 or mask_args[0].is_dir()
+    masks = [m for a in mask_args for m in (_mask_files(a) if a.is_dir() else [a])]
+    for m in masks:
+        if not m.exists():
+            raise file_error(MaskFileError, m, "no such file")
+    stems = [m.stem for m in masks]
+    if batch and len(set(stems)) != len(stems):
+        dup = next(s for s in stems if stems.count(s) > 1)
+        raise ConfigError(f"--mask: two masks are named {dup}.png; their renders would overwrite each other in {args.out}")
+    if batch:  # under torchrun each rank renders its share of the masks on its own device
         from maskstudio.training.distributed import shard_for_this_rank
 
         masks, args.device = shard_for_this_rank(masks, args.device)
-    if not batch and not args.mask.exists():
-        raise file_error(MaskFileError, args.mask, "no such file")
     if batch and args.out.suffix.lower() == ".png":
-        raise ConfigError(f"{args.out}: with a mask folder, -o must be a folder")
+        raise ConfigError(f"{args.out}: with a mask folder or several masks, -o must be a folder")
     exemplar = load_exemplar(args.exemplar, args.exemplar_mask)
     # validate the option syntax before loading any model
     build_request(np.zeros((32, 32), np.uint8), exemplar, args)

@@ -93,8 +93,10 @@ def read_rgb(path: PathLike, size: int | None = None) -> np.ndarray:
                 resample = Image.BOX if im.size[0] > size else Image.BICUBIC
                 im = im.resize((size, size), resample)
             return np.array(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, zlib.error) as e:
-        raise file_error(MaskFileError, path, f"not a readable image ({e.__class__.__name__}: {e})") from e
+    except UnidentifiedImageError as e:   # Pillow's message repeats the path; say it in words
+        raise file_error(MaskFileError, path, "not an image file (or an image format MaskStudio cannot read)") from e
+    except (OSError, ValueError, SyntaxError, EOFError, zlib.error) as e:
+        raise file_error(MaskFileError, path, f"not a readable image ({e})") from e
 
 
 # --------------------------------------------------------------------------- writing

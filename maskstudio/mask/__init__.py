@@ -2,7 +2,7 @@
 
 ``MaskDocument`` holds a uint8 H x W map of class indices (:mod:`maskstudio.labels`) and offers the
 painting operations of the UI (brush / erase / restore strokes, flood fill, polygon fill,
-eyedropper) with class lock, mirror mode and patch-based undo. Geometry conventions: see
+eyedropper / class picker, rectangle / ellipse selection moved or copied) with class lock, mirror mode and patch-based undo. Geometry conventions: see
 :mod:`maskstudio.mask.raster`.
 """
 from maskstudio.mask.document import (
@@ -12,7 +12,7 @@ from maskstudio.mask.document import (
     MaskDocument,
     Stroke,
 )
-from maskstudio.mask.raster import BBox, bbox_union, polygon_footprint, stroke_footprint
+from maskstudio.mask.raster import BBox, bbox_union, polygon_footprint, selection_footprint, stroke_footprint
 
 __all__ = [
     "BBox",
@@ -23,5 +23,6 @@ __all__ = [
     "TOOLS",
     "bbox_union",
     "polygon_footprint",
+    "selection_footprint",
     "stroke_footprint",
 ]

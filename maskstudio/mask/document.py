@@ -36,6 +36,7 @@ from maskstudio.mask.raster import (
     bbox_union,
     mask_bbox,
     polygon_footprint,
+    selection_footprint,
     stroke_footprint,
 )
 
@@ -43,6 +44,9 @@ TOOLS = ("brush", "erase", "restore")
 MIN_DIAMETER_PX = 1.0
 MAX_DIAMETER_PX = 256.0
 _RESTORE = -1  # target marker: take the pixel from the loaded original
+_VOID = 255    # outside the image in the mirrored frame of a move (never lifted, never written)
+_MIRROR_LUT256 = np.arange(256, dtype=np.uint8)
+_MIRROR_LUT256[:L.NUM_CLASSES] = L.MIRROR_LUT
 
 Listener = Callable[[BBox], None]
 
@@ -220,7 +224,8 @@ class MaskDocument:
         return np.bincount(self._labels.ravel(), minlength=L.NUM_CLASSES)
 
     def pick(self, x: float, y: float) -> int:
-        """Eyedropper: the class of the pixel under ``(x, y)``. ValueError outside the image."""
+        """Eyedropper / class picker: the class of the pixel under ``(x, y)``. ValueError outside
+        the image. Changes nothing, so it is no undo step."""
         col, row = math.floor(x), math.floor(y)
         h, w = self.shape
         if not (0 <= col < w and 0 <= row < h):
@@ -613,5 +618,115 @@ class MaskDocument:
         self._labels[write] = arr[write]
         y0, x0, y1, x1 = bbox
         self._push(name, bbox, before[y0:y1, x0:x1].copy(), self._labels[y0:y1, x0:x1].copy())
+        self._changed(bbox)
+        return bbox
+
+    # --------------------------------------------------------------- selections
+    def _selection(self, shape: str, corners: Sequence[float]) -> np.ndarray | None:
+        if len(corners) != 4:
+            raise ValueError(f"a selection needs two corners (x0, y0, x1, y1), got {corners!r}")
+        bbox, mask = selection_footprint(shape, *corners, self.shape)
+        if bbox is None:
+            return None
+        full = np.zeros(self.shape, bool)
+        y0, x0, y1, x1 = bbox
+        full[y0:y1, x0:x1] = mask
+        return full
+
+    @staticmethod
+    def _surrounding(labels: np.ndarray, sel: np.ndarray, locked_lut: np.ndarray) -> int:
+        """Most frequent class on the 1-px ring just outside ``sel`` (background if none)."""
+        grown = sel.copy()
+        grown[1:] |= sel[:-1]
+        grown[:-1] |= sel[1:]
+        grown[:, 1:] |= sel[:, :-1]
+        grown[:, :-1] |= sel[:, 1:]
+        ring = labels[grown & ~sel]
+        ring = ring[ring != _VOID]
+        if ring.size == 0:
+            return L.BACKGROUND
+        return int(np.bincount(ring, minlength=L.NUM_CLASSES).argmax())
+
+    @classmethod
+    def _moved(cls, labels: np.ndarray, sel: np.ndarray, dx: int, dy: int, copy: bool, fill: int | None,
+               locked_lut: np.ndarray) -> np.ndarray:
+        """``labels`` with the selected part moved / copied by ``(dx, dy)`` (no mirror)."""
+        fill_c = cls._surrounding(labels, sel, locked_lut) if fill is None else fill
+        lift = sel & ~locked_lut[labels] & (labels != fill_c)
+        out = labels.copy()
+        rows, cols = np.nonzero(lift)
+        values = labels[rows, cols]
+        if not copy:
+            out[rows, cols] = fill_c
+        h, w = labels.shape
+        tr, tc = rows + dy, cols + dx
+        inside = (tr >= 0) & (tr < h) & (tc >= 0) & (tc < w)
+        tr, tc, values = tr[inside], tc[inside], values[inside]
+        free = ~locked_lut[labels[tr, tc]]   # the lock is judged on the map before the move
+        out[tr[free], tc[free]] = values[free]
+        return out
+
+    def lifted(self, shape: str, corners: Sequence[float], fill_cls: int | None = None):
+        """What :meth:`move_selection` would pick up: ``(bbox, mask)`` of the selected pixels that
+        are neither locked nor of the fill class (default: the class around the selection), or
+        ``(None, None)``. For a UI's preview of the floating part."""
+        sel = self._selection(shape, corners)
+        if sel is None:
+            return None, None
+        lut = self._locked_lut()
+        fill_c = self._surrounding(self._labels, sel, lut) if fill_cls is None else _check_class(fill_cls)
+        lift = sel & ~lut[self._labels] & (self._labels != fill_c)
+        bbox = mask_bbox(lift)
+        if bbox is None:
+            return None, None
+        y0, x0, y1, x1 = bbox
+        return bbox, lift[y0:y1, x0:x1]
+
+    def move_selection(self, shape: str, corners: Sequence[float], dx: float, dy: float, *, copy: bool = False,
+                       fill_cls: int | None = None, name: str | None = None) -> BBox | None:
+        """Move (``copy=False``) or copy the part inside a rectangle / ellipse selection by
+        ``(dx, dy)`` pixels (rounded); one undo step. Returns the changed bbox or ``None``.
+
+        ``shape``: ``"rect"`` or ``"ellipse"``; ``corners``: ``(x0, y0, x1, y1)`` of its box in
+        image coordinates (:func:`~maskstudio.mask.raster.selection_footprint`). Pixels of the
+        *fill class* — ``fill_cls``, default the most frequent class just outside the selection
+        (skin around an eye) — are transparent: they are not carried along, and a move leaves the
+        fill class where the part was. So selecting an eye with a loose box and dragging it moves
+        the eye over the skin, not a rectangle of skin. Locked classes are neither lifted nor
+        overwritten; parts moved past the edge are dropped. With mirror mode the mirrored part
+        moves the mirrored way (left/right classes swapped); where both touch a pixel, the
+        original move wins.
+        """
+        dxi, dyi = int(round(float(dx))), int(round(float(dy)))
+        fill = None if fill_cls is None else _check_class(fill_cls)
+        self._finish_stroke()
+        sel = self._selection(shape, corners)
+        if sel is None or (dxi == 0 and dyi == 0):
+            return None
+        labels = self._labels
+        lut = self._locked_lut()
+        lut[_VOID] = True
+        result = self._moved(labels, sel, dxi, dyi, copy, fill, lut)
+        if self.mirror:
+            h, w = self.shape
+            k = int(round(2.0 * self._axis()))
+            src = k - 1 - np.arange(w)              # image column shown at flipped column j
+            valid = (src >= 0) & (src < w)
+            flipped = np.full_like(labels, _VOID)
+            flipped[:, valid] = _MIRROR_LUT256[labels[:, src[valid]]]
+            fm = self._moved(flipped, sel, dxi, dyi, copy,
+                             None if fill is None else int(L.MIRROR_LUT[fill]), lut)
+            mirrored = labels.copy()
+            mirrored[:, src[valid]] = _MIRROR_LUT256[fm[:, valid]]
+            primary = result != labels
+            result = np.where(primary, result, mirrored)
+        bbox = mask_bbox(result != labels)
+        if bbox is None:
+            return None
+        y0, x0, y1, x1 = bbox
+        old = labels[y0:y1, x0:x1].copy()
+        labels[y0:y1, x0:x1] = result[y0:y1, x0:x1]
+        what = "Copy" if copy else "Move"
+        self._push(name or f"{what} selection", bbox, old, labels[y0:y1, x0:x1].copy())
         self._changed(bbox)
         return bbox

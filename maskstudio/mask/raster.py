@@ -203,3 +203,44 @@ def bbox_union(a: BBox | None, b: BBox | None) -> BBox | None:
     if b is None:
         return a
     return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+SELECTION_SHAPES = ("rect", "ellipse")
+
+
+def selection_footprint(shape: str, x0: float, y0: float, x1: float, y1: float, shape_hw: tuple[int, int]):
+    """Pixels of a rectangle / ellipse selection spanned by two corners (any order).
+
+    ``rect``: pixels whose centre lies in ``[min x, max x) x [min y, max y)``. ``ellipse``: the
+    ellipse inscribed in that box, centres inside or on it. Returns ``(bbox, mask)`` clipped to
+    the image, or ``(None, None)`` when no pixel is selected.
+    """
+    if shape not in SELECTION_SHAPES:
+        raise ValueError(f"unknown selection shape {shape!r}; shapes: {', '.join(SELECTION_SHAPES)}")
+    xs = sorted((float(x0), float(x1)))
+    ys = sorted((float(y0), float(y1)))
+    if not all(np.isfinite(v) for v in xs + ys):
+        raise ValueError("selection corners must be finite")
+    h, w = shape_hw
+    c0 = max(int(np.ceil(xs[0] - 0.5)), 0)
+    c1 = min(int(np.ceil(xs[1] - 0.5)), w)
+    r0 = max(int(np.ceil(ys[0] - 0.5)), 0)
+    r1 = min(int(np.ceil(ys[1] - 0.5)), h)
+    if c1 <= c0 or r1 <= r0:
+        return None, None
+    mask = np.ones((r1 - r0, c1 - c0), bool)
+    if shape == "ellipse":
+        cx, cy = (xs[0] + xs[1]) / 2, (ys[0] + ys[1]) / 2
+        rx, ry = (xs[1] - xs[0]) / 2, (ys[1] - ys[0]) / 2
+        u = ((np.arange(c0, c1) + 0.5 - cx) / rx) ** 2
+        v = ((np.arange(r0, r1) + 0.5 - cy) / ry) ** 2
+        mask = (v[:, None] + u[None, :]) <= 1.0 + 1e-9
+    return _tight(mask, r0, c0)
+
+
+def _tight(mask: np.ndarray, r0: int, c0: int):
+    bbox = mask_bbox(mask, (r0, c0))
+    if bbox is None:
+        return None, None
+    y0, x0, y1, x1 = bbox
+    return bbox, mask[y0 - r0:y1 - r0, x0 - c0:x1 - c0]

@@ -67,7 +67,7 @@ def ask(parent: QWidget | None, title: str, text: str, choices: tuple[str, ...] 
 def get_open_path(parent: QWidget | None, caption: str, filter: str = "", directory: str = "",
                   folder: bool = False) -> str | None:
     if _handler is not None:
-        return _handler("open", caption=caption, filter=filter, folder=folder)
+        return _handler("open", caption=caption, filter=filter, folder=folder, directory=directory)
     if folder:
         path = QFileDialog.getExistingDirectory(parent, caption, directory)
     else:
@@ -77,7 +77,7 @@ def get_open_path(parent: QWidget | None, caption: str, filter: str = "", direct
 
 def get_save_path(parent: QWidget | None, caption: str, filter: str = "", directory: str = "") -> str | None:
     if _handler is not None:
-        return _handler("save", caption=caption, filter=filter)
+        return _handler("save", caption=caption, filter=filter, directory=directory)
     path, _ = QFileDialog.getSaveFileName(parent, caption, directory, filter)
     return path or None
 
@@ -91,6 +91,7 @@ class DialogRecorder:
     questions: list[str] = field(default_factory=list)
     answers: deque = field(default_factory=deque)      # for ask()
     paths: deque = field(default_factory=deque)        # for get_open_path / get_save_path
+    file_dialogs: list[dict] = field(default_factory=list)   # kind, caption, filter, directory of each
 
     def __call__(self, kind: str, **info: Any) -> Any:
         if kind == "error":
@@ -102,4 +103,5 @@ class DialogRecorder:
         if kind == "ask":
             self.questions.append(info["text"])
             return self.answers.popleft() if self.answers else info.get("default")
+        self.file_dialogs.append({"kind": kind, **info})
         return self.paths.popleft() if self.paths else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget,
@@ -19,6 +19,18 @@ from maskstudio.io.images import IMAGE_SUFFIXES, is_exemplar_image, sibling_mask
 from maskstudio.ui.icons import icon, themed
 
 THUMB_PX = 88
+_LIST_SHEET = ("QListView::item { border: 2px solid transparent; border-radius: 4px; }"
+               "QListView::item:selected { border: 2px solid palette(highlight); background: transparent;"
+               " color: palette(text); }")
+
+
+def thumbnail_icon(pm: QPixmap) -> QIcon:
+    """An icon that shows the face unchanged when selected: by default the style tints a selected
+    icon with the highlight colour (a face looks blue); the selection shows as the item frame."""
+    ic = QIcon()
+    for mode in (QIcon.Mode.Normal, QIcon.Mode.Selected, QIcon.Mode.Active):
+        ic.addPixmap(pm, mode)
+    return ic
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,8 @@ class GalleryWidget(QWidget):
         self.list.setUniformItemSizes(True)
         self.list.setAcceptDrops(True)            # after setMovement(Static), which turns drops off
         self.list.viewport().setAcceptDrops(True)
+        # the selection is a frame around the whole item (the thumbnail itself stays untinted)
+        self.list.setStyleSheet(_LIST_SHEET)
         self.list.setToolTip("Click an exemplar to use it as the style reference; drop image files here to add them")
         self.list.itemClicked.connect(self._clicked)
         self.list.filesDropped.connect(self.filesDropped)
@@ -111,7 +125,7 @@ class GalleryWidget(QWidget):
             img = QImage(str(entry.image_path))
             pm = QPixmap.fromImage(img.scaled(THUMB_PX, THUMB_PX, Qt.AspectRatioMode.KeepAspectRatio,
                                                Qt.TransformationMode.SmoothTransformation)) if not img.isNull() else QPixmap()
-            item = QListWidgetItem(QIcon(pm) if not pm.isNull() else icon("mdi6.image-broken-variant"), entry.name)
+            item = QListWidgetItem(thumbnail_icon(pm) if not pm.isNull() else icon("mdi6.image-broken-variant"), entry.name)
             mask_note = f"mask: {entry.mask_path.name}" if entry.mask_path else "no mask file: parsed by the face parser"
             item.setToolTip(f"{entry.image_path}\n{mask_note}")
             self.list.addItem(item)
@@ -127,6 +141,13 @@ class GalleryWidget(QWidget):
                 self.list.setCurrentRow(i)
                 return
         self.list.clearSelection()
+
+    def changeEvent(self, e) -> None:  # noqa: N802
+        # a style sheet resolves palette() once: re-apply it when the theme (palette) changes
+        if e.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self.list.setStyleSheet("")
+            self.list.setStyleSheet(_LIST_SHEET)
+        super().changeEvent(e)
 
     def _clicked(self, item: QListWidgetItem) -> None:
         self.exemplarChosen.emit(self.entries[self.list.row(item)])

@@ -88,6 +88,7 @@ class MainWindow(QMainWindow):
         self.session = EditSession(AutosaveStore(state_dir or default_state_dir()))
         self.autosave = self.session.autosave
         self._wired_doc = None               # the document whose listeners this window attached
+        self._source_path: Path | None = None  # the mask / photo / part folder opened (export suggestions)
         self._stroke_active = False
         self._closing = False
 
@@ -115,8 +116,8 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.palette_dock, self.gallery_dock], [230, 300], Qt.Orientation.Horizontal)
         self.resizeDocks([self.palette_dock, self.history_dock], [560, 200], Qt.Orientation.Vertical)
 
-        self.status_pos = QLabel("B brush · E eraser · G fill · P polygon · I eyedropper · [ ] brush size · "
-                                 "Space-drag / middle button to pan · wheel to zoom · F1 all shortcuts")
+        self.status_pos = QLabel("B brush · E eraser · G fill · P polygon · S select · Ctrl+click pick · X swap · "
+                                 "[ ] size · Space-drag pan · wheel zoom · F1 all shortcuts")
         self.status_render = QLabel()
         self.statusBar().addWidget(self.status_pos, 1)
         self.statusBar().addPermanentWidget(self.status_render)
@@ -166,6 +167,7 @@ class MainWindow(QMainWindow):
             self.new_from_template()
         self.set_active_class(1)
         self.set_tool(Tool.BRUSH)
+        self._refresh_exports()
         self._autosave_timer.start()
 
     # ================================================================== session shortcuts
@@ -203,7 +205,15 @@ class MainWindow(QMainWindow):
     def original_labels(self) -> np.ndarray | None:
         return self.session.original_labels
 
+    def _refresh_exports(self) -> None:
+        """File ▸ Export … are enabled only when there is something to export."""
+        self.act_export_latent.setEnabled(self.last_latent is not None)
+        self.act_export_latent.setToolTip(
+            "Export the W+ latent (.npy [1,18,512] or .pt)" if self.last_latent is not None else
+            "No latent yet: a StyleGAN output (encoder + generator, see Models…) makes one")
+
     def _on_session_event(self, event: str) -> None:
+        self._refresh_exports()
         if event == "busy":
             self.render_view.set_busy(self.session.busy)
         elif event == "dirty":
@@ -265,12 +275,18 @@ class MainWindow(QMainWindow):
             (Tool.RESTORE, "Eraser (to original)", "Shift+E", "mdi6.eraser-variant", "Eraser: restore the mask as opened"),
             (Tool.FILL, "Fill", "G", "mdi6.format-color-fill", "Fill: flood-fill a region with the active class"),
             (Tool.POLYGON, "Polygon", "P", "mdi6.vector-polygon", "Polygon: click corners, double-click / Enter / right-click to fill"),
-            (Tool.PICK, "Eyedropper", "I", "mdi6.eyedropper", "Eyedropper: pick the class under the cursor"),
+            (Tool.PICK, "Eyedropper", "I", "mdi6.eyedropper", "Eyedropper: pick the class under the cursor (or Ctrl+click with any painting tool)"),
+            (Tool.SELECT_RECT, "Rectangle selection", "S", "mdi6.selection-drag",
+             "Rectangle selection: drag around a part, then drag it to move (Ctrl+drag copies); Esc drops it"),
+            (Tool.SELECT_ELLIPSE, "Ellipse selection", "Shift+S", "mdi6.selection-ellipse",
+             "Ellipse selection: drag around a part, then drag it to move (Ctrl+drag copies); Esc drops it"),
         ):
             a = A(text, None, key, ic, tip, checkable=True)
             a.triggered.connect(lambda _c=False, t=tool: self.set_tool(t))
             self.tool_group.addAction(a)
             self.tool_actions[tool] = a
+        self.act_swap_class = A("Swap with the previous class", lambda: self.canvas.swap_class(), "X",
+                                "mdi6.swap-horizontal", "Swap the active class with the previously used one")
         self.act_mirror = A("&Mirror", None, "Shift+M", "mdi6.flip-horizontal", "Mirror: paint both sides (left/right classes swap)", checkable=True)
         self.act_mirror.toggled.connect(self.set_mirror)
         self.act_smaller = A("Smaller brush", lambda: self.canvas.set_brush_size(self.canvas.diameter_px / 1.2), "[", "mdi6.minus-circle-outline")
@@ -299,6 +315,7 @@ class MainWindow(QMainWindow):
     def _make_menus(self) -> None:
         mb = self.menuBar()
         f = mb.addMenu("&File")
+        f.aboutToShow.connect(self._refresh_exports)
         for a in (self.act_new, self.act_open_mask, self.act_open_parts, self.act_open_photo, self.act_open_project):
             f.addAction(a)
         self.recent_menu = f.addMenu(icon("mdi6.history"), "Open &recent")
@@ -321,6 +338,7 @@ class MainWindow(QMainWindow):
         for a in self.tool_actions.values():
             t.addAction(a)
         t.addSeparator()
+        t.addAction(self.act_swap_class)
         t.addAction(self.act_mirror)
         t.addAction(self.act_smaller)
         t.addAction(self.act_bigger)
@@ -398,7 +416,7 @@ class MainWindow(QMainWindow):
         self.canvas.brushSizeChanged.connect(self._on_brush_size)
         self.size_spin.valueChanged.connect(lambda v: self.canvas.set_brush_size(v))
         self.opacity_slider.valueChanged.connect(lambda v: self.canvas.set_opacity(v / 100.0))
-        self.gallery.exemplarChosen.connect(lambda e: self.use_exemplar(e))
+        self.gallery.exemplarChosen.connect(self._exemplar_clicked)
         self.gallery.addRequested.connect(lambda: self.add_exemplars())
         self.gallery.filesDropped.connect(lambda paths: self.add_exemplars(paths))
         self.sliders.changed.connect(self._on_sliders_changed)
@@ -500,6 +518,7 @@ class MainWindow(QMainWindow):
     def set_tool(self, tool: Tool) -> None:
         self.canvas.set_tool(tool)
         self.tool_actions[Tool(tool)].setChecked(True)
+        self.palette_widget.set_tool(Tool(tool))    # the erasers / selection do not say "Painting: <class>"
 
     def set_mirror(self, on: bool) -> None:
         self.session.set_mirror(on)
@@ -601,6 +620,7 @@ class MainWindow(QMainWindow):
         if result.ok:
             if result.latent is not None:
                 self.session.set_latent(result.latent)
+            self._refresh_exports()
             self.status_render.setText(f"last render {result.latency_ms:.0f} ms")
             if not result.preview:
                 self._ensure_reference()
@@ -638,6 +658,10 @@ class MainWindow(QMainWindow):
             if path.is_file():
                 self.gallery.add_entry(GalleryEntry(path.stem, path, sibling_mask(path)))
 
+    def _exemplar_clicked(self, entry: GalleryEntry) -> None:
+        self.use_exemplar(entry)
+        self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)   # Space-drag pans, tool keys work
+
     def use_exemplar(self, entry: GalleryEntry) -> bool:
         """Use a gallery entry as the DMN style reference. Returns True on success."""
         with self._guard("Use exemplar"):
@@ -650,9 +674,11 @@ class MainWindow(QMainWindow):
             return True
         return False
 
-    def set_exemplar(self, image: np.ndarray, labels: np.ndarray | None, name: str = "", path: Path | None = None) -> None:
+    def set_exemplar(self, image: np.ndarray, labels: np.ndarray | None, name: str = "", path: Path | None = None,
+                     *, mark_dirty: bool | None = None) -> None:
         # a user change once the window is set up (the first exemplar of a new mask is not)
-        self.session.set_exemplar(self.client.make_exemplar(image, labels, name=name), path, mark_dirty=self._ready)
+        self.session.set_exemplar(self.client.make_exemplar(image, labels, name=name), path,
+                                  mark_dirty=self._ready if mark_dirty is None else mark_dirty)
         if self.source_photo is None:
             self.canvas.set_background(image)
         self._update_title()
@@ -665,6 +691,7 @@ class MainWindow(QMainWindow):
                 return
             paths = [p]
         added = []
+        last = None
         for p in paths:
             p = Path(p)
             if not (p.is_file() and is_exemplar_image(p)):
@@ -675,6 +702,9 @@ class MainWindow(QMainWindow):
                 entry = GalleryEntry(p.stem, p, sibling_mask(p))
                 self.gallery.add_entry(entry, select=True)
                 added.append(str(p))
+                last = entry
+        if last is not None:   # what is shown as selected is what renders
+            self.use_exemplar(last)
         if added:
             user = list(self.qsettings.value("gallery/user", [], type=list) or [])
             self.qsettings.setValue("gallery/user", list(dict.fromkeys(user + added)))
@@ -711,6 +741,7 @@ class MainWindow(QMainWindow):
             self.set_document(labels)
             if self.exemplar is None and self.gallery.entries:
                 self.use_exemplar(self.gallery.entries[0])
+        self._source_path = None
         self._ready = True
 
     def open_mask(self, path: str | os.PathLike[str] | None = None) -> bool:
@@ -729,6 +760,7 @@ class MainWindow(QMainWindow):
             if self.exemplar is not None:
                 self.canvas.set_background(np.asarray(self.exemplar.image))
             self.set_document(np.asarray(m.labels, np.uint8), original_size_hw=m.original_size_hw)
+            self._source_path = Path(path)
             self._add_recent(path, "mask")
             return True
         return False
@@ -746,6 +778,7 @@ class MainWindow(QMainWindow):
             labels = getattr(m, "labels", m)
             self.session.project_path = None
             self.set_document(np.asarray(labels, np.uint8), original_size_hw=getattr(m, "original_size_hw", None))
+            self._source_path = Path(folder)
             self._add_recent(folder, "parts")
             return True
         return False
@@ -779,7 +812,9 @@ class MainWindow(QMainWindow):
             self.session.source_photo = image
             self.set_document(labels, original_size_hw=image.shape[:2])
             self.canvas.set_background(image)
-            self.set_exemplar(image, np.asarray(labels, np.uint8), name=path.stem, path=path)
+            # the photo is its own exemplar: part of opening it, not a change to save
+            self.set_exemplar(image, np.asarray(labels, np.uint8), name=path.stem, path=path, mark_dirty=False)
+            self._source_path = Path(path)
             self._add_recent(path, "photo")
 
     # -- project ----------------------------------------------------------------------------
@@ -830,6 +865,7 @@ class MainWindow(QMainWindow):
         if proj.exemplar_image is not None:
             self.canvas.set_background(proj.exemplar_image)
             self.gallery.set_current(self.exemplar_path)
+        self._refresh_exports()
         self.request_render()
 
     # -- exports ----------------------------------------------------------------------------
@@ -840,11 +876,12 @@ class MainWindow(QMainWindow):
             return False
         if self.client.busy:
             self.statusBar().showMessage("A newer render is still running: exporting the last finished one", 4000)
-        path = path or dialogs.get_save_path(self, "Export render", "PNG image (*.png)", self._last_dir())
+        path = path or dialogs.get_save_path(self, "Export render", "PNG image (*.png)", self._export_suggestion("render.png"))
         if not path:
             return False
         with self._guard("Export render"):
             write_png(path, res.image)
+            self._remember_export(path)
             self.statusBar().showMessage(f"Exported {path}", 3000)
             return True
         return False
@@ -853,7 +890,8 @@ class MainWindow(QMainWindow):
         if self.doc is None:
             return False
         title = "Export mask (label PNG)" if kind == "label" else "Export mask (colour PNG)"
-        path = path or dialogs.get_save_path(self, title, "PNG image (*.png)", self._last_dir())
+        path = path or dialogs.get_save_path(self, title, "PNG image (*.png)",
+                                             self._export_suggestion("mask.png" if kind == "label" else "mask_color.png"))
         if not path:
             return False
         with self._guard(title):
@@ -861,6 +899,7 @@ class MainWindow(QMainWindow):
 
             writer = masks.write_label_png if kind == "label" else masks.write_color_png
             writer(path, np.array(self.doc.labels), size_hw=getattr(self.doc, "original_size_hw", None))
+            self._remember_export(path)
             self.statusBar().showMessage(f"Exported {path}", 3000)
             return True
         return False
@@ -871,11 +910,13 @@ class MainWindow(QMainWindow):
                                "No latent yet: the StyleGAN outputs need an encoder and a generator — install them in Models…, "
                                "then choose a StyleGAN output in the render view")
             return False
-        path = path or dialogs.get_save_path(self, "Export latents", "NumPy latent (*.npy);;PyTorch latent (*.pt)", self._last_dir())
+        path = path or dialogs.get_save_path(self, "Export latents", "NumPy latent (*.npy);;PyTorch latent (*.pt)",
+                                             self._export_suggestion("latent.npy"))
         if not path:
             return False
         with self._guard("Export latents"):
             self.client.save_latent(path, self.last_latent)
+            self._remember_export(path)
             self.statusBar().showMessage(f"Exported {path}", 3000)
             return True
         return False
@@ -883,6 +924,19 @@ class MainWindow(QMainWindow):
     # -- recent files / preferences --------------------------------------------------------------
     def _last_dir(self) -> str:
         return str(self.qsettings.value("files/last_dir", "") or "")
+
+    def _export_suggestion(self, suffix: str) -> str:
+        """Where an export dialog opens: the folder of the last export, else the project's or the
+        opened mask's / photo's folder, else the last folder opened, else home; named
+        ``<project or mask stem>_<suffix>`` (``untitled_<suffix>`` for a new mask)."""
+        source = self.project_path or self._source_path
+        folder = (str(self.qsettings.value("files/last_export_dir", "") or "")
+                  or (str(source.parent) if source is not None else "") or self._last_dir() or str(Path.home()))
+        stem = source.stem if source is not None and source.stem else "untitled"
+        return str(Path(folder) / f"{stem}_{suffix}")
+
+    def _remember_export(self, path) -> None:
+        self.qsettings.setValue("files/last_export_dir", str(Path(path).resolve().parent))
 
     def _add_recent(self, path, kind: str) -> None:
         path = str(Path(path).resolve())
@@ -1069,6 +1123,7 @@ class MainWindow(QMainWindow):
             self.sliders.second_label.setText("2nd face: set")
         elif out.latent is not None:
             self.session.set_latent(out.latent)
+            self._refresh_exports()
             self._render_tool_latent(out)
         self.toolFinished.emit(out)
         if getattr(self, "_pending_morph", False):
@@ -1092,8 +1147,10 @@ class MainWindow(QMainWindow):
                           f"Engine: {self.client.describe()}")
 
     def show_shortcuts(self) -> None:
-        lines = [f"{a.toolTip()}" for a in list(self.tool_actions.values()) + [self.act_mirror, self.act_smaller, self.act_bigger,
+        lines = [f"{a.toolTip()}" for a in list(self.tool_actions.values()) + [self.act_swap_class, self.act_mirror, self.act_smaller, self.act_bigger,
                                                                               self.act_undo, self.act_redo, self.act_fit, self.act_100]]
         lines.append("Classes: " + ", ".join(f"{c.shortcut} {c.display}" for c in CLASSES))
+        lines.append("Ctrl+click (or Alt+click) with a painting tool: pick the class under the cursor.")
+        lines.append("Left eye / brow / ear: the subject's left, on the image's right.")
         lines.append("Pan: hold Space and drag, or drag with the middle button. Zoom: mouse wheel.")
         dialogs.show_info(self, "Keyboard shortcuts", "\n".join(lines))

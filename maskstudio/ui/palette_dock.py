@@ -7,8 +7,17 @@ from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QScrollArea, QToolButton, QVBoxLayout, QWidget,
 )
 
-from maskstudio.labels import CLASSES
+from maskstudio.labels import CLASSES, image_side, side_note
 from maskstudio.ui.icons import icon
+
+#: the banner above the rows per tool; ``{cls}`` is the active class (None: "Painting: <class>")
+TOOL_BANNERS = {
+    "erase": "Erasing to <b>Background</b> &nbsp;[E]",
+    "restore": "Erasing to <b>the mask as opened</b> &nbsp;[Shift+E]",
+    "pick": "Eyedropper: click a class on the canvas &nbsp;[I]",
+    "select_rect": "Selecting (rectangle): drag a part, then drag it to move · Ctrl+drag copies",
+    "select_ellipse": "Selecting (ellipse): drag a part, then drag it to move · Ctrl+drag copies",
+}
 
 
 class ClassRow(QFrame):
@@ -22,7 +31,10 @@ class ClassRow(QFrame):
         self.index = index
         self.setObjectName("classRow")
         self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setToolTip(f"{c.display} ({c.name}) — press {c.shortcut} to paint with it")
+        note, img_side = side_note(index), image_side(index)
+        subject = "left" if img_side == "right" else "right"
+        where = f" — the subject's own {subject}: on the image's {img_side} as you look at the face" if note else ""
+        self.setToolTip(f"{c.display} ({c.name}){where} — press {c.shortcut} to paint with it")
         lay = QHBoxLayout(self)
         lay.setContentsMargins(6, 2, 4, 2)
         lay.setSpacing(6)
@@ -31,6 +43,7 @@ class ClassRow(QFrame):
         r, g, b = c.color
         self.swatch.setStyleSheet(f"background: rgb({r},{g},{b}); border: 1px solid #777; border-radius: 3px;")
         self.name = QLabel(c.display)
+        self.side_note = note
         self.key = QLabel(c.shortcut)
         self.key.setObjectName("shortcutKey")
         self.key.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -115,6 +128,7 @@ class PaletteWidget(QWidget):
         scroll.setWidget(inner)
         outer.addWidget(scroll, 1)
         self.active = -1
+        self.tool = "brush"
         self.refresh_theme()
 
     def refresh_theme(self) -> None:
@@ -127,6 +141,7 @@ class PaletteWidget(QWidget):
             "QFrame#classRow[active=\"true\"] QLabel { color: palette(highlighted-text); }"
             "QFrame#classRow QToolButton:checked { background: transparent; border: none; }"
             "QLabel#shortcutKey { border: 1px solid palette(mid); border-radius: 3px; font-size: 11px; }"
+
         )
 
         self.refresh_icons()
@@ -138,10 +153,30 @@ class PaletteWidget(QWidget):
             self.rows[self.active].set_active(False)
         self.active = index
         self.rows[index].set_active(True)
-        c = CLASSES[index]
+        self._update_banner()
+
+    def set_tool(self, tool: str) -> None:
+        """The banner follows the tool: erasers and the selection say what they do instead of
+        "Painting: <class>" (the class does not matter to them)."""
+        self.tool = str(getattr(tool, "value", tool))
+        self._update_banner()
+
+    def _update_banner(self) -> None:
+        if not 0 <= self.active < len(self.rows):
+            return
+        text = TOOL_BANNERS.get(self.tool)
+        if text is not None:
+            self.active_label.setText(text)
+            self.active_label.setStyleSheet("background: palette(mid); color: palette(window-text);"
+                                            " border-radius: 4px; margin: 4px;")
+            return
+        c = CLASSES[self.active]
         r, g, b = c.color
         fg = "black" if QColor(r, g, b).lightness() > 128 else "white"
-        self.active_label.setText(f"Painting: <b>{c.display}</b> &nbsp;<code>{c.name}</code> &nbsp;[{c.shortcut}]")
+        note = side_note(c.index)
+        verb = {"fill": "Filling", "polygon": "Polygon"}.get(self.tool, "Painting")
+        self.active_label.setText(f"{verb}: <b>{c.display}</b> &nbsp;<code>{c.name}</code> &nbsp;[{c.shortcut}]"
+                                  + (f"<br><small>{note}</small>" if note else ""))
         self.active_label.setStyleSheet(
             f"background: rgb({r},{g},{b}); color: {fg}; border-radius: 4px; margin: 4px;"
         )

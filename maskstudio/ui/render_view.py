@@ -124,9 +124,15 @@ class RenderView(QWidget):
         head.addWidget(QLabel("Output:"))
         head.addWidget(self.output)
         head.addWidget(self.busy)
-        head.addWidget(self.stage, 1)
+        head.addStretch(1)
         head.addWidget(self.compare)
         lay.addLayout(head)
+        # the stage line has the view's whole width (beside the A/B button it was clipped at the
+        # default window size); the full text is also its tooltip
+        stage_row = QHBoxLayout()
+        stage_row.setContentsMargins(8, 0, 6, 0)
+        stage_row.addWidget(self.stage, 1)
+        lay.addLayout(stage_row)
         self.pane = ImagePane()
         lay.addWidget(self.pane, 1)
         self.last_result = None
