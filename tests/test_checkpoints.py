@@ -329,7 +329,7 @@ def test_each_model_file_registers_its_own_detector():
     found, failed = registry.detectors()
     assert failed == {}
     assert set(found) == {"maskgan_dmn", "stylegan2", "dualstylegan", "agilegan_generator",
-                          "psp_encoder", "agilegan_encoder"}
+                          "psp_encoder", "agilegan_encoder", "vgg16_features"}
     for arch, detect in found.items():  # the detector lives in the module of the arch's class
         assert detect.__module__ == registry.ARCHITECTURES[arch][1].partition(":")[0]
 

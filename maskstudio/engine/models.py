@@ -34,6 +34,7 @@ ROLE_ARCHS: dict[str, tuple[str, ...]] = {
     "stylegan": ("stylegan2",),
     "agile": ("agilegan_generator",),
     "dual": ("dualstylegan",),
+    "perceptual": ("vgg16_features",),  # the Image2StyleGAN perceptual loss (optional)
 }
 KNOWN_ARCHS = frozenset(a for archs in ROLE_ARCHS.values() for a in archs)
 BOUNDARY_EXTS = (".npy", ".pt", ".pth")
