@@ -52,6 +52,10 @@ def test_the_papers_loss_is_used_when_vgg16_is_installed(dirs, request_):
     a, b = _engine(plain), _engine(with_vgg)
     assert a.embedding_loss().startswith("pixel MSE only") and "vgg16_imagenet" in a.embedding_loss()
     assert b.embedding_loss().startswith("MSE + VGG-16 perceptual loss (conv1_1, conv1_2, conv3_2, conv4_2")
+    # models made resident by renders (inside inference mode) still serve the optimisation
+    assert b.render_sync(request_).ok
+    with torch.inference_mode():
+        assert b.models.load("vgg16_imagenet").module.features[0].weight.is_inference()
     ra, rb = a.embed_face(request_, 4), b.embed_face(request_, 4)
     assert (ra.loss, rb.loss) == ("mse", "mse+vgg16")
     assert ra.losses[0] < rb.losses[0]  # the same start, plus the perceptual term

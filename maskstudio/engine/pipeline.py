@@ -596,12 +596,12 @@ class Engine:
             with self.policy.inference():
                 face, _ = self._native_face(face_req, size, ctx)
             face = face.float().clone()  # outside inference mode: a normal tensor autograd may save
-            _, gen = self._photo_generator()
+            gen = self._autograd_copy(self._photo_generator()[1])
             init = None
             if self.models.role("encoder"):
                 init = torch.from_numpy(self.invert(replace(request, noise=None)))
             vgg_info = self.models.first("perceptual")
-            vgg = self.models.load(vgg_info.id).module if vgg_info is not None else None
+            vgg = self._autograd_copy(self.models.load(vgg_info.id).module) if vgg_info is not None else None
         p = next(gen.parameters())
         if vgg is not None:
             vgg = vgg.to(device=p.device, dtype=p.dtype)
@@ -615,6 +615,30 @@ class Engine:
         return EmbeddingResult(result.wplus.float().cpu().numpy(), noise, bool(result.cancelled),
                                "mse+vgg16" if vgg is not None else "mse",
                                list(result.losses), list(result.noise_losses))
+
+    def _autograd_copy(self, module: torch.nn.Module) -> torch.nn.Module:
+        """A copy of a resident module whose tensors autograd may save: resident modules are
+        often loaded inside inference mode, and inference tensors cannot be saved for backward.
+        Weights frozen (no gradients); cached per resident module."""
+        import copy
+
+        copies = self.__dict__.setdefault("_grad_copies", {})
+        hit = copies.get(id(module))
+        if hit is not None and hit[0] is module:
+            return hit[1]
+        with torch.inference_mode(False):
+            g = copy.deepcopy(module)
+            for m in g.modules():
+                for name, t in list(m._parameters.items()):
+                    if t is not None:
+                        m._parameters[name] = torch.nn.Parameter(t.detach().clone(), requires_grad=False)
+                for name, b in list(m._buffers.items()):
+                    if b is not None:
+                        m._buffers[name] = b.detach().clone()
+        if len(copies) > 4:
+            copies.clear()
+        copies[id(module)] = (module, g)
+        return g
 
     def refine_embedding(self, request: RenderRequest, steps: int = 200, *,
                          progress: Callable[[Any], bool | None] | None = None,
