@@ -267,17 +267,17 @@ def style_code_name(extra_key: str) -> str | None:
     return None
 
 
-def style_code_extras(codes: Mapping[str, Tensor], n_latent: int | None = None
-                      ) -> tuple[dict[str, Tensor], dict[str, Any]]:
+def style_code_extras(codes: Mapping[str, Tensor], n_latent: int | None = None,
+                      owner: str = "the generator") -> tuple[dict[str, Tensor], dict[str, Any]]:
     """What a checkpoint stores for the codes of an ``exstyle_code.npy`` (``codes`` in the
     file's own key order, as :func:`~maskstudio.models.checkpoints.load_exstyle_codes` returns
     them): ``(extras, meta)`` = one float32 ``exstyle_code.<name>`` tensor per style image, and
     the names in that order. The official style id is the position in this order (the authors'
     ``destylize.py`` wrote the dict in ``os.listdir`` order, not sorted). ValueError when a code
-    has another row count than ``n_latent``."""
+    has another row count than ``n_latent`` (``owner`` names the generator in the message)."""
     for name, code in codes.items():
         if n_latent is not None and code.shape[1] != int(n_latent):
-            raise ValueError(f"style code {name!r} has {code.shape[1]} rows, the generator needs "
+            raise ValueError(f"style code {name!r} has {code.shape[1]} rows, {owner} needs "
                              f"{int(n_latent)} (codes from another model?)")
     extras = {style_code_key(n): c.to(torch.float32).contiguous() for n, c in codes.items()}
     return extras, {META_NAMES: list(codes), META_ORDER: FILE_ORDER}
