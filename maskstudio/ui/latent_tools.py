@@ -1,8 +1,9 @@
 """Image2StyleGAN tools in the background: refine embedding (progress + cancel), morph between two
 faces, layer crossover and expression transfer.
 
-The maths lives in :mod:`maskstudio.models.latent_ops` (``embed``, ``morph``, ``crossover``,
-``expression_transfer``); latents of the painted faces come from the engine (``want_latent``).
+The maths lives in :mod:`maskstudio.models.latent_ops` (``morph``, ``crossover``,
+``expression_transfer``) and the engine (``embed_face``: the Image2StyleGAN(++) embedding);
+latents of the painted faces come from the engine (``want_latent``).
 This module only sequences those calls on a ``QThread`` and renders the resulting W+ with the
 installed photo StyleGAN2 (the same generator the engine uses for its "photo" output).
 """
@@ -101,29 +102,6 @@ class LatentTools(QObject):
         except RenderError:
             raise RenderError("no StyleGAN2 photo generator installed (Models…)") from None
 
-    def _autograd_generator(self):
-        """A copy of the generator whose tensors autograd may use (the engine's resident modules
-        were touched in inference mode, and inference tensors cannot be saved for backward)."""
-        import copy
-
-        import torch
-
-        gen = self.generator()
-        cached = getattr(self, "_grad_gen", None)
-        if cached is not None and cached[0] is gen:
-            return cached[1]
-        with torch.inference_mode(False):
-            g = copy.deepcopy(gen)
-            for m in g.modules():
-                for name, p in list(m._parameters.items()):
-                    if p is not None:
-                        m._parameters[name] = torch.nn.Parameter(p.detach().clone(), requires_grad=False)
-                for name, b in list(m._buffers.items()):
-                    if b is not None:
-                        m._buffers[name] = b.detach().clone()
-        self._grad_gen = (gen, g)
-        return g
-
     def face_latent(self, labels: np.ndarray, exemplar, **kw) -> tuple[np.ndarray, np.ndarray]:
         """(DMN face image, encoder W+) of a mask, via the engine (its caches apply)."""
         from maskstudio.engine import RenderRequest
@@ -149,26 +127,35 @@ class LatentTools(QObject):
         return np.ascontiguousarray(img)
 
     # ------------------------------------------------------------------ tools
-    def refine(self, labels: np.ndarray, exemplar, steps: int = REFINE_STEPS, **kw) -> None:
-        """Optimise the W+ of the painted face (Image2StyleGAN embedding, pixel loss), starting
-        from the encoder's inversion. Progress per step; cancel keeps the best code so far."""
+    def refine(self, labels: np.ndarray, exemplar, steps: int = REFINE_STEPS, *, noise: bool = False,
+               masked: bool = False, **kw) -> None:
+        """Image2StyleGAN embedding of the painted face through the engine (``embed_face``: pixel
+        MSE + VGG-16 perceptual loss when the VGG-16 is installed, else MSE), starting from the
+        encoder's inversion. ``noise``: the Image2StyleGAN++ noise-map stage after W+ (half as
+        many steps again); ``masked``: fit only the face (every class but background). Progress
+        per step; cancel keeps the best result so far. The image is the photo render of the
+        result (with its own noise maps)."""
+        from maskstudio.engine import RenderRequest
+
+        lab = np.asarray(labels)
+        mask = (lab != 0) if masked else None
 
         def run(job: _ToolThread) -> ToolOutcome:
-            import torch
-
-            from maskstudio.models.latent_ops import embed
-
             job.progress.emit(0, "inverting the face…")
-            face, init = self.face_latent(labels, exemplar, **kw)
-            target = torch.from_numpy(face).permute(2, 0, 1)[None].float() / 127.5 - 1.0
 
             def cb(p) -> bool:
-                job.progress.emit(int(100 * p.fraction), f"step {p.step}/{p.steps} · loss {p.loss:.4f}")
+                stage = "noise " if p.stage == "noise" else ""
+                job.progress.emit(int(100 * p.fraction), f"{stage}step {p.step}/{p.steps} · loss {p.loss:.4f}")
                 return job.cancel_event.is_set()
 
-            res = embed(self._autograd_generator(), target, steps=steps, callback=cb, init_wplus=torch.from_numpy(init))
-            w = res.wplus.detach().float().cpu().numpy()
-            return ToolOutcome("refine", image=self.render_w(w), latent=w, cancelled=res.cancelled)
+            req = RenderRequest(lab, exemplar, output="photo", **kw)
+            res = self.engine.embed_face(req, steps, noise_steps=steps // 2 if noise else 0, mask=mask,
+                                         progress=cb)
+            shown = self.engine.render_sync(RenderRequest(lab, exemplar, output="photo", latent=res.wplus,
+                                                          noise=res.noise, **kw))
+            if not shown.ok:
+                raise RenderError(shown.error or "render of the refined code failed")
+            return ToolOutcome("refine", image=shown.image, latent=res.wplus, cancelled=res.cancelled)
 
         self.start("refine", run)
 

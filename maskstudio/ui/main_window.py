@@ -1002,7 +1002,8 @@ class MainWindow(QMainWindow):
         with self._guard("Image2StyleGAN"):
             labels = np.array(self.doc.labels)
             if name == "refine":
-                self.tools.refine(labels, self.exemplar, **kw)
+                self.tools.refine(labels, self.exemplar, noise=self.sliders.refine_noise.isChecked(),
+                                  masked=self.sliders.refine_masked.isChecked(), **kw)
             elif name == "second":
                 self.tools.capture_second(labels, self.exemplar, **kw)
             elif name in ("morph", "crossover", "expression"):
