@@ -391,7 +391,8 @@ def stored_noise(generator: torch.nn.Module) -> list[torch.Tensor]:
     """The generator's stored noise maps ``noises.noise_i`` (what ``randomize_noise=False`` uses)."""
     if not hasattr(generator, "noises") or not hasattr(generator, "num_layers"):
         raise ValueError(f"{type(generator).__name__} has no stored noise maps to optimise")
-    return [getattr(generator.noises, f"noise_{i}") for i in range(int(generator.num_layers))]
+    n = int(generator.num_layers)  # type: ignore[arg-type]
+    return [getattr(generator.noises, f"noise_{i}") for i in range(n)]
 
 
 @torch.no_grad()

@@ -81,6 +81,9 @@ class VGG16Config:
 class VGG16Features(nn.Module):
     """``features``: torchvision's VGG-16 ``features`` sequence cut after ``last_layer``'s ReLU."""
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, cfg: VGG16Config | None = None) -> None:
         super().__init__()
         self.cfg = cfg or VGG16Config()
