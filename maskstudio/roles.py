@@ -19,6 +19,7 @@ ROLE_TABLE: dict[str, tuple[str | None, str | None]] = {
     "psp-encoder": ("encoder", "psp_encoder"),
     "agilegan-encoder": ("encoder", "agilegan_encoder"),
     "agilegan-style": ("agile", "agilegan_generator"),
+    "perceptual-loss": ("perceptual", "vgg16_features"),  # Image2StyleGAN's VGG-16 (optional)
     "boundary-set": (None, None),
 }
 #: Registry roles, in registry order.
@@ -28,7 +29,7 @@ ENGINE_ROLE: dict[str, str | None] = {r: e for r, (e, _) in ROLE_TABLE.items()}
 #: Registry role -> the architecture it must have.
 ROLE_ARCH: dict[str, str | None] = {r: a for r, (_, a) in ROLE_TABLE.items()}
 #: Engine roles, in the order the engine loads them.
-ENGINE_ROLES: tuple[str, ...] = ("dmn", "parser", "encoder", "stylegan", "agile", "dual")
+ENGINE_ROLES: tuple[str, ...] = ("dmn", "parser", "encoder", "stylegan", "agile", "dual", "perceptual")
 #: Engine role -> the architectures that can play it.
 ROLE_ARCHS: dict[str, tuple[str, ...]] = {
     er: tuple(a for e, a in ROLE_TABLE.values() if e == er and a is not None) for er in ENGINE_ROLES

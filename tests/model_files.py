@@ -29,6 +29,7 @@ TINY = {
     "dualstylegan": {"size": 8, "style_dim": 512, "n_mlp": 1, "channels": {4: 4, 8: 4}, "res_index": 2},
     "agilegan_generator": {"size": 128, "style_dim": 8, "n_mlp": 1,
                            "channels": {4: 4, 8: 4, 16: 4, 32: 4, 64: 4, 128: 4}},
+    "vgg16_features": {"widths": [2, 3, 4, 5, 6], "last_layer": "conv4_2"},
 }
 
 
@@ -73,6 +74,24 @@ def write_dualstylegan(folder: Path) -> tuple[Path, Path, torch.nn.Module]:
     c = folder / "refined_exstyle_code.npy"
     np.save(c, codes, allow_pickle=True)
     return g, c, m
+
+
+def write_vgg16(path: Path) -> tuple[Path, dict[str, torch.Tensor]]:
+    """A torchvision ``vgg16`` state dict in its own layout (all 13 convs + the classifier), tiny."""
+    widths = TINY["vgg16_features"]["widths"]
+    g = torch.Generator().manual_seed(8)
+    sd, i, c_in = {}, 0, 3
+    for b, n in enumerate((2, 2, 3, 3, 3)):
+        for _ in range(n):
+            sd[f"features.{i}.weight"] = 0.3 * torch.randn(widths[b], c_in, 3, 3, generator=g)
+            sd[f"features.{i}.bias"] = 0.1 * torch.randn(widths[b], generator=g)
+            c_in, i = widths[b], i + 2
+        i += 1
+    for j, (o, k) in enumerate(((7, widths[4] * 49), (7, 7), (10, 7))):
+        sd[f"classifier.{3 * j}.weight"] = torch.randn(o, k, generator=g)
+        sd[f"classifier.{3 * j}.bias"] = torch.randn(o, generator=g)
+    torch.save(sd, path)
+    return path, sd
 
 
 def write_directions(folder: Path) -> dict[str, bytes]:
@@ -129,5 +148,5 @@ def tiny_registry(base: dict[str, RegistryEntry], **changes: dict) -> dict[str, 
     return out
 
 
-__all__ = ["TINY", "build_tiny", "write_dmn", "write_stylegan2", "write_psp", "write_dualstylegan",
+__all__ = ["TINY", "build_tiny", "write_dmn", "write_stylegan2", "write_psp", "write_dualstylegan", "write_vgg16",
            "write_directions", "write_malicious", "sha256", "tiny_registry", "RegistryFile"]

@@ -329,7 +329,7 @@ def test_each_model_file_registers_its_own_detector():
     found, failed = registry.detectors()
     assert failed == {}
     assert set(found) == {"maskgan_dmn", "stylegan2", "dualstylegan", "agilegan_generator",
-                          "psp_encoder", "agilegan_encoder"}
+                          "psp_encoder", "agilegan_encoder", "vgg16_features"}
     for arch, detect in found.items():  # the detector lives in the module of the arch's class
         assert detect.__module__ == registry.ARCHITECTURES[arch][1].partition(":")[0]
 
@@ -344,3 +344,25 @@ def test_detect_arch_refuses_ambiguous_and_damaged_listings():
     damaged = {k: v for k, v in sg.items() if k != "convs.0.conv.weight"}
     with pytest.raises(CheckpointError, match="<y>: cannot work out the architecture: KeyError"):
         ck.detect_arch(damaged, "<y>")
+
+
+def test_old_style_one_element_num_batches_tracked_is_accepted(tmp_path):
+    """Files saved before PyTorch 0.4 hold 0-d entries as 1-D [1]; load_state_dict takes them."""
+    from maskstudio.models.psp import PSPConfig, PSPEncoderModel
+
+    cfg = PSPConfig(n_styles=4, input_size=32, units=(1, 1, 1, 1), depths=(4, 4, 8, 8), se_reduction=2,
+                    coarse_ind=1, middle_ind=2, decoder=None)
+    torch.manual_seed(0)
+    net = PSPEncoderModel(cfg)
+    sd = net.state_dict()
+    old = {k: (v.reshape(1) + 3 if k.endswith("num_batches_tracked") else v) for k, v in sd.items()}
+    assert sum(k.endswith("num_batches_tracked") for k in old) > 0
+    ck.check_state_dict(net, old, "<old>")  # no mis-shaped complaint
+    torch.save({"state_dict": old, "opts": {"start_from_latent_avg": False}}, tmp_path / "old.pt")
+    loaded = ck.load_official_model(tmp_path / "old.pt", arch="psp_encoder", config=cfg.to_dict())
+    nbt = [v for k, v in loaded.module.state_dict().items() if k.endswith("num_batches_tracked")]
+    assert all(v.shape == () and int(v) == int(sd_v) + 3 for v, sd_v in
+               zip(nbt, [v for k, v in sd.items() if k.endswith("num_batches_tracked")]))
+    wrong = dict(old, **{k: torch.zeros(2, dtype=torch.long) for k in old if k.endswith("num_batches_tracked")})
+    with pytest.raises(CheckpointError, match="mis-shaped"):
+        ck.check_state_dict(net, wrong, "<wrong>")

@@ -166,9 +166,22 @@ def test_batch_reports_bad_files_and_exits_nonzero(env, files, tmp_path, capsys)
     assert "broken.png" in err and "1 of 2 masks failed" in err and "Traceback" not in err
 
 
+def test_render_dual_official_options(env, files, tmp_path):
+    mask, ex, exm = files
+    out = tmp_path / "dual.png"
+    assert main(["render", "--mask", str(mask), "--exemplar", str(ex), "--exemplar-mask", str(exm),
+                 "--size", str(SIZE), "--dual", "dual_tiny:1", "--truncation", "0.5", "--preserve-color",
+                 "-o", str(out)]) == 0
+    expect, _ = _engine_image(env, mask, ex, exm, output="dual",
+                              dual=DualParams("dual_tiny", "1", truncation=0.5, preserve_color=True))
+    assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), expect)
+    plain, _ = _engine_image(env, mask, ex, exm, output="dual", dual=DualParams("dual_tiny", "1"))
+    assert not np.array_equal(plain, expect)
+
+
 @pytest.mark.parametrize("case", ["missing-mask", "bad-mask", "missing-exemplar", "no-exemplar-mask",
                                   "bad-edit", "unknown-boundary", "unknown-dual", "weights-without-dual",
-                                  "cuda", "bad-size", "bad-strength"])
+                                  "truncation-without-dual", "no-wplus-encoder", "cuda", "bad-size", "bad-strength"])
 def test_clear_one_line_errors(env, files, tmp_path, capsys, case):
     mask, ex, exm = files
     out = tmp_path / "o.png"
@@ -185,6 +198,8 @@ def test_clear_one_line_errors(env, files, tmp_path, capsys, case):
         "unknown-boundary": (["--edit", "Smiling=1"], "unknown boundary 'Smiling'"),
         "unknown-dual": (["--dual", "cartoon"], "model 'cartoon' is not installed"),
         "weights-without-dual": (["--weights", "1,2"], "--weights needs --dual"),
+        "truncation-without-dual": (["--truncation", "0.5"], "--truncation needs --dual"),
+        "no-wplus-encoder": (["--dual", "dual_tiny", "--wplus"], "needs a W+ pSp encoder"),
         "cuda": (["--device", "cuda"], "no usable CUDA"),
         "bad-size": (["--size", "5"], "--size must be in 32..4096"),
         "bad-strength": (["--agile", "x:2"], "strength must be in [0, 1]"),

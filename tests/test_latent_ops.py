@@ -326,3 +326,80 @@ def test_embed_cancel_and_custom_losses(tiny_generator):
     assert res.losses[-1] < res.losses[0]
     with pytest.raises(ValueError):
         embed(g, target[0], steps=1)
+
+
+# ------------------------------------------------------------------ Image2StyleGAN(++) loss and stages
+
+
+def test_perceptual_loss_on_tiny_random_vgg_features(tiny_generator):
+    from maskstudio.models.latent_ops import image2stylegan_loss
+    from maskstudio.models.vgg import VGG16Config, VGG16Features
+
+    torch.manual_seed(0)
+    vgg = VGG16Features(VGG16Config(widths=(2, 3, 4, 5, 6))).eval()
+    g = torch.Generator().manual_seed(4)
+    img, target = (torch.rand(1, 3, 16, 16, generator=g) * 2 - 1 for _ in range(2))
+    with torch.no_grad():
+        got = image2stylegan_loss(img, target, feature_net=vgg)
+        expect = torch.nn.functional.mse_loss(img, target) + sum(
+            torch.nn.functional.mse_loss(a, b) for a, b in zip(vgg(img), vgg(target)))
+        assert len(vgg(img)) == 4  # conv1_1, conv1_2, conv3_2, conv4_2
+        torch.testing.assert_close(got, expect, rtol=1e-6, atol=0)
+        assert float(got) > float(torch.nn.functional.mse_loss(img, target))  # the VGG term counts
+        # masked: what lies outside the mask does not matter, in either term
+        mask = torch.zeros(1, 1, 16, 16)
+        mask[..., 4:12, 4:12] = 1
+        other = target.clone()
+        other[..., :4, :] = -target[..., :4, :]
+        a = image2stylegan_loss(img, target, feature_net=vgg, mask=mask)
+        b = image2stylegan_loss(img, other, feature_net=vgg, mask=mask)
+        assert torch.equal(a, b) and not torch.equal(image2stylegan_loss(img, other, feature_net=vgg), got)
+    # the embedding optimises it: the VGG loss falls
+    res = embed(tiny_generator, _target(tiny_generator), steps=15, feature_net=vgg, lr=0.05, n_mean=64)
+    assert res.losses[-1] < 0.7 * res.losses[0]
+
+
+def test_noise_optimisation_lowers_the_loss_further_than_wplus_alone(tiny_generator):
+    import copy
+
+    g = copy.deepcopy(tiny_generator)
+    with torch.no_grad():  # a generator whose noise inputs matter (trained ones have non-zero weights)
+        for mod in g.modules():
+            if type(mod).__name__ == "NoiseInjection":
+                mod.weight.fill_(0.5)
+        gen = torch.Generator().manual_seed(7)
+        w = g.get_latent(torch.randn(1, 32, generator=gen)).unsqueeze(1).repeat(1, g.n_latent, 1)
+        target, _ = g([w], input_is_latent=True, randomize_noise=True, generator=gen)  # other noise
+    seen = []
+    plain = embed(g, target, steps=30, lr=0.05, n_mean=64)
+    both = embed(g, target, steps=30, lr=0.05, n_mean=64, noise_steps=30, callback=seen.append)
+    assert torch.equal(plain.wplus, both.wplus)  # the W+ stage is the same; noise comes after
+    assert both.noise is not None and len(both.noise) == g.num_layers and plain.noise is None
+    mse_plain = torch.nn.functional.mse_loss(plain.image, target).item()
+    mse_both = torch.nn.functional.mse_loss(both.image, target).item()
+    assert mse_both < 0.8 * mse_plain, (mse_plain, mse_both)
+    assert [p.stage for p in seen] == ["wplus"] * 30 + ["noise"] * 30 and seen[-1].step == seen[-1].steps == 60
+    # the stored maps are untouched; the result's maps reproduce its image
+    assert all(not torch.equal(a, getattr(g.noises, f"noise_{i}")) for i, a in enumerate(both.noise[-2:], g.num_layers - 2))
+    with torch.no_grad():
+        again, _ = g([both.wplus], input_is_latent=True, noise=both.noise)
+    assert torch.equal(again, both.image)
+    # cancelling inside the noise stage keeps the best maps so far
+    part = embed(g, target, steps=5, n_mean=64, noise_steps=20, callback=lambda p: p.stage == "noise" and p.step >= 8)
+    assert part.cancelled and len(part.noise_losses) == 3 and part.noise is not None
+
+
+def test_masked_embedding_fits_only_the_region(tiny_generator):
+    g = tiny_generator
+    target = _target(g)
+    mask = np.zeros((16, 16), np.uint8)
+    mask[:, :8] = 1
+    scribbled = target.clone()
+    scribbled[..., :, 8:] = 1.0  # garbage outside the mask
+    a = embed(g, target, steps=10, lr=0.05, n_mean=64, mask=torch.from_numpy(mask))
+    b = embed(g, scribbled, steps=10, lr=0.05, n_mean=64, mask=torch.from_numpy(mask))
+    assert torch.equal(a.wplus, b.wplus) and a.losses == b.losses
+    c = embed(g, scribbled, steps=10, lr=0.05, n_mean=64)
+    assert not torch.equal(c.wplus, b.wplus)
+    with pytest.raises(ValueError, match="selects no pixel"):
+        embed(g, target, steps=1, n_mean=8, mask=torch.zeros(16, 16))

@@ -362,7 +362,8 @@ def test_import_dualstylegan_style_with_codes(tmp_path):
     g, c, module = mf.write_dualstylegan(tmp_path)
     store, loaded = import_and_load(tmp_path, "dualstylegan_cartoon", [c, g])  # any order
     names = loaded.meta["exstyle_names"]
-    assert names == sorted(["Cartoons_00038_07.jpg", "Cartoons_00002_01.jpg"])
+    # the style file's own key order (not sorted): position = the official --style_id
+    assert names == ["Cartoons_00038_07.jpg", "Cartoons_00002_01.jpg"] != sorted(names)
     codes = np.load(c, allow_pickle=True).item()  # our own test file: safe to unpickle here
     for n in names:
         assert np.array_equal(loaded.extras[f"exstyle_code.{n}"].numpy(), codes[n])
@@ -373,7 +374,27 @@ def test_import_dualstylegan_style_with_codes(tmp_path):
     from maskstudio.engine.pipeline import Engine
 
     resident = ModelSet([(store.models_dir, "user")]).load("dualstylegan_cartoon")
-    assert sorted(Engine.style_codes(resident)) == names
+    assert list(Engine.style_codes(resident)) == names
+    from maskstudio.models.dualstylegan import pick_style_code
+    from maskstudio.settings import Settings
+
+    codes = Engine.style_codes(resident)
+    assert pick_style_code(codes, "0", official=True) == "Cartoons_00038_07.jpg"
+    assert pick_style_code(codes, "1", official=True) == "Cartoons_00002_01.jpg"
+    assert Engine(Settings(device="cpu", models_dir=store.models_dir, shipped_checkpoints=tmp_path / "none"),
+                  start_worker=False, preload=()).styles()["dual"]["dualstylegan_cartoon"] == names
+
+
+def test_import_torchvision_vgg16_for_the_perceptual_loss(tmp_path):
+    path, sd = mf.write_vgg16(tmp_path / "vgg16-397923af.pth")
+    store, loaded = import_and_load(tmp_path, "vgg16_imagenet", [path])
+    assert loaded.arch == "vgg16_features"
+    kept = loaded.module.state_dict()
+    assert sorted(kept) == sorted(k for k in sd if k.startswith("features.") and int(k.split(".")[1]) <= 19)
+    assert all(torch.equal(kept[k], sd[k]) for k in kept)  # classifier and conv4_3.. dropped
+    from maskstudio.engine.models import ModelSet
+
+    assert ModelSet([(store.models_dir, "user")]).first("perceptual").id == "vgg16_imagenet"
 
 
 def test_dualstylegan_codes_of_the_wrong_size_are_refused(tmp_path):

@@ -11,7 +11,7 @@ from maskstudio.models import registry
 from maskstudio.models.dense_mapping import DenseMappingConfig, DenseMappingNetwork
 
 TEAM_NAMES = {"maskgan_dmn", "stylegan2", "dualstylegan", "agilegan_generator", "psp_encoder",
-              "agilegan_encoder", "face_parser"}
+              "agilegan_encoder", "face_parser", "vgg16_features"}
 
 
 def test_names_and_reference_form():

@@ -65,6 +65,20 @@ def test_json_round_trip_and_immutability():
     assert st.replace(output="photo").output == "photo" and st.output == "dual"
 
 
+def test_dual_transfer_options_reach_the_request_and_round_trip():
+    d = DualSettings("cartoon", "53", truncation=0.5, preserve_color=True, wplus=True)
+    st = RenderSettings(output="dual", dual=d)
+    assert RenderSettings.from_json(json.loads(json.dumps(st.to_json()))) == st
+    p = st.to_request()["dual"]
+    assert (p.code, p.truncation, p.preserve_color, p.wplus) == ("53", 0.5, True, True)
+    old = RenderSettings.from_json({"output": "dual", "dual": {"style": "cartoon"}})  # older projects
+    assert (old.dual.truncation, old.dual.preserve_color, old.dual.wplus) == (0.75, False, False)
+    with pytest.raises(ConfigError, match=r"dual truncation must be in \[0, 1\]"):
+        DualSettings(truncation=1.2)
+    with pytest.raises(ConfigError, match="dual preserve_color must be true or false"):
+        DualSettings(preserve_color="yes")
+
+
 def test_from_json_takes_defaults_and_ignores_unknown_keys():
     assert RenderSettings.from_json({}) == RenderSettings()
     assert RenderSettings.from_json({"output": "photo", "future_field": 3}) == RenderSettings(output="photo")

@@ -3,7 +3,11 @@
     maskstudio render --mask M.png --exemplar E.jpg [--exemplar-mask EM.png] [--size 512]
         [--device auto|cpu|cuda] [--precision auto|fp32|fp16|bf16] [--output face|photo|agile|dual]
         [--edit NAME=VALUE ...] [--agile STYLE[:STRENGTH]] [--agile-branch auto|A|B]
-        [--dual STYLE[:CODE] [--weights w0,...,w17]] [--morph T] -o OUT.png [--save-latent OUT.npy]
+        [--dual STYLE[:CODE] [--weights w0,...,w17] [--truncation T] [--preserve-color] [--wplus]]
+        [--morph T] -o OUT.png [--save-latent OUT.npy]
+
+``--dual STYLE:53`` picks style id 53 as the official ``--style_id 53`` does (the position in the
+style file's own order); a style code name works too.
 
 ``--mask`` may be a folder or several files (as a shell glob gives): every ``*.png`` mask is
 rendered into the folder ``-o`` (created),
@@ -50,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--agile-branch", default="auto", choices=("auto", "A", "B"))
     p.add_argument("--dual", default=None, metavar="STYLE[:CODE]", help="DualStyleGAN model id (and style code)")
     p.add_argument("--weights", default=None, metavar="w0,...,w17", help="DualStyleGAN per-layer weights")
+    p.add_argument("--truncation", type=float, default=None, metavar="T",
+                   help="DualStyleGAN truncation of the intrinsic (photo) code, 0..1 (official default 0.75)")
+    p.add_argument("--preserve-color", action="store_true",
+                   help="DualStyleGAN: keep the photo's colours (the official --preserve_color)")
+    p.add_argument("--wplus", action="store_true",
+                   help="DualStyleGAN: encode with the W+ pSp encoder (psp_encoder_wplus; the official --wplus)")
     p.add_argument("--morph", type=float, default=1.0, help="photo→style amount 0..1 for agile/dual (default 1)")
     p.add_argument("-o", "--out", required=True, type=Path, help="output PNG (a folder for batch)")
     p.add_argument("--save-latent", type=Path, default=None, help="write the W+ latent [1,N,512] as .npy")
@@ -116,11 +126,15 @@ def parse_agile(text: str | None, branch: str):
     return AgileSettings(style.strip(), s, branch)
 
 
-def parse_dual(text: str | None, weights: str | None):
-    """``--dual STYLE[:CODE]`` + ``--weights`` -> DualSettings (None without --dual)."""
+def parse_dual(text: str | None, weights: str | None, truncation: float | None = None,
+               preserve_color: bool = False, wplus: bool = False):
+    """``--dual STYLE[:CODE]`` (CODE: a style code name or the official style id) + ``--weights``,
+    ``--truncation``, ``--preserve-color``, ``--wplus`` -> DualSettings (None without --dual)."""
     if text is None:
-        if weights is not None:
-            raise ConfigError("--weights needs --dual STYLE")
+        for flag, given in (("--weights", weights is not None), ("--truncation", truncation is not None),
+                            ("--preserve-color", preserve_color), ("--wplus", wplus)):
+            if given:
+                raise ConfigError(f"{flag} needs --dual STYLE")
         return None
     from maskstudio.engine.render_settings import DEFAULT_DUAL_WEIGHTS, DualSettings
 
@@ -131,7 +145,9 @@ def parse_dual(text: str | None, weights: str | None):
             w = tuple(float(x) for x in weights.split(",") if x.strip())
         except ValueError:
             raise ConfigError(f"--weights {weights!r}: expected comma-separated numbers") from None
-    return DualSettings(style.strip(), code.strip() or None if sep else None, w)
+    extra = {} if truncation is None else {"truncation": truncation}
+    return DualSettings(style.strip(), code.strip() or None if sep else None, w,
+                        preserve_color=bool(preserve_color), wplus=bool(wplus), **extra)
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -142,7 +158,8 @@ def settings_from_args(args: argparse.Namespace):
 
     edits = parse_edits(args.edit)
     agile = parse_agile(args.agile, args.agile_branch)
-    dual = parse_dual(args.dual, args.weights)
+    dual = parse_dual(args.dual, args.weights, getattr(args, "truncation", None),
+                      getattr(args, "preserve_color", False), getattr(args, "wplus", False))
     output = args.output or ("dual" if dual else "agile" if agile else "photo" if edits else "face")
     kw = {k: v for k, v in (("agile", agile), ("dual", dual)) if v is not None}
     return RenderSettings(output=output, edits=edits, morph=args.morph, **kw)

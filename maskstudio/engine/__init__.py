@@ -25,7 +25,7 @@ them to the GUI thread yourself, e.g. with a queued Qt signal)::
     rid = engine.submit(RenderRequest(doc.labels, ex, preview=True))          # during a stroke
     rid = engine.submit(RenderRequest(doc.labels, ex))                        # stroke ended
     engine.availability()   # {"face"|"photo"|"agile"|"dual"|"parse"|"edit": StageStatus(available, reason, models)}
-    engine.styles()         # {"agile": [model ids], "dual": {model id: [code names]}, "boundaries": [ids]}
+    engine.styles()         # {"agile": [model ids], "dual": {model id: [code names by style id]}, "boundaries": [ids], ...}
     engine.cancel(); engine.wait_idle(timeout); engine.close()   # (also a context manager)
 
 Latent tools (Image2StyleGAN morph / crossover / expression transfer) are the functions of
@@ -49,10 +49,13 @@ Public names:
   ``wait_idle``, ``close``, ``availability``, ``styles``, ``reload_models`` (after the model
   manager installed/removed something), ``clear_cache``, ``preload(roles=None)`` (make models
   resident now, in the calling thread; the DMN and parser are preloaded at construction),
-  ``invert(req) -> W+``, ``refine_embedding(req, steps=200, progress=None, lr=0.01) -> (W+,
-  cancelled)`` (Image2StyleGAN; run it in a background thread; ``progress(EmbedProgress)``
-  returning True cancels), ``combine_latents(kind, current, second, neutral=None, amount=0.5)
-  -> W+``, ``parse_photo(rgb) -> labels``; attributes ``models`` (ModelSet),
+  ``invert(req) -> W+``, ``embed_face(req, steps=200, *, noise_steps=0, mask=None,
+  progress=None, lr=0.01) -> EmbeddingResult`` (Image2StyleGAN: MSE + VGG-16 perceptual loss
+  when ``vgg16_imagenet`` is installed, else MSE — ``embedding_loss()`` says which;
+  Image2StyleGAN++ noise stage and masked embedding; run it in a background thread;
+  ``progress(EmbedProgress)`` returning True cancels), ``refine_embedding(req, steps=200,
+  progress=None, lr=0.01) -> (W+, cancelled)`` (the same without noise/mask), ``combine_latents(kind, current, second, neutral=None,
+  amount=0.5) -> W+``, ``parse_photo(rgb) -> labels``; attributes ``models`` (ModelSet),
   ``policy`` (DevicePolicy), ``stage_counts`` (collections.Counter of executed stages),
   ``preview_size_px`` (current adaptive preview side), ``worker`` (counters submitted, dropped,
   cancelled, completed).
@@ -72,11 +75,13 @@ Errors: a request that cannot be rendered gives ``RenderResult.error`` (one line
 from __future__ import annotations
 
 from maskstudio.engine.types import (
+    DEFAULT_DUAL_TRUNCATION,
     DEFAULT_DUAL_WEIGHTS,
     OUTPUTS,
     STAGES,
     AgileParams,
     DualParams,
+    EmbeddingResult,
     Exemplar,
     RenderRequest,
     RenderResult,
@@ -84,7 +89,8 @@ from maskstudio.engine.types import (
 )
 
 __all__ = [
-    "DEFAULT_DUAL_WEIGHTS", "OUTPUTS", "STAGES", "AgileParams", "DualParams", "Exemplar",
+    "DEFAULT_DUAL_TRUNCATION", "DEFAULT_DUAL_WEIGHTS", "OUTPUTS", "STAGES", "AgileParams", "DualParams",
+    "EmbeddingResult", "Exemplar",
     "RenderRequest", "RenderResult", "StageStatus", "Engine", "ModelSet", "ModelInfo",
     "DevicePolicy", "PreviewScheduler",
 ]

@@ -6,18 +6,22 @@ executions)::
     parse   (exemplar.key, parser id)                          -> exemplar labels
     style   (exemplar.key, dmn id, style size)                 -> DMN style vector
     face    (mask hash, face size, style key)                  -> face [1,3,S,S] in [-1,1]
-    invert  (face key, encoder id)                             -> code (Z+ or W+) + its mapping
+    invert  (face key, encoder id, input filter)               -> code (Z+ or W+) + its mapping
     edit    (invert key, Z/W edits)                            -> edited W+ [1,N,512]
     photo   (edit key, photo generator id, render resolution)  -> image
     agile   (edit key, style id, strength·morph, branch, res)  -> image
-    dual    (invert key', style id, code, weights·morph, res)  -> image
+    dual    (edit key, style id, code, weights·morph, truncation, preserve_color, res) -> image
 
 The exemplar style is encoded once (at the DMN's native size — checkpoint meta
 ``native_size_px``, 256 for the shipped starter — else 512, the official demo size; or the
 engine's ``style_size_px``) and reused at every preview size: the DMN style code is a global
 vector (global average pool), so a 256² preview and the 512² final render share one encoding.
 A DMN with a declared native size generates at most at that size and the face is upscaled
-(bilinear), as its model card advises — better quality and much cheaper strokes. Caches are small LRUs living on the
+(bilinear) for display, as its model card advises — better quality and much cheaper strokes.
+The encoder reads the DMN's own output (not the upscaled copy), so a preview and a larger final
+render of one mask share one latent. The encoder input is brought to the encoder's size as the
+official scripts do: antialiased bilinear for pSp / AgileGAN, adaptive average pooling for
+DualStyleGAN (:data:`ENCODER_FILTER`). Caches are small LRUs living on the
 device (tensors stay resident); they are cleared when the device policy changes (OOM fallback)
 or models are re-scanned.
 """
@@ -37,9 +41,11 @@ from maskstudio.engine.models import ModelSet
 from maskstudio.engine.preview import PreviewScheduler
 from maskstudio.engine.types import (
     OUTPUTS,
+    EmbeddingResult,
     RenderRequest,
     RenderResult,
     StageStatus,
+    content_key,
 )
 from maskstudio.engine.worker import CancelToken, Cancelled, LatestWinsWorker
 from maskstudio.errors import MaskStudioError, RenderError
@@ -227,7 +233,7 @@ class Engine:
         loaded = []
         for role in roles if roles is not None else tuple(ROLE_ARCHS):
             cands = self.models.role(role)
-            targets = cands[:1] if role in ("dmn", "parser", "stylegan") else cands
+            targets = cands[:1] if role in ("dmn", "parser", "stylegan", "perceptual") else cands
             for m in targets:
                 try:
                     self.models.load(m.id)
@@ -302,28 +308,6 @@ class Engine:
             w = ops.expression_transfer(b, n, a, 1.0)
         return np.ascontiguousarray(w.numpy(), dtype=np.float32)
 
-    def _autograd_photo_generator(self):
-        """A copy of the photo StyleGAN2 whose tensors autograd may use: the resident module was
-        run (and often loaded) in inference mode, and inference tensors cannot be saved for
-        backward. The copy is cached per resident module (weights frozen, no gradients)."""
-        import copy
-
-        _, gen = self._photo_generator()
-        cached = getattr(self, "_grad_generator", None)
-        if cached is not None and cached[0] is gen:
-            return cached[1]
-        with torch.inference_mode(False):
-            g = copy.deepcopy(gen)
-            for m in g.modules():
-                for name, p in list(m._parameters.items()):
-                    if p is not None:
-                        m._parameters[name] = torch.nn.Parameter(p.detach().clone(), requires_grad=False)
-                for name, b in list(m._buffers.items()):
-                    if b is not None:
-                        m._buffers[name] = b.detach().clone()
-        self._grad_generator = (gen, g)
-        return g
-
     # -- availability -------------------------------------------------------------------------
     def _photo_generator_id(self) -> tuple[str, str] | None:
         """(model id, where) of the photo StyleGAN2: an installed stylegan2, else an encoder's decoder."""
@@ -371,14 +355,21 @@ class Engine:
         return out
 
     def styles(self) -> dict[str, Any]:
-        """What the sliders can offer: AgileGAN style ids, DualStyleGAN ids with their style code
-        names, and boundary ids (keys of ``RenderRequest.edits``)."""
-        from maskstudio.models.dualstylegan import style_code_name
+        """What the sliders can offer: AgileGAN style ids; DualStyleGAN ids with their style code
+        names in style-id order (``dual``), whether those ids are the official ``--style_id``s
+        (``dual_official_ids``: False for installs from before the file order was kept) and the
+        default id (``dual_default``); boundary ids (keys of ``RenderRequest.edits``)."""
+        from maskstudio.models.dualstylegan import default_style_id, official_order, style_names
 
         dual: dict[str, list[str]] = {}
+        official: dict[str, bool] = {}
+        default: dict[str, int] = {}
         for d in self.models.role("dual"):  # names from the JSON: no 300 MB load on the GUI thread
-            dual[d.id] = [n for n in (style_code_name(k) for k in d.extras) if n is not None]
+            dual[d.id] = style_names(d.extras, d.meta)
+            official[d.id] = official_order(d.meta)
+            default[d.id] = default_style_id(len(dual[d.id]), official[d.id]) if dual[d.id] else 0
         return {"agile": [a.id for a in self.models.role("agile")], "dual": dual,
+                "dual_official_ids": official, "dual_default": default,
                 "boundaries": sorted(self.models.boundaries)}
 
     # -- worker plumbing ----------------------------------------------------------------------
@@ -451,13 +442,14 @@ class Engine:
             if req.latent is not None:
                 wplus, edit_key = self._given_latent(req, ctx)
             else:
-                face, face_key = self._face(req, size, ctx)
+                native, native_key = self._native_face(req, size, ctx)
                 if req.output == "face" and not req.want_latent:
-                    return to_uint8_image(face), None
-                wplus, edit_key = self._edited_latent(req, face, face_key, ctx)
+                    return to_uint8_image(_resize_t(native, size)), None
+                # the encoder reads the DMN's own output (not a copy upscaled to the render size)
+                wplus, edit_key = self._edited_latent(req, native, native_key, ctx)
             latent = wplus.float().cpu().numpy().copy() if req.want_latent else None
             if req.output == "face":
-                return to_uint8_image(face), latent
+                return to_uint8_image(_resize_t(native, size)), latent
             if req.output == "photo":
                 image = self._photo(req, wplus, edit_key, size, ctx)
             elif req.output == "agile":
@@ -470,24 +462,38 @@ class Engine:
     _ENCODER_PREF = {"face": ("psp_encoder", "agilegan_encoder"), "photo": ("psp_encoder", "agilegan_encoder"),
                      "agile": ("agilegan_encoder", "psp_encoder"), "dual": ("psp_encoder", "agilegan_encoder")}
 
-    def _encoder_for(self, output: str):
+    def _encoder_for(self, output: str, wplus: bool = False):
+        """The encoder for ``output``. DualStyleGAN: the Z+ pSp encoder (official ``encoder.pt``)
+        when installed; ``wplus`` (the official ``--wplus``) requires a W+ pSp encoder."""
+        encs = self.models.role("encoder")
+        if output == "dual":
+            space = "wplus" if wplus else "zplus"
+            same = [m for m in encs if m.arch == "psp_encoder" and m.config.get("latent_space", "zplus") == space]
+            if same:
+                return same[0]
+            if wplus:
+                raise RenderError("unavailable: --wplus needs a W+ pSp encoder (psp_encoder_wplus, "
+                                  "the official encoder_wplus.pt; model manager)")
         for arch in self._ENCODER_PREF[output]:
-            m = self.models.first("encoder", arch)
-            if m is not None:
-                return m
+            for m in encs:
+                if m.arch == arch:
+                    return m
         raise RenderError("unavailable: no encoder installed (pSp or AgileGAN encoder; model manager)")
 
     def _invert(self, req: RenderRequest, face: torch.Tensor, face_key: tuple, ctx: _Ctx):
-        """face -> (code [1,N,D], space "zplus"|"wplus", encoder info). Cached per face + encoder."""
-        enc = self._encoder_for(req.output)
-        key = (face_key, enc.id)
+        """face -> (code [1,N,D], space "zplus"|"wplus", encoder info). Cached per face, encoder
+        and input filter (:func:`encoder_input`)."""
+        enc = self._encoder_for(req.output, bool(req.output == "dual" and req.dual is not None and req.dual.wplus))
+        n_in = int(enc.config.get("input_size", 256))
+        # the filter matters only when the face is resized (same size: photo and dual share one)
+        filt = ENCODER_FILTER[req.output] if tuple(face.shape[-2:]) != (n_in, n_in) else "none"
+        key = (face_key, enc.id, filt)
         hit = self._caches["invert"].get(key)
         if hit is not None:
             return hit, key
         t0 = ctx.begin("invert")
         model = self.models.load(enc.id).module
-        n_in = int(enc.config.get("input_size", 256))
-        x = self.policy.tensor(_resize_t(face.float(), n_in), enc.arch)
+        x = self.policy.tensor(encoder_input(face.float(), n_in, filt), enc.arch)
         if enc.arch == "agilegan_encoder":
             code, space = model.encode_mu(x), "zplus"  # inference uses mu (official)
         else:
@@ -576,8 +582,6 @@ class Engine:
 
     def _given_latent(self, req: RenderRequest, ctx: _Ctx) -> tuple[torch.Tensor, tuple]:
         """A W+ code from the request (no DMN, no inversion) + W/W+ edits."""
-        from maskstudio.engine.types import content_key
-
         assert req.latent is not None
         edits = _active_edits(req)
 
@@ -604,18 +608,31 @@ class Engine:
             raise RenderError(res.error or "no latent computed")
         return res.latent
 
-    def refine_embedding(self, request: RenderRequest, steps: int = 200, *,
-                         progress: Callable[[Any], bool | None] | None = None,
-                         lr: float = 0.01) -> tuple[np.ndarray, bool]:
-        """Image2StyleGAN embedding of the request's DMN face into the photo StyleGAN2.
+    def embedding_loss(self) -> str:
+        """What the Image2StyleGAN embedding optimises, in words (the panel shows it): the paper's
+        pixel MSE + VGG-16 perceptual loss when the ImageNet VGG-16 is installed, else MSE alone."""
+        vgg = self.models.first("perceptual")
+        if vgg is not None:
+            return f"MSE + VGG-16 perceptual loss (conv1_1, conv1_2, conv3_2, conv4_2; {vgg.id})"
+        return "pixel MSE only (install vgg16_imagenet for the paper's VGG-16 perceptual loss)"
 
-        Starts from the encoder inversion (or the mean latent when no encoder is installed),
-        optimises W+ with Adam on pixel MSE for ``steps`` steps (no perceptual network ships
-        with MaskStudio). ``progress(EmbedProgress)`` is called after each step; returning True
-        cancels (the best code so far is returned). Run it from a background thread: the live
-        renderer is not blocked (only the face/inversion lookups take the engine lock).
-        Returns ``(wplus [1,N,512] float32, cancelled)``; render it with
-        ``RenderRequest(..., latent=wplus)``.
+    def embed_face(self, request: RenderRequest, steps: int = 200, *, noise_steps: int = 0,
+                   mask: np.ndarray | None = None,
+                   progress: Callable[[Any], bool | None] | None = None,
+                   lr: float = 0.01, noise_lr: float = 0.05) -> EmbeddingResult:
+        """Image2StyleGAN(++) embedding of the request's DMN face into the photo StyleGAN2.
+
+        Starts from the encoder inversion (or the mean latent when no encoder is installed) and
+        optimises W+ with Adam for ``steps`` steps on pixel MSE + the VGG-16 perceptual loss
+        (conv1_1, conv1_2, conv3_2, conv4_2) when the torchvision ImageNet VGG-16 is installed
+        (registry ``vgg16_imagenet``), else on pixel MSE alone (:meth:`embedding_loss`).
+        ``noise_steps`` > 0 adds the Image2StyleGAN++ noise-map stage (W+ kept, the noise maps
+        optimised on the pixel loss); ``mask`` (HxW, nonzero = fit, any size) fits that region
+        only. The target is the DMN's own output (its native size). ``progress(EmbedProgress)``
+        is called after each step; returning True cancels (the best result so far is returned).
+        Run it from a background thread: the live renderer is not blocked (only the
+        face/inversion lookups take the engine lock). Render the result with
+        ``RenderRequest(..., output="photo", latent=res.wplus, noise=res.noise)``.
         """
         from dataclasses import replace
 
@@ -623,20 +640,63 @@ class Engine:
 
         with self._lock:
             face_req = replace(request, output="face", edits={}, want_latent=False, latent=None,
-                               preview=False)
+                               noise=None, preview=False)
             ctx = _Ctx(None, self.policy)
             size = int(request.size_px or request.labels.shape[0])
             with self.policy.inference():
-                face, _ = self._face(face_req, size, ctx)
+                face, _ = self._native_face(face_req, size, ctx)
             face = face.float().clone()  # outside inference mode: a normal tensor autograd may save
-            gen = self._autograd_photo_generator()
+            gen = self._autograd_copy(self._photo_generator()[1])
             init = None
             if self.models.role("encoder"):
-                init = torch.from_numpy(self.invert(request))
+                init = torch.from_numpy(self.invert(replace(request, noise=None)))
+            vgg_info = self.models.first("perceptual")
+            vgg = self._autograd_copy(self.models.load(vgg_info.id).module) if vgg_info is not None else None
         p = next(gen.parameters())
+        if vgg is not None:
+            vgg = vgg.to(device=p.device, dtype=p.dtype)
+        m = None if mask is None else torch.from_numpy((np.asarray(mask) != 0).astype(np.float32))
         result = embed(gen, face.to(device=p.device, dtype=p.dtype), steps, callback=progress, lr=lr,
-                       init_wplus=None if init is None else init.to(device=p.device, dtype=p.dtype))
-        return result.wplus.float().cpu().numpy(), bool(result.cancelled)
+                       init_wplus=None if init is None else init.to(device=p.device, dtype=p.dtype),
+                       feature_net=vgg, mask=m, noise_steps=noise_steps, noise_lr=noise_lr)
+        noise = None
+        if result.noise is not None:
+            noise = tuple(n.detach().float().cpu().numpy().copy() for n in result.noise)
+        return EmbeddingResult(result.wplus.float().cpu().numpy(), noise, bool(result.cancelled),
+                               "mse+vgg16" if vgg is not None else "mse",
+                               list(result.losses), list(result.noise_losses))
+
+    def _autograd_copy(self, module: torch.nn.Module) -> torch.nn.Module:
+        """A copy of a resident module whose tensors autograd may save: resident modules are
+        often loaded inside inference mode, and inference tensors cannot be saved for backward.
+        Weights frozen (no gradients); cached per resident module."""
+        import copy
+
+        copies = self.__dict__.setdefault("_grad_copies", {})
+        hit = copies.get(id(module))
+        if hit is not None and hit[0] is module:
+            return hit[1]
+        with torch.inference_mode(False):
+            g = copy.deepcopy(module)
+            for m in g.modules():
+                for name, t in list(m._parameters.items()):
+                    if t is not None:
+                        m._parameters[name] = torch.nn.Parameter(t.detach().clone(), requires_grad=False)
+                for name, b in list(m._buffers.items()):
+                    if b is not None:
+                        m._buffers[name] = b.detach().clone()
+        if len(copies) > 4:
+            copies.clear()
+        copies[id(module)] = (module, g)
+        return g
+
+    def refine_embedding(self, request: RenderRequest, steps: int = 200, *,
+                         progress: Callable[[Any], bool | None] | None = None,
+                         lr: float = 0.01) -> tuple[np.ndarray, bool]:
+        """:meth:`embed_face` without the noise stage or a mask: ``(wplus [1,N,512] float32,
+        cancelled)``; render it with ``RenderRequest(..., latent=wplus)``."""
+        res = self.embed_face(request, steps, progress=progress, lr=lr)
+        return res.wplus, res.cancelled
 
     def photo_generator(self):
         """The photo StyleGAN2 module (an installed generator, else an encoder's decoder), loaded
@@ -665,7 +725,8 @@ class Engine:
     def _photo(self, req: RenderRequest, wplus: torch.Tensor, edit_key: tuple, size: int, ctx: _Ctx):
         mid, gen = self._photo_generator()
         res = self._render_res(int(gen.size), size, req.preview)
-        key = (edit_key, mid, res, size)
+        noise_key = None if req.noise is None else content_key(*req.noise)
+        key = (edit_key, mid, res, size, noise_key)
         hit = self._caches["photo"].get(key)
         if hit is not None:
             return hit
@@ -673,7 +734,12 @@ class Engine:
             raise RenderError(f"latent has {wplus.shape[1]} rows, generator {mid} needs {gen.n_latent}")
         t0 = ctx.begin("photo")
         p = next(gen.parameters())
-        img = gen.synthesis(wplus.to(device=p.device, dtype=p.dtype), randomize_noise=False, max_res=res,
+        noise = None
+        if req.noise is not None:  # an Image2StyleGAN++ embedding's own maps (else the stored ones)
+            if len(req.noise) != gen.num_layers:
+                raise RenderError(f"request has {len(req.noise)} noise maps, generator {mid} needs {gen.num_layers}")
+            noise = [torch.from_numpy(np.array(n)).to(device=p.device, dtype=p.dtype) for n in req.noise]
+        img = gen.synthesis(wplus.to(device=p.device, dtype=p.dtype), noise, randomize_noise=False, max_res=res,
                             check=ctx.token.check if ctx.token is not None else None)
         img = _resize_t(img, size)
         ctx.end("photo", t0)
@@ -747,18 +813,18 @@ class Engine:
 
     @staticmethod
     def style_codes(resident) -> dict[str, torch.Tensor]:
-        """Extrinsic style codes (Z+ [1,N,D]) of a resident DualStyleGAN, by style name
-        (stored as its ``exstyle_code.<name>`` extra tensors; see models/dualstylegan.py)."""
+        """Extrinsic style codes (Z+ [1,N,D]) of a resident DualStyleGAN, by style name in style-id
+        order (stored as its ``exstyle_code.<name>`` extra tensors; see models/dualstylegan.py)."""
         from maskstudio.models.dualstylegan import style_codes_from_extras
 
         mod = resident.module
         return style_codes_from_extras(resident.extras, int(mod.n_latent), int(mod.cfg.style_dim),
-                                       f"DualStyleGAN {resident.info.id!r}")
+                                       f"DualStyleGAN {resident.info.id!r}", meta=resident.info.meta)
 
     def _dual(self, req: RenderRequest, wplus: torch.Tensor, edit_key: tuple, size: int, ctx: _Ctx):
         p = req.dual
         assert p is not None
-        from maskstudio.models.dualstylegan import pick_style_code
+        from maskstudio.models.dualstylegan import official_order, pick_style_code
 
         info = self._style_model(p.style, "dualstylegan", "a DualStyleGAN")
         resident = self.models.load(info.id)
@@ -766,14 +832,14 @@ class Engine:
         codes = self.style_codes(resident)
         if not codes:
             raise RenderError(f"DualStyleGAN {info.id!r} has no extrinsic style codes installed")
-        code_name = pick_style_code(codes, p.code, f"DualStyleGAN {info.id!r}")
+        code_name = pick_style_code(codes, p.code, f"DualStyleGAN {info.id!r}", official=official_order(info.meta))
         n = int(net.n_latent)
         if len(p.weights) < n:
             raise RenderError(f"DualStyleGAN {info.id!r} needs {n} weights, got {len(p.weights)}")
         t = float(req.morph)
         weights = tuple(round(w * t, 6) for w in p.weights[:n])  # morph scales the stylisation
-        trunc = 1.0 - 0.25 * t  # official transfer: 0.75 toward 0; morph 0 = the plain photo
-        key = (edit_key, info.id, code_name, weights, trunc, size)
+        trunc = 1.0 - (1.0 - p.truncation) * t  # toward 0 (official 0.75); morph 0 = the plain photo
+        key = (edit_key, info.id, code_name, weights, trunc, p.preserve_color, size)
         hit = self._caches["dual"].get(key)
         if hit is not None:
             return hit
@@ -781,10 +847,12 @@ class Engine:
             raise RenderError(f"latent has {wplus.shape[1]} rows, DualStyleGAN {info.id} needs {n}")
         t0 = ctx.begin("dual")
         dt = next(net.parameters())
+        w = wplus.to(device=dt.device, dtype=dt.dtype)
         ext = net.map_exstyle(codes[code_name].to(device=dt.device, dtype=dt.dtype))
-        img, _ = net([wplus.to(device=dt.device, dtype=dt.dtype)], ext, input_is_latent=True,
-                     truncation=trunc, truncation_latent=0, randomize_noise=False, use_res=True,
-                     interp_weights=list(weights))
+        if p.preserve_color:
+            ext = net.preserve_color(ext, w)
+        img, _ = net([w], ext, input_is_latent=True, truncation=trunc, truncation_latent=0,
+                     randomize_noise=False, use_res=True, interp_weights=list(weights))
         img = _resize_t(img.clamp(-1, 1), size)
         ctx.end("dual", t0)
         self._caches["dual"].put(key, img)
@@ -854,7 +922,9 @@ class Engine:
             return self.style_size_px
         return _face_size(self.native_size_for(dmn) or STYLE_SIZE_PX)
 
-    def _face(self, req: RenderRequest, size: int, ctx: _Ctx) -> tuple[torch.Tensor, tuple]:
+    def _native_face(self, req: RenderRequest, size: int, ctx: _Ctx) -> tuple[torch.Tensor, tuple]:
+        """The DMN face for a ``size`` render, at the side the DMN generates it (at most its
+        native size; upscale with ``_resize_t`` for display), and its cache key."""
         dmn = self.models.first("dmn")
         assert dmn is not None
         native = self.native_size_for(dmn)
@@ -873,9 +943,23 @@ class Engine:
             face = net.generate(onehot, style)
             ctx.end("face", t0)
             self._caches["face"].put(key, face)
-        if fs != size:  # e.g. above the native size: upscale (bilinear) as the model card advises
-            face = _resize_t(face, size)
-        return face, key + (size,)
+        return face, key
+
+
+#: how each output's encoder input is brought to the encoder's size: the official scripts resize
+#: with PIL bilinear for pSp/AgileGAN (antialiased bilinear here) and shrink with
+#: ``F.adaptive_avg_pool2d`` for DualStyleGAN (``style_transfer.py``)
+ENCODER_FILTER = {"face": "bilinear", "photo": "bilinear", "agile": "bilinear", "dual": "avgpool"}
+
+
+def encoder_input(face: torch.Tensor, size: int, filt: str = "bilinear") -> torch.Tensor:
+    """``face`` [B,3,H,W] brought to ``size``² for an encoder: ``"avgpool"`` = adaptive average
+    pooling when shrinking (bilinear when enlarging), ``"bilinear"`` = antialiased bilinear."""
+    if filt == "avgpool":
+        from maskstudio.models.psp import prepare_input
+
+        return prepare_input(face, size)
+    return _resize_t(face, size)  # "bilinear" (and "none": already at size)
 
 
 def _init_worker_thread(threads: int) -> None:

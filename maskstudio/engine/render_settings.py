@@ -11,7 +11,8 @@ project files under ``render_settings``::
 
     {"version": 1, "output": "photo", "edits": {"smile_w_boundary": 1.2},
      "agile": {"style": "", "strength": 1.0, "branch": "auto"},
-     "dual": {"style": "", "code": null, "weights": [0.75, ..., 1.0]},
+     "dual": {"style": "", "code": null, "weights": [0.75, ..., 1.0], "truncation": 0.75,
+              "preserve_color": false, "wplus": false},
      "face_morph": 0.0, "morph": 1.0}
 
 Missing keys take their defaults and unknown keys are ignored, so the format is extended by
@@ -34,6 +35,7 @@ from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
 from maskstudio.engine.types import (
+    DEFAULT_DUAL_TRUNCATION,
     DEFAULT_DUAL_WEIGHTS,
     DUAL_COLOUR_DEFAULT,
     DUAL_STRUCTURE_DEFAULT,
@@ -105,11 +107,16 @@ class DualSettings:
     ``code`` = name (or index) of one of its extrinsic style codes (None: taken from the exemplar's
     name when it names a code, else the model's first), ``weights`` = one value per W+ slot
     (:data:`STRUCTURE_SLOTS` structure, :data:`COLOUR_SLOTS` colour; models with fewer rows use
-    the first ones)."""
+    the first ones). The official transfer options: ``truncation`` of the intrinsic code in
+    [0, 1] (0.75), ``preserve_color`` (keep the photo's colours), ``wplus`` (encode with the
+    W+ pSp encoder instead of the Z+ one)."""
 
     style: str = ""
     code: str | None = None
     weights: tuple[float, ...] = DEFAULT_DUAL_WEIGHTS
+    truncation: float = DEFAULT_DUAL_TRUNCATION
+    preserve_color: bool = False
+    wplus: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "style", _text(self.style, "dual style"))
@@ -118,6 +125,10 @@ class DualSettings:
             raise ConfigError(f"render settings: dual weights must be a list of numbers, not {self.weights!r}")
         w = tuple(_number(x, f"dual weight {i}") for i, x in enumerate(self.weights))
         object.__setattr__(self, "weights", w or DEFAULT_DUAL_WEIGHTS)   # empty = official default
+        object.__setattr__(self, "truncation", _number(self.truncation, "dual truncation", 0.0, 1.0))
+        for name in ("preserve_color", "wplus"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"render settings: dual {name} must be true or false, not {getattr(self, name)!r}")
 
     def with_master(self, slots: range, value: float) -> DualSettings:
         """These settings with every weight of ``slots`` (structure or colour) set to ``value``."""
@@ -190,7 +201,8 @@ class RenderSettings:
         if out == "dual":
             d = self.dual
             code = d.code or (exemplar_name if exemplar_name and exemplar_name in dual_codes else None)
-            kw["dual"] = DualParams(d.style, code, d.weights)
+            kw["dual"] = DualParams(d.style, code, d.weights, truncation=d.truncation,
+                                    preserve_color=d.preserve_color, wplus=d.wplus)
         if out in ("agile", "dual"):
             kw["morph"] = self.morph
         return kw
@@ -203,7 +215,9 @@ class RenderSettings:
             "output": self.output,
             "edits": dict(self.edits),
             "agile": {"style": self.agile.style, "strength": self.agile.strength, "branch": self.agile.branch},
-            "dual": {"style": self.dual.style, "code": self.dual.code, "weights": list(self.dual.weights)},
+            "dual": {"style": self.dual.style, "code": self.dual.code, "weights": list(self.dual.weights),
+                     "truncation": self.dual.truncation, "preserve_color": self.dual.preserve_color,
+                     "wplus": self.dual.wplus},
             "morph": self.morph,
             "face_morph": self.face_morph,
         }
@@ -231,7 +245,10 @@ class RenderSettings:
                 branch=a.get("branch") or defaults.agile.branch,
             ),
             dual=DualSettings(style=du.get("style") or "", code=du.get("code") or None,
-                              weights=du.get("weights") or ()),
+                              weights=du.get("weights") or (),
+                              truncation=du.get("truncation", defaults.dual.truncation),
+                              preserve_color=du.get("preserve_color", defaults.dual.preserve_color),
+                              wplus=du.get("wplus", defaults.dual.wplus)),
             morph=d.get("morph", defaults.morph),
             face_morph=d.get("face_morph", defaults.face_morph),
         )

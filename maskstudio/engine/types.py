@@ -122,19 +122,37 @@ DEFAULT_DUAL_WEIGHTS: tuple[float, ...] = ((DUAL_STRUCTURE_DEFAULT,) * DUAL_STRU
                                            + (DUAL_COLOUR_DEFAULT,) * (N_DUAL_WEIGHTS - DUAL_STRUCTURE_SLOTS))
 
 
+#: Official DualStyleGAN ``--truncation`` default (intrinsic code pulled 25 % toward 0).
+DEFAULT_DUAL_TRUNCATION = 0.75
+
+
 @dataclass(frozen=True)
 class DualParams:
-    """DualStyleGAN. ``style``: model id of an installed ``dualstylegan``; ``code``: the name (or
-    decimal index) of one of its extrinsic style codes (None = the first). ``weights``: one entry
-    per latent slot (18 at 1024): k < 7 structure (ModRes), k >= 7 colour blend."""
+    """DualStyleGAN. ``style``: model id of an installed ``dualstylegan``; ``code``: the name of
+    one of its extrinsic style codes or its style id (decimal: the position in the style file's
+    own order, the official ``--style_id``); None = the official default id 53 (the first code
+    for installs from before the file order was kept). ``weights``: one entry per latent slot
+    (18 at 1024): k < 7 structure (ModRes), k >= 7 colour blend. ``truncation``: of the
+    intrinsic code toward 0 (official ``--truncation``, 0.75). ``preserve_color``: keep the
+    photo's colours (official ``--preserve_color``: the colour layers' extrinsic code is the
+    intrinsic one). ``wplus``: encode with a W+ pSp encoder (official ``--wplus``,
+    ``encoder_wplus.pt``) instead of the Z+ one."""
 
     style: str
     code: str | None = None
     weights: tuple[float, ...] = DEFAULT_DUAL_WEIGHTS
+    truncation: float = DEFAULT_DUAL_TRUNCATION
+    preserve_color: bool = False
+    wplus: bool = False
 
     def __post_init__(self) -> None:
         w = tuple(float(x) for x in self.weights)
         object.__setattr__(self, "weights", w or DEFAULT_DUAL_WEIGHTS)  # empty = official default
+        if not 0.0 <= float(self.truncation) <= 1.0:
+            raise RenderError(f"dual truncation must be in [0, 1], not {self.truncation}")
+        object.__setattr__(self, "truncation", float(self.truncation))
+        object.__setattr__(self, "preserve_color", bool(self.preserve_color))
+        object.__setattr__(self, "wplus", bool(self.wplus))
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,6 +176,10 @@ class RenderRequest:
       (an Image2StyleGAN refined embedding, a morph/crossover/expression transfer of codes — see
       :mod:`maskstudio.models.latent_ops` — or a loaded .npy). Edits apply on top. Not for
       output "face".
+    - ``noise``: with ``latent``, the photo generator's noise maps to use instead of its stored
+      ones (one [1, 1, r, r] array per layer: an Image2StyleGAN++ embedding's,
+      :meth:`Engine.embed_face`). Only the photo output reads them (the agile / dual generators
+      keep their stored maps).
     - ``want_latent``: return the (edited) W+ latent [1, n_latent, 512] float32 in the result.
     - ``tag``: anything; returned unchanged in the result.
     """
@@ -174,9 +196,20 @@ class RenderRequest:
     want_latent: bool = False
     tag: Any = None
     latent: np.ndarray | None = None
+    noise: tuple[np.ndarray, ...] | None = None
 
     def __post_init__(self) -> None:
         check_labels(self.labels, "mask")
+        if self.noise is not None:
+            if self.latent is None:
+                raise RenderError("request: noise maps go with a given latent (an Image2StyleGAN++ embedding)")
+            maps = []
+            for i, n in enumerate(self.noise):
+                a = np.asarray(n, dtype=np.float32)
+                if a.ndim != 4 or a.shape[:2] != (1, 1) or not np.isfinite(a).all():
+                    raise RenderError(f"request: noise map {i} must be a finite [1, 1, H, W] array, got {a.shape}")
+                maps.append(_frozen_copy(a))
+            object.__setattr__(self, "noise", tuple(maps))
         if self.latent is not None:
             lat = np.asarray(self.latent, dtype=np.float32)
             if lat.ndim == 2:
@@ -247,6 +280,21 @@ class RenderResult:
     @property
     def ok(self) -> bool:
         return self.error is None and self.image is not None
+
+
+@dataclass
+class EmbeddingResult:
+    """An Image2StyleGAN(++) embedding (:meth:`Engine.embed_face`): ``wplus`` float32
+    [1, N, 512]; ``noise``: the optimised noise maps (noise stage) or None; ``cancelled``;
+    ``loss``: "mse+vgg16" (the paper's loss) or "mse"; per-step ``losses`` (W+ stage) and
+    ``noise_losses``."""
+
+    wplus: np.ndarray
+    noise: tuple[np.ndarray, ...] | None = None
+    cancelled: bool = False
+    loss: str = "mse"
+    losses: list[float] = field(default_factory=list)
+    noise_losses: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

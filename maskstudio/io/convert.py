@@ -5,10 +5,12 @@ Official pickles are read with :func:`maskstudio.models.checkpoints.load_officia
 from the registry entry's config on the meta device, ``checkpoints.check_state_dict`` checks
 every key and shape (a wrong file is named, with the architecture it looks like), and
 ``checkpoints.save_checkpoint`` writes our safetensors + JSON. Extras kept: ``latent_avg``;
-DualStyleGAN style codes as ``exstyle_code.<style image name>`` [1, n_latent, 512] (names also
-in ``meta["exstyle_names"]``); pSp ``opts`` (plain values) in ``meta["opts"]``. Boundary sets
-are copied as they are, after :func:`maskstudio.models.latent_ops.load_direction` accepted
-each file.
+DualStyleGAN style codes as ``exstyle_code.<style image name>`` [1, n_latent, 512] (the names
+in the style file's own order in ``meta["exstyle_names"]``: the official style ids; see
+``models/dualstylegan.style_code_extras``); pSp ``opts`` (plain values) in ``meta["opts"]``.
+Parts of an official file the network does not use are dropped by the model's own filter
+(``models.registry.filter_official``: VGG-16's classifier). Boundary sets are copied as they
+are, after :func:`maskstudio.models.latent_ops.load_direction` accepted each file.
 """
 from __future__ import annotations
 
@@ -75,6 +77,7 @@ def convert_model(e: RegistryEntry, files: Mapping[str, Path], staging: Path,
                 extras[k] = v.detach().to(torch.float32)
         if isinstance(opts, Mapping):
             meta["opts"] = {str(k): v for k, v in opts.items() if isinstance(v, (str, int, float, bool, type(None)))}
+        sd = registry.filter_official(e.arch, sd, config)  # parts the network does not use (VGG-16's classifier)
     try:
         cfg = registry.make_config(e.arch, config)
         with torch.device("meta"):
@@ -98,17 +101,16 @@ def convert_model(e: RegistryEntry, files: Mapping[str, Path], staging: Path,
     module.load_state_dict({k: v for k, v in sd.items()}, strict=True, assign=True)
     for rf in e.files:
         if rf.kind == "style_codes" and rf.name in files:
-            codes = checkpoints.load_exstyle_codes(files[rf.name])
-            names = sorted(codes)
-            n_lat = getattr(module, "n_latent", None)
-            for n in names:
-                if n_lat is not None and codes[n].shape[1] != int(n_lat):
-                    raise file_error(CheckpointError, files[rf.name],
-                                     f"style code {n!r} has {codes[n].shape[1]} rows, the generator "
-                                     f"of {e.id} needs {int(n_lat)} (codes from another model?)")
-            for n in names:  # one extra per style image: "exstyle_code.<name>" [1, n_latent, 512]
-                extras[f"exstyle_code.{n}"] = codes[n].to(torch.float32).contiguous()
-            meta["exstyle_names"] = names
+            from maskstudio.models.dualstylegan import style_code_extras
+
+            codes = checkpoints.load_exstyle_codes(files[rf.name])  # in the file's own key order
+            try:  # one extra per style image, the names in file order (= the official style ids)
+                code_extras, code_meta = style_code_extras(codes, getattr(module, "n_latent", None),
+                                                           f"the generator of {e.id}")
+            except ValueError as err:
+                raise file_error(CheckpointError, files[rf.name], str(err)) from err
+            extras.update(code_extras)
+            meta.update(code_meta)
             meta["exstyle_file"] = rf.name
     meta["source_layout"] = layout
     checkpoints.save_checkpoint(staging / e.id, module, e.arch, cfg, extra_tensors=extras, meta=meta)

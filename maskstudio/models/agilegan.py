@@ -236,8 +236,8 @@ def blend_with_photo(style: "AgileGANGenerator", photo: nn.Module, strength: flo
     ref.update((k, b) for k, b in photo.named_buffers() if k.startswith("noises."))
     n_ab = len(style.to_rgbsA)
     out: dict[str, Tensor] = {}
-    tensors = list(style.named_parameters()) + [
-        (k, b) for k, b in style.named_buffers() if k.startswith("noises.")]
+    tensors: list[tuple[str, Tensor]] = list(style.named_parameters())
+    tensors += [(k, b) for k, b in style.named_buffers() if k.startswith("noises.")]
     for k, v in tensors:
         pk = photo_key(k, n_ab)
         pv = ref.get(pk)

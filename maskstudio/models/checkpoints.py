@@ -239,12 +239,18 @@ def load_exstyle_codes(path: "str | os.PathLike[str]") -> dict[str, torch.Tensor
 
 # ------------------------------------------------------------------ validation / detection
 
+def _same_shape(got: tuple[int, ...], want: tuple[int, ...]) -> bool:
+    """Shapes match, or a 0-d entry was stored 1-D with one element (files saved before
+    PyTorch 0.4, e.g. BatchNorm ``num_batches_tracked``; ``load_state_dict`` accepts those)."""
+    return got == want or (want == () and got == (1,))
+
+
 def check_state_dict(module: nn.Module, sd: Mapping[str, torch.Tensor], source: Any) -> None:
     """Raise CheckpointError ``"{source}: ..."`` unless ``sd`` has exactly ``module``'s keys/shapes."""
     want = module.state_dict()
     missing = [k for k in want if k not in sd]
     unexpected = [k for k in sd if k not in want]
-    misshaped = [k for k in want if k in sd and tuple(sd[k].shape) != tuple(want[k].shape)]
+    misshaped = [k for k in want if k in sd and not _same_shape(tuple(sd[k].shape), tuple(want[k].shape))]
     if not (missing or unexpected or misshaped):
         return
     parts = []
@@ -338,7 +344,8 @@ def load_official_model(path: "str | os.PathLike[str]", device: "str | torch.dev
         arch, detected = detect_arch(sd, sd.path)
         config = {**detected, **(config or {})}
     dtype = parse_dtype(dtype)
-    module, cfg = _build_and_load(arch, config, sd, sd.path, device, dtype)
+    module, cfg = _build_and_load(arch, config, registry.filter_official(arch, sd, config), sd.path,
+                                  device, dtype)
     extras = {k: (v.to(device=device, dtype=dtype or v.dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
               for k, v in sd.extras.items()}
     return LoadedModel(module, arch, cfg, extras, {"source_layout": sd.layout}, Path(path))

@@ -18,12 +18,14 @@ Official full-size model: ``DualStyleGANConfig(size=1024)`` (253 keys).
 
 Style codes: the official ``exstyle_code.npy`` is a dict {style image name: Z+ [1, n, 512]};
 our checkpoints store each entry as the extra tensor ``exstyle_code.<name>``
-(:func:`style_code_key` / :func:`style_code_name`, :func:`style_codes_from_extras`).
+(:func:`style_code_key` / :func:`style_code_name`) and the names in the dict's own key order
+in the meta (:func:`style_code_extras`): a style id is the position in that order, as the
+official ``--style_id`` (:func:`pick_style_code`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -45,8 +47,9 @@ from maskstudio.models.stylegan2 import (
 )
 
 __all__ = ["DualStyleGANConfig", "DualStyleGAN", "AdaptiveInstanceNorm", "AdaResBlock",
-           "STYLE_CODE_PREFIX", "style_code_key", "style_code_name", "style_codes_from_extras",
-           "pick_style_code"]
+           "STYLE_CODE_PREFIX", "OFFICIAL_DEFAULT_STYLE_ID", "style_code_key", "style_code_name",
+           "style_code_extras", "style_names", "official_order", "style_codes_from_extras",
+           "default_style_id", "pick_style_code"]
 
 
 class AdaptiveInstanceNorm(nn.Module):
@@ -148,6 +151,16 @@ class DualStyleGAN(nn.Module):
         generator's mapping network, row by row (what the official script feeds ``exstyles``)."""
         return map_rows(self.generator.style, to_module(exstyle_zplus, self))
 
+    def preserve_color(self, exstyle_wplus: Tensor, instyle_wplus: Tensor) -> Tensor:
+        """The official ``--preserve_color``: the colour slots (``res_index+1..``) of the
+        extrinsic W+ code become the intrinsic (photo) code's, so the colour transform works on
+        the photo's own colours. (The official script swaps the Z+ rows before the mapping for Z+
+        encoders and the W+ rows after it for ``--wplus``; with one mapping both are this.)"""
+        out = exstyle_wplus.clone()
+        j = self.res_index + 1
+        out[:, j:] = instyle_wplus[:, j:].to(out)
+        return out
+
     def structure_codes(self, exstyles: Tensor) -> Tensor:
         """T_s(exstyles) per slot, [B, n_latent, D]."""
         if exstyles.ndim < 3:
@@ -234,6 +247,11 @@ def _detect(sd: Any) -> dict[str, Any] | None:
 #: extra-tensor name of a style image's code in our checkpoints: ``exstyle_code.<image name>``
 STYLE_CODE_PREFIX = "exstyle_code."
 _CODE_PREFIXES = (STYLE_CODE_PREFIX, "refined_exstyle_code.", "exstyle.")
+#: ``--style_id`` default of the official transfer script (used when the stored order is official)
+OFFICIAL_DEFAULT_STYLE_ID = 53
+#: checkpoint meta: style names in the ``exstyle_code.npy`` dict's own key order, and a marker
+#: saying that order is the file's (older installs stored the names sorted)
+META_NAMES, META_ORDER, FILE_ORDER = "exstyle_names", "exstyle_order", "file"
 
 
 def style_code_key(name: str) -> str:
@@ -249,16 +267,49 @@ def style_code_name(extra_key: str) -> str | None:
     return None
 
 
-def style_codes_from_extras(extras: dict[str, Any], n_latent: int, style_dim: int,
-                            owner: str = "DualStyleGAN") -> dict[str, Tensor]:
+def style_code_extras(codes: Mapping[str, Tensor], n_latent: int | None = None,
+                      owner: str = "the generator") -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """What a checkpoint stores for the codes of an ``exstyle_code.npy`` (``codes`` in the
+    file's own key order, as :func:`~maskstudio.models.checkpoints.load_exstyle_codes` returns
+    them): ``(extras, meta)`` = one float32 ``exstyle_code.<name>`` tensor per style image, and
+    the names in that order. The official style id is the position in this order (the authors'
+    ``destylize.py`` wrote the dict in ``os.listdir`` order, not sorted). ValueError when a code
+    has another row count than ``n_latent`` (``owner`` names the generator in the message)."""
+    for name, code in codes.items():
+        if n_latent is not None and code.shape[1] != int(n_latent):
+            raise ValueError(f"style code {name!r} has {code.shape[1]} rows, {owner} needs "
+                             f"{int(n_latent)} (codes from another model?)")
+    extras = {style_code_key(n): c.to(torch.float32).contiguous() for n, c in codes.items()}
+    return extras, {META_NAMES: list(codes), META_ORDER: FILE_ORDER}
+
+
+def official_order(meta: Mapping[str, Any] | None) -> bool:
+    """Whether a checkpoint's style names are stored in the style file's own (official) order."""
+    return bool(meta) and meta.get(META_ORDER) == FILE_ORDER  # type: ignore[union-attr]
+
+
+def style_names(extra_keys: Any, meta: Mapping[str, Any] | None = None) -> list[str]:
+    """Style names among ``extra_keys``: in the stored file order when the checkpoint meta has
+    it (:func:`style_code_extras`), else sorted (installs from before the order was kept)."""
+    names = [n for n in (style_code_name(k) for k in extra_keys) if n is not None]
+    stored = list((meta or {}).get(META_NAMES) or [])
+    if official_order(meta) and sorted(stored) == sorted(names):
+        return [str(n) for n in stored]
+    return sorted(names)
+
+
+def style_codes_from_extras(extras: Mapping[str, Any], n_latent: int, style_dim: int,
+                            owner: str = "DualStyleGAN", meta: Mapping[str, Any] | None = None
+                            ) -> dict[str, Tensor]:
     """The extrinsic style codes (Z+ [1, n_latent, style_dim]) among a checkpoint's extra
-    tensors, by style name. ``owner`` starts the RenderError for a mis-shaped code."""
+    tensors, by style name, in :func:`style_names` order. ``owner`` starts the RenderError for a
+    mis-shaped code."""
     codes: dict[str, Tensor] = {}
     n, d = int(n_latent), int(style_dim)
-    for k, t in sorted(extras.items()):
-        name = style_code_name(k)
-        if name is None or not isinstance(t, Tensor):
-            continue
+    by_name = {style_code_name(k): t for k, t in extras.items() if isinstance(t, Tensor)}
+    by_name.pop(None, None)
+    for name in style_names([style_code_key(str(x)) for x in by_name], meta):
+        t = by_name[name]
         if t.dim() == 2 and tuple(t.shape) == (n, d):
             t = t[None]
         if t.dim() != 3 or t.shape[0] != 1 or tuple(t.shape[1:]) != (n, d):
@@ -268,14 +319,23 @@ def style_codes_from_extras(extras: dict[str, Any], n_latent: int, style_dim: in
     return codes
 
 
-def pick_style_code(codes: dict[str, Tensor], code: str | None, owner: str = "DualStyleGAN") -> str:
-    """The name of the style code ``code`` asks for: None -> the first; a name; or a number
-    (the position in ``codes``). RenderError otherwise."""
+def default_style_id(n_codes: int, official: bool) -> int:
+    """The style used when none is asked for: the official script's default id when the codes
+    are in the official order and there are enough of them, else the first."""
+    return OFFICIAL_DEFAULT_STYLE_ID if official and n_codes > OFFICIAL_DEFAULT_STYLE_ID else 0
+
+
+def pick_style_code(codes: Mapping[str, Tensor], code: str | None, owner: str = "DualStyleGAN",
+                    *, official: bool = False) -> str:
+    """The name of the style code ``code`` asks for: None -> :func:`default_style_id`; a name;
+    or a number = the style id, the position in ``codes`` (the official ``--style_id`` when
+    ``codes`` are in the file's order). RenderError otherwise."""
+    names = list(codes)
     if code is None:
-        return next(iter(codes))
+        return names[default_style_id(len(names), official)]
     if code in codes:
         return code
-    if code.isdigit() and int(code) < len(codes):
-        return list(codes)[int(code)]
+    if code.isdigit() and int(code) < len(names):
+        return names[int(code)]
     raise RenderError(f"{owner} has no style code {code!r} "
-                      f"(has {len(codes)}: {', '.join(list(codes)[:5])}...)")
+                      f"(has {len(names)}: {', '.join(names[:5])}...)")

@@ -5,7 +5,8 @@
   W / W+ space, additive: ``w + d n`` on every row or selected rows (:func:`edit_w`).
 * Image2StyleGAN (section 6) on W+ codes [B, N, D]: morph ``lam w1 + (1 - lam) w2``,
   crossover (rows < split from the content, rows >= split from the style), expression transfer
-  ``w1 + lam (w3 - w2)``, and the W+ embedding optimiser :func:`embed`.
+  ``w1 + lam (w3 - w2)``, and the W+ embedding optimiser :func:`embed` (Image2StyleGAN loss:
+  pixel MSE + VGG-16 perceptual; Image2StyleGAN++ noise-map stage and masked embedding).
 * Direction files: InterFaceGAN ``.npy`` (1, 512) boundaries (``*_w_boundary.npy`` = W space,
   others Z space) and e4e/PTI ``.pt`` tensors [1, 512] (W) or [1, 18, 512] (W+), which are often
   saved on a CUDA device: they are loaded with ``map_location="cpu"`` and ``weights_only=True``.
@@ -45,6 +46,10 @@ __all__ = [
     "EmbedResult",
     "mean_latent",
     "embed",
+    "image2stylegan_loss",
+    "perceptual_features",
+    "masked_mse",
+    "stored_noise",
 ]
 
 SPACES = ("z", "w", "wplus")
@@ -345,9 +350,10 @@ def load_direction_folder(
 
 @dataclass(frozen=True)
 class EmbedProgress:
-    step: int  # 1-based number of finished optimisation steps
-    steps: int
+    step: int  # 1-based number of finished optimisation steps (both stages together)
+    steps: int  # all steps of the run (W+ steps + noise steps)
     loss: float
+    stage: str = "wplus"  # "wplus" | "noise"
 
     @property
     def fraction(self) -> float:
@@ -357,9 +363,11 @@ class EmbedProgress:
 @dataclass
 class EmbedResult:
     wplus: torch.Tensor  # [1, N, D], detached
-    losses: list[float] = field(default_factory=list)  # loss of each finished step
+    losses: list[float] = field(default_factory=list)  # loss of each finished W+ step
     cancelled: bool = False
-    image: torch.Tensor | None = None  # generator output for ``wplus`` (detached)
+    image: torch.Tensor | None = None  # generator output for ``wplus`` (+ ``noise``), detached
+    noise: list[torch.Tensor] | None = None  # optimised noise maps (noise stage), detached
+    noise_losses: list[float] = field(default_factory=list)  # pixel loss of each noise step
 
 
 FeatureNet = Callable[[torch.Tensor], "torch.Tensor | Sequence[torch.Tensor]"]
@@ -370,9 +378,21 @@ def _features(net: FeatureNet, x: torch.Tensor) -> list[torch.Tensor]:
     return [out] if isinstance(out, torch.Tensor) else list(out)
 
 
-def _render(generator: torch.nn.Module, wplus: torch.Tensor) -> torch.Tensor:
-    out = generator([wplus], input_is_latent=True, randomize_noise=False)
+def _render(generator: torch.nn.Module, wplus: torch.Tensor,
+            noise: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    if noise is None:
+        out = generator([wplus], input_is_latent=True, randomize_noise=False)
+    else:
+        out = generator([wplus], input_is_latent=True, randomize_noise=False, noise=list(noise))
     return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def stored_noise(generator: torch.nn.Module) -> list[torch.Tensor]:
+    """The generator's stored noise maps ``noises.noise_i`` (what ``randomize_noise=False`` uses)."""
+    if not hasattr(generator, "noises") or not hasattr(generator, "num_layers"):
+        raise ValueError(f"{type(generator).__name__} has no stored noise maps to optimise")
+    n = int(generator.num_layers)  # type: ignore[arg-type]
+    return [getattr(generator.noises, f"noise_{i}") for i in range(n)]
 
 
 @torch.no_grad()
@@ -383,6 +403,64 @@ def mean_latent(generator: torch.nn.Module, n: int = 4096, seed: int = 0) -> tor
     g = torch.Generator(device="cpu").manual_seed(int(seed))
     z = torch.randn(n, style_dim, generator=g).to(ref)
     return generator.get_latent(z).mean(0, keepdim=True)
+
+
+def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error, over the pixels where ``mask`` [1,1,H,W] is 1 when given."""
+    if mask is None:
+        return F.mse_loss(a, b)
+    m = mask.to(a)
+    return ((a - b) ** 2 * m).sum() / (m.sum() * a.shape[1]).clamp_min(1.0)
+
+
+def _shrink(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    if size is None or max(x.shape[-2:]) <= size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="area")
+
+
+def image2stylegan_loss(img: torch.Tensor, target: torch.Tensor, *, mask: torch.Tensor | None = None,
+                        feature_net: FeatureNet | None = None,
+                        target_features: Sequence[torch.Tensor] | None = None,
+                        mse_weight: float = 1.0, perceptual_weight: float = 1.0,
+                        perceptual_size: int | None = 256) -> torch.Tensor:
+    """The Image2StyleGAN loss: ``mse_weight`` · pixel MSE + ``perceptual_weight`` · Σ_layers
+    MSE(features(img), features(target)) (the paper: VGG-16 conv1_1, conv1_2, conv3_2, conv4_2).
+    ``mask`` (Image2StyleGAN++ masked embedding): only those pixels count; the images are
+    multiplied by it before the feature network. Images larger than ``perceptual_size`` are
+    area-shrunk for the feature network (cost). ``target_features``: precomputed for the
+    (masked, shrunk) target."""
+    loss = mse_weight * masked_mse(img, target, mask)
+    if feature_net is not None and perceptual_weight:
+        if target_features is None:
+            target_features = perceptual_features(feature_net, target, mask, perceptual_size)
+        for a, b in zip(perceptual_features(feature_net, img, mask, perceptual_size), target_features):
+            loss = loss + perceptual_weight * F.mse_loss(a, b)
+    return loss
+
+
+def perceptual_features(feature_net: FeatureNet, x: torch.Tensor, mask: torch.Tensor | None = None,
+                        perceptual_size: int | None = 256) -> list[torch.Tensor]:
+    """Features of ``x`` (masked, then shrunk to ``perceptual_size``) as the loss compares them."""
+    if mask is not None:
+        x = x * mask.to(x)
+    return _features(feature_net, _shrink(x, perceptual_size))
+
+
+def _prepare_mask(mask: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor | None:
+    if mask is None:
+        return None
+    m = torch.as_tensor(mask).to(device=target.device, dtype=target.dtype)
+    while m.dim() < 4:
+        m = m.unsqueeze(0)
+    if m.shape[:2] != (1, 1):
+        raise ValueError(f"mask must be [H, W] or [1, 1, H, W], got {list(torch.as_tensor(mask).shape)}")
+    if m.shape[-2:] != target.shape[-2:]:
+        m = F.interpolate(m, size=target.shape[-2:], mode="nearest")
+    m = (m > 0.5).to(target.dtype)
+    if float(m.sum()) == 0:
+        raise ValueError("the embedding mask selects no pixel")
+    return m
 
 
 def embed(
@@ -399,22 +477,36 @@ def embed(
     init_wplus: torch.Tensor | None = None,
     n_mean: int = 4096,
     seed: int = 0,
+    mask: torch.Tensor | None = None,
+    noise_steps: int = 0,
+    noise_lr: float = 0.05,
+    perceptual_size: int | None = 256,
 ) -> EmbedResult:
     """Image2StyleGAN embedding: optimise a W+ code so that ``generator`` reproduces the target.
 
     ``generator``: a StyleGAN2 generator (``forward([wplus], input_is_latent=True,
-    randomize_noise=False)``, ``get_latent``, ``n_latent``); its weights are not changed and get
-    no gradients. ``target_image`` [1, 3, H, W] in [-1, 1]; the generator output is resized
-    (area) to H x W when sizes differ. Start: the mean latent over ``n_mean`` seeded z (or
-    ``init_wplus``). Loss: ``loss_fn(image, target)`` if given, else ``mse_weight`` * pixel MSE
-    plus ``perceptual_weight`` * sum of feature MSEs of ``feature_net`` (if given). Adam, ``lr``.
-    ``callback(EmbedProgress)`` runs after every step; returning True cancels (the result then
-    has ``cancelled=True`` and the best code so far).
+    randomize_noise=False, noise=...)``, ``get_latent``, ``n_latent``); its weights are not
+    changed and get no gradients. ``target_image`` [1, 3, H, W] in [-1, 1]; the generator output
+    is resized (area) to H x W when sizes differ. Start: the mean latent over ``n_mean`` seeded z
+    (or ``init_wplus``). Loss: ``loss_fn(image, target)`` if given, else
+    :func:`image2stylegan_loss` (``mse_weight`` · pixel MSE + ``perceptual_weight`` · feature
+    MSEs of ``feature_net`` when given). Adam, ``lr``.
+
+    Image2StyleGAN++ options: ``mask`` ([H, W] or [1, 1, H, W], 1 = fit; any size, resized
+    nearest): only that region is fitted (masked embedding). ``noise_steps`` > 0: after the W+
+    stage, the W+ code is kept and the generator's noise maps (starting from the stored ones)
+    are optimised for that many steps with Adam(``noise_lr``) on the pixel MSE alone (masked),
+    as the paper's sequential W+ -> noise algorithm does; the result has ``noise``.
+
+    ``callback(EmbedProgress)`` runs after every step of both stages; returning True cancels
+    (the result then has ``cancelled=True`` and the best code / noise so far).
     """
     if target_image.dim() != 4 or target_image.shape[0] != 1:
         raise ValueError(f"target_image must be [1, C, H, W], got {list(target_image.shape)}")
     ref = next(generator.parameters())
     target = target_image.detach().to(ref)
+    m = _prepare_mask(mask, target)
+    base_noise = stored_noise(generator) if noise_steps > 0 else None
     if init_wplus is None:
         w0 = mean_latent(generator, n_mean, seed)
         w0 = w0.unsqueeze(1).repeat(1, int(generator.n_latent), 1)
@@ -425,19 +517,22 @@ def embed(
     target_feats = None
     if loss_fn is None and feature_net is not None and perceptual_weight:
         with torch.no_grad():
-            target_feats = [f.detach() for f in _features(feature_net, target)]
+            target_feats = [f.detach() for f in perceptual_features(feature_net, target, m, perceptual_size)]
 
-    def compute_loss(img: torch.Tensor) -> torch.Tensor:
+    def fit(img: torch.Tensor) -> torch.Tensor:
         if img.shape[-2:] != target.shape[-2:]:
             img = F.interpolate(img, size=target.shape[-2:], mode="area")
+        return img
+
+    def compute_loss(img: torch.Tensor) -> torch.Tensor:
+        img = fit(img)
         if loss_fn is not None:
             return loss_fn(img, target)
-        loss = mse_weight * F.mse_loss(img, target)
-        if target_feats is not None:
-            for a, b in zip(_features(feature_net, img), target_feats):  # type: ignore[arg-type]
-                loss = loss + perceptual_weight * F.mse_loss(a, b)
-        return loss
+        return image2stylegan_loss(img, target, mask=m, feature_net=feature_net if target_feats else None,
+                                   target_features=target_feats, mse_weight=mse_weight,
+                                   perceptual_weight=perceptual_weight, perceptual_size=perceptual_size)
 
+    total = steps + max(0, noise_steps)
     losses: list[float] = []
     best_loss, best_w = math.inf, w0.clone()
     cancelled = False
@@ -452,7 +547,7 @@ def embed(
             wplus.grad = grad
             opt.step()
             losses.append(value)
-            if callback is not None and callback(EmbedProgress(step, steps, value)):
+            if callback is not None and callback(EmbedProgress(step, total, value, "wplus")):
                 cancelled = True
                 break
     if not cancelled and steps > 0:  # the last update has not been scored yet
@@ -460,6 +555,40 @@ def embed(
             value = float(compute_loss(_render(generator, wplus)))
         if value < best_loss:
             best_loss, best_w = value, wplus.detach().clone()
+
+    best_noise: list[torch.Tensor] | None = None
+    noise_losses: list[float] = []
+    if base_noise is not None and not cancelled:
+        best_noise = [n.detach().clone() for n in base_noise]
+        noise = [n.detach().clone().requires_grad_(True) for n in base_noise]
+        nopt = torch.optim.Adam(noise, lr=noise_lr)
+
+        def pixel_loss(ns: Sequence[torch.Tensor]) -> torch.Tensor:
+            return masked_mse(fit(_render(generator, best_w, ns)), target, m)
+
+        with torch.no_grad():
+            best_pix = float(pixel_loss(best_noise))
+        with torch.enable_grad():
+            for k in range(1, noise_steps + 1):
+                loss = pixel_loss(noise)
+                grads = torch.autograd.grad(loss, noise)
+                value = float(loss.detach())
+                if value < best_pix:
+                    best_pix, best_noise = value, [n.detach().clone() for n in noise]
+                nopt.zero_grad(set_to_none=True)
+                for n, g in zip(noise, grads):
+                    n.grad = g
+                nopt.step()
+                noise_losses.append(value)
+                if callback is not None and callback(EmbedProgress(steps + k, total, value, "noise")):
+                    cancelled = True
+                    break
+        if not cancelled:
+            with torch.no_grad():
+                value = float(pixel_loss(noise))
+            if value < best_pix:
+                best_pix, best_noise = value, [n.detach().clone() for n in noise]
     with torch.no_grad():
-        image = _render(generator, best_w)
-    return EmbedResult(wplus=best_w, losses=losses, cancelled=cancelled, image=image)
+        image = _render(generator, best_w, best_noise)
+    return EmbedResult(wplus=best_w, losses=losses, cancelled=cancelled, image=image, noise=best_noise,
+                       noise_losses=noise_losses)

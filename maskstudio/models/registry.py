@@ -7,7 +7,10 @@ missing or broken network module only affects its own architecture (clear ``Conf
 Architecture detection for official state dicts is registered per model: each network module
 decorates its own detector with ``@register_detector("<arch>")`` (a function ``sd -> config
 dict``, or None when the keys are not its layout). :func:`detectors` imports the network
-modules and returns what they registered; ``checkpoints.detect_arch`` runs them.
+modules and returns what they registered; ``checkpoints.detect_arch`` runs them. Likewise a
+module whose official file holds more than the network uses (torchvision's VGG-16 with its
+classifier) registers ``@register_official_filter("<arch>")`` (``(sd, config) -> sd``), applied
+by :func:`filter_official` before the strict key check.
 """
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ from torch import nn
 from maskstudio.errors import ConfigError
 
 __all__ = ["ARCHITECTURES", "resolve", "make_config", "config_to_dict", "build", "arch_of",
-           "register_detector", "detectors", "key_indices"]
+           "register_detector", "detectors", "key_indices", "register_official_filter",
+           "filter_official"]
 
 _P = "maskstudio.models."
 
@@ -34,6 +38,7 @@ ARCHITECTURES: dict[str, tuple[str, str]] = {
     "psp_encoder": (_P + "psp:PSPConfig", _P + "psp:PSPEncoderModel"),
     "agilegan_encoder": (_P + "agilegan_encoder:AgileEncoderConfig", _P + "agilegan_encoder:AgileEncoderModel"),
     "face_parser": (_P + "face_parser:FaceParserConfig", _P + "face_parser:FaceParser"),
+    "vgg16_features": (_P + "vgg:VGG16Config", _P + "vgg:VGG16Features"),
 }
 
 
@@ -152,3 +157,29 @@ def key_indices(sd: Mapping[str, Any], pattern: str) -> list[int]:
     """Sorted distinct integers captured by group 1 of ``pattern`` (matched at the key start)."""
     rx = re.compile(pattern)
     return sorted({int(m.group(1)) for k in sd for m in [rx.match(k)] if m})
+
+
+OfficialFilter = Callable[[Mapping[str, Any], "Mapping[str, Any] | None"], "dict[str, Any]"]
+_FILTERS: dict[str, OfficialFilter] = {}
+
+
+def register_official_filter(arch: str) -> Callable[[OfficialFilter], OfficialFilter]:
+    """Decorator a network module puts on the function that drops the parts of its official
+    file it does not use (timm's ``checkpoint_filter_fn`` idea)."""
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"cannot register a filter for unknown architecture {arch!r}")
+
+    def deco(fn: OfficialFilter) -> OfficialFilter:
+        _FILTERS[arch] = fn
+        return fn
+
+    return deco
+
+
+def filter_official(arch: str, sd: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> Any:
+    """``sd`` without the entries ``arch``'s module says its official file carries unused
+    (unchanged when it registered no filter)."""
+    if arch in ARCHITECTURES:
+        _import(arch, ARCHITECTURES[arch][1])  # registers the module's filter
+    fn = _FILTERS.get(arch)
+    return sd if fn is None else fn(sd, config)

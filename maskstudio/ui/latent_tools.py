@@ -2,7 +2,9 @@
 faces, layer crossover and expression transfer.
 
 All model work goes through the engine: latents of the painted faces come from
-:meth:`Engine.invert`, the embedding from :meth:`Engine.refine_embedding`, the combinations from
+:meth:`Engine.invert`, the embedding from :meth:`Engine.embed_face` (Image2StyleGAN: pixel MSE +
+VGG-16 perceptual loss when the VGG-16 is installed, else MSE; optional Image2StyleGAN++ noise
+stage and masked embedding), the combinations from
 :meth:`Engine.combine_latents`. This module only sequences those calls as background jobs
 (:mod:`maskstudio.ui.jobs`) and hands the resulting W+ code back; the window renders it with an
 ordinary engine request (``RenderRequest(..., latent=w)``), so a tool result is shown, and
@@ -23,10 +25,12 @@ REFINE_STEPS = 150
 
 @dataclass
 class ToolOutcome:
-    """A tool's result: ``latent`` W+ [1, N, 512] float32 (None on error), ``error`` one line."""
+    """A tool's result: ``latent`` W+ [1, N, 512] float32 (None on error), ``noise`` the optimised
+    noise maps of a refine with the noise stage (else None), ``error`` one line."""
 
     name: str
     latent: np.ndarray | None = None
+    noise: tuple[np.ndarray, ...] | None = None
     error: str | None = None
     cancelled: bool = False
     latency_ms: float = 0.0
@@ -56,7 +60,9 @@ class LatentTools(QObject):
 
     def _start(self, name: str, fn) -> None:
         def done(out: JobOutcome) -> None:
-            self.finished.emit(ToolOutcome(name, latent=out.value if out.ok else None, error=out.error,
+            value = out.value if out.ok else None
+            latent, noise = value if isinstance(value, tuple) else (value, None)
+            self.finished.emit(ToolOutcome(name, latent=latent, noise=noise, error=out.error,
                                            cancelled=out.cancelled, latency_ms=out.latency_ms))
 
         self.jobs.start(name, fn, done, lambda p: self.progress.emit(*p), exclusive=True)
@@ -71,20 +77,27 @@ class LatentTools(QObject):
         return np.asarray(self.engine.invert(self._request(labels, exemplar, **kw)), dtype=np.float32)
 
     # ------------------------------------------------------------------ tools
-    def refine(self, labels: np.ndarray, exemplar, steps: int = REFINE_STEPS, **kw) -> None:
-        """Optimise the W+ of the painted face (Image2StyleGAN embedding, pixel loss), starting
-        from the encoder's inversion. Progress per step; cancel keeps the best code so far."""
+    def refine(self, labels: np.ndarray, exemplar, steps: int = REFINE_STEPS, *, noise: bool = False,
+               masked: bool = False, **kw) -> None:
+        """Image2StyleGAN embedding of the painted face through the engine (``embed_face``),
+        starting from the encoder's inversion. ``noise``: the Image2StyleGAN++ noise-map stage
+        after W+ (half as many steps again); ``masked``: fit only the face (every class but
+        background). Progress per step; cancel keeps the best result so far. The job's value is
+        ``(W+, noise maps or None)``; the window renders it with an ordinary request."""
         req = self._request(labels, exemplar, **kw)
+        mask = (np.asarray(labels) != 0) if masked else None
 
-        def run(ctx: JobContext) -> np.ndarray:
+        def run(ctx: JobContext) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
             ctx.progress(0, "inverting the face…")
 
             def cb(p) -> bool:
-                ctx.progress(int(100 * p.fraction), f"step {p.step}/{p.steps} · loss {p.loss:.4f}")
+                stage = "noise " if getattr(p, "stage", "") == "noise" else ""
+                ctx.progress(int(100 * p.fraction), f"{stage}step {p.step}/{p.steps} · loss {p.loss:.4f}")
                 return ctx.cancelled
 
-            w, _cancelled = self.engine.refine_embedding(req, steps, progress=cb)
-            return np.asarray(w, dtype=np.float32)
+            res = self.engine.embed_face(req, steps, noise_steps=steps // 2 if noise else 0, mask=mask,
+                                         progress=cb)
+            return np.asarray(res.wplus, dtype=np.float32), res.noise
 
         self._start("refine", run)
 

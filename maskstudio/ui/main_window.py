@@ -1096,7 +1096,8 @@ class MainWindow(QMainWindow):
         with self._guard("Image2StyleGAN"):
             labels = np.array(self.doc.labels)
             if name == "refine":
-                self.tools.refine(labels, self.exemplar, **kw)
+                self.tools.refine(labels, self.exemplar, noise=self.sliders.refine_noise.isChecked(),
+                                  masked=self.sliders.refine_masked.isChecked(), **kw)
             elif name == "second":
                 self.tools.capture_second(labels, self.exemplar, **kw)
             elif name in ("morph", "crossover", "expression"):
@@ -1138,7 +1139,7 @@ class MainWindow(QMainWindow):
         kw = {"size_px": int(self.render_size_px)} if self.render_size_px else {}
         with self._guard("Image2StyleGAN"):
             self.client.submit(self.doc.labels, self.exemplar, output="photo", latent=out.latent,
-                               tag=("tool", out.name, bool(out.cancelled), out.latency_ms), **kw)
+                               noise=getattr(out, "noise", None), tag=("tool", out.name, bool(out.cancelled), out.latency_ms), **kw)
 
     # ================================================================== help
     def about(self) -> None:

@@ -114,11 +114,12 @@ class RenderClient(QObject):
             "dual": g("dual", list(st.get("dual", {}))),
         }
         groups["dual"].codes = {k: list(v) for k, v in (st.get("dual") or {}).items()}
+        groups["dual"].official_ids = dict(st.get("dual_official_ids") or {})
         photo = av.get("photo")
         if photo is None or not photo.available:
             groups["tools"] = GroupStatus(False, f"Needs the StyleGAN chain: {photo.reason if photo else 'unavailable'}")
         else:
-            groups["tools"] = GroupStatus(True)
+            groups["tools"] = GroupStatus(True, note=f"Refine loss: {self.engine.embedding_loss()}")
         morph_ok = groups["agile"].available or groups["dual"].available
         groups["morph"] = GroupStatus(morph_ok, "" if morph_ok else "Needs an AgileGAN or DualStyleGAN style model")
         outputs = {k: (bool(av[k].available), av[k].reason) for k in ("face", "photo", "agile", "dual") if k in av}

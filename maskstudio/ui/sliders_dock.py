@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+    QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
     QScrollArea, QSlider, QToolButton, QVBoxLayout, QWidget,
 )
 
 from maskstudio.engine.render_settings import (
-    COLOUR_SLOTS, DEFAULT_DUAL_WEIGHTS, N_DUAL_WEIGHTS, STRUCTURE_SLOTS, AgileSettings, DualSettings, RenderSettings,
+    COLOUR_SLOTS, DEFAULT_DUAL_TRUNCATION, DEFAULT_DUAL_WEIGHTS, N_DUAL_WEIGHTS, STRUCTURE_SLOTS, AgileSettings, DualSettings, RenderSettings,
 )
 from maskstudio.ui.icons import themed
 
@@ -29,7 +29,9 @@ class GroupStatus:
     available: bool
     reason: str = ""
     choices: list[str] = field(default_factory=list)   # boundaries / styles the group offers
-    codes: dict[str, list[str]] = field(default_factory=dict)  # DualStyleGAN: model id -> style code names
+    codes: dict[str, list[str]] = field(default_factory=dict)  # DualStyleGAN: model id -> style code names by style id
+    official_ids: dict[str, bool] = field(default_factory=dict)  # DualStyleGAN: ids are the official --style_id
+    note: str = ""  # a line shown in the group when available (Image2StyleGAN: the loss in use)
 
 
 class ValueSlider(QWidget):
@@ -191,12 +193,23 @@ class SlidersWidget(QWidget):
                                   "(a gallery exemplar with the same name selects it too)")
         self.dual_code.currentIndexChanged.connect(lambda _i: self.changed.emit("dual"))
         self._dual_codes: dict[str, list[str]] = {}
+        self._dual_official: dict[str, bool] = {}
+        self.dual_keep_colours = QCheckBox("Keep colours")
+        self.dual_keep_colours.setToolTip("Keep the photo's colours: the colour layers take the face's own code "
+                                          "(the official --preserve_color)")
+        self.dual_keep_colours.toggled.connect(lambda _c: self.changed.emit("dual"))
+        self.dual_truncation = ValueSlider(0.0, 1.0, DEFAULT_DUAL_TRUNCATION, steps=100,
+                                           tooltip="Truncation of the face's (intrinsic) code toward the mean: "
+                                                   "1 = none, official default 0.75")
+        self.dual_truncation.valueChanged.connect(lambda _v: self.changed.emit("dual"))
         self.dual_structure = ValueSlider(0.0, 1.0, DEFAULT_DUAL_WEIGHTS[STRUCTURE_SLOTS.start], steps=100,
                                           tooltip=f"Structure master: sets layer weights {STRUCTURE_SLOTS.start}–{STRUCTURE_SLOTS.stop - 1}")
         self.dual_colour = ValueSlider(0.0, 1.0, DEFAULT_DUAL_WEIGHTS[COLOUR_SLOTS.start], steps=100,
                                        tooltip=f"Colour master: sets layer weights {COLOUR_SLOTS.start}–{COLOUR_SLOTS.stop - 1}")
         form.addRow("Style", self.dual_style)
         form.addRow("Code", self.dual_code)
+        form.addRow("Truncation", self.dual_truncation)
+        form.addRow("", self.dual_keep_colours)
         form.addRow("Structure", self.dual_structure)
         form.addRow("Colour", self.dual_colour)
         lay.addLayout(form)
@@ -240,6 +253,22 @@ class SlidersWidget(QWidget):
         row.addWidget(self.refine_btn, 1)
         row.addWidget(self.cancel_btn)
         lay.addLayout(row)
+        self.loss_label = QLabel("")
+        self.loss_label.setWordWrap(True)
+        self.loss_label.setObjectName("hint")
+        self.loss_label.setToolTip("What the refine embedding optimises (Image2StyleGAN: pixel MSE + VGG-16 "
+                                   "perceptual loss when the VGG-16 is installed)")
+        lay.addWidget(self.loss_label)
+        opts = QHBoxLayout()
+        self.refine_noise = QCheckBox("Noise maps")
+        self.refine_noise.setToolTip("Image2StyleGAN++: after W+, optimise the noise maps too (recovers fine detail)")
+        self.refine_masked = QCheckBox("Face only")
+        self.refine_masked.setToolTip("Image2StyleGAN++ masked embedding: fit only the painted face "
+                                      "(every class but background)")
+        opts.addWidget(self.refine_noise)
+        opts.addWidget(self.refine_masked)
+        opts.addStretch(1)
+        lay.addLayout(opts)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
@@ -295,11 +324,34 @@ class SlidersWidget(QWidget):
                 self._set_choices(self.agile_style, st.choices)
             elif key == "dual":
                 self._dual_codes = dict(st.codes)
+                self._dual_official = dict(st.official_ids)
                 self._set_choices(self.dual_style, st.choices)
                 self._fill_codes()
+            elif key == "tools":
+                self.loss_label.setText(st.note)
 
     def _fill_codes(self) -> None:
-        self._set_choices(self.dual_code, ["(from the exemplar)"] + list(self._dual_codes.get(self.dual_style.currentText(), [])))
+        """Code choices "<style id>: <name>" (the id is the official --style_id when the model
+        was installed with the style file's order); the item data is the name."""
+        style = self.dual_style.currentText()
+        names = list(self._dual_codes.get(style, []))
+        labels = ["(from the exemplar)"] + [f"{i}: {n}" for i, n in enumerate(names)]
+        if [self.dual_code.itemText(i) for i in range(self.dual_code.count())] == labels:
+            return
+        cur = self.dual_code.currentData()
+        self.dual_code.blockSignals(True)
+        self.dual_code.clear()
+        self.dual_code.addItem(labels[0], None)
+        for text, name in zip(labels[1:], names):
+            self.dual_code.addItem(text, name)
+        if cur in names:
+            self.dual_code.setCurrentIndex(names.index(cur) + 1)
+        self.dual_code.blockSignals(False)
+        self.dual_code.setToolTip("Extrinsic style code: style id and name"
+                                  + (" (ids as the official --style_id)" if self._dual_official.get(style)
+                                     else " (installed before the style file's order was kept: import again "
+                                          "for the official ids)" if names else "")
+                                  + "; a gallery exemplar with the same name selects it too")
 
     @staticmethod
     def _set_choices(combo: QComboBox, choices: list[str]) -> None:
@@ -322,8 +374,10 @@ class SlidersWidget(QWidget):
             agile=AgileSettings(self.agile_style.currentText(), round(self.agile_strength.value(), 4),
                                 self.agile_branch.currentText()),
             dual=DualSettings(self.dual_style.currentText(),
-                              self.dual_code.currentText() if self.dual_code.currentIndex() > 0 else None,
-                              tuple(round(s.value(), 4) for s in self.dual_weights)),
+                              self.dual_code.currentData() if self.dual_code.currentIndex() > 0 else None,
+                              tuple(round(s.value(), 4) for s in self.dual_weights),
+                              truncation=round(self.dual_truncation.value(), 4),
+                              preserve_color=self.dual_keep_colours.isChecked(), wplus=base.dual.wplus),
             face_morph=round(self.face_morph.value(), 4),
             morph=round(self.morph.value(), 4),
         )
@@ -341,7 +395,15 @@ class SlidersWidget(QWidget):
         if st.dual.style:
             self.dual_style.setCurrentText(st.dual.style)
         if st.dual.code:
-            self.dual_code.setCurrentText(st.dual.code)
+            i = self.dual_code.findData(st.dual.code)
+            if i < 0 and st.dual.code.isdigit() and int(st.dual.code) + 1 < self.dual_code.count():
+                i = int(st.dual.code) + 1  # a style id
+            if i >= 0:
+                self.dual_code.setCurrentIndex(i)
+        self.dual_truncation.set_value(st.dual.truncation, emit=False)
+        self.dual_keep_colours.blockSignals(True)
+        self.dual_keep_colours.setChecked(st.dual.preserve_color)
+        self.dual_keep_colours.blockSignals(False)
         for s, w in zip(self.dual_weights, st.dual.weights):
             s.set_value(w, emit=False)
         self.face_morph.set_value(st.face_morph, emit=False)
