@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import stat
 import struct
 import warnings
 import zlib
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from maskstudio.errors import MaskFileError, MaskStudioError, file_error
-from maskstudio.files import atomic_write
+from maskstudio.files import atomic_write, check_regular_file
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -105,28 +104,9 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct
 
 
 def check_input_file(path: PathLike, what: str = "image", error: type[MaskStudioError] = MaskFileError) -> Path:
-    """The path as a :class:`Path` if it is a non-empty regular file; else ``error`` naming it.
-
-    Refuses folders, FIFOs, devices (``/dev/zero``) and sockets *before* anything opens them
-    (opening a FIFO blocks; a device never ends)."""
-    p = Path(path)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise file_error(error, path, "no such file") from None
-    except OSError as e:
-        raise file_error(error, path, f"cannot read ({e.strerror or e})") from e
-    if stat.S_ISDIR(st.st_mode):
-        raise file_error(error, path, f"is a directory, not {_a(what)}")
-    if not stat.S_ISREG(st.st_mode):
-        raise file_error(error, path, f"is not a regular file (a pipe, socket or device), not {_a(what)}")
-    if st.st_size == 0:
-        raise file_error(error, path, "empty file (0 bytes)")
-    return p
-
-
-def _a(what: str) -> str:
-    return ("an " if what[:1] in "aeiou" else "a ") + what
+    """:func:`maskstudio.files.check_regular_file` for images: refuses folders, FIFOs, devices
+    and empty files before anything opens them."""
+    return check_regular_file(path, what, error)
 
 
 def exif_orientation(im) -> int:
