@@ -174,7 +174,7 @@ def read_npy(source: str | os.PathLike[str] | bytes, *, name: str | None = None,
             else:
                 raise ValueError(f"unsupported .npy version {version}")
         except (ValueError, EOFError, OSError, SyntaxError, TypeError) as e:
-            raise file_error(error, label, f"not a valid .npy file ({e})") from e
+            raise file_error(error, label, f"cannot read .npy file (not a valid .npy header: {e})") from e
         if dtype.hasobject:
             raise file_error(error, label, "refused: the array holds pickled Python objects, not numbers")
         count = math.prod(int(s) for s in shape)

@@ -78,7 +78,7 @@ from maskstudio.errors import (
     MaskStudioError,
     file_error,
 )
-from maskstudio.files import sha256_file
+from maskstudio.files import check_regular_file, sha256_file
 from maskstudio.io.convert import convert_boundaries, convert_model
 from maskstudio.io.download import CancelFn, Downloader, Progress, ProgressFn, _disk_free
 from maskstudio.io.registry import RegistryEntry, RegistryFile, load_registry
@@ -378,6 +378,8 @@ class ModelStore:
         for p in files:
             if not p.exists():
                 raise file_error(CheckpointError, p, "no such file")
+            if not p.is_dir():  # FIFOs / devices would hang the checksum: refused up front
+                check_regular_file(p, "checkpoint", CheckpointError)
         named: dict[str, Path] = {}
         if e.is_boundary_set:
             for p in files:
