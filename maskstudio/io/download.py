@@ -105,6 +105,14 @@ class _SafeRedirects(urllib.request.HTTPRedirectHandler):
             raise urllib.error.URLError(e) from None
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
+    def http_error_302(self, req, fp, code, msg, headers):
+        location = headers.get("location") or headers.get("uri")
+        if location:
+            self.redirect_request(req, fp, code, msg, headers, urllib.parse.urljoin(req.full_url, location))
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
 
 def _opener() -> urllib.request.OpenerDirector:
     """An opener with HTTP(S) handlers only (proxies from the environment still apply)."""
@@ -201,7 +209,7 @@ class _Fetch:
                 resp.close()
             except Exception:  # noqa: BLE001 - closing a broken connection
                 pass
-        self._thread.join(timeout=2.0)
+        self._thread.join(timeout=0.2)  # a thread still connecting ends at its own timeout (daemon)
 
 
 def _refuse_html_download(dest: Path, url: str) -> None:
