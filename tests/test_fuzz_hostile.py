@@ -125,24 +125,36 @@ def test_every_image_importer_refuses_hostile_files_quickly(tmp_path):
             assert time.perf_counter() - t < 5.0, f"{reader.__name__}({name}) took too long"
 
 
-def test_cli_reports_hostile_exemplars_and_masks_in_one_line(tmp_path):
+def test_cli_reports_hostile_exemplars_and_masks_in_one_line(tmp_path, capsys, monkeypatch):
+    """Through the CLI entry point (in-process: one torch import), then once as a real process."""
+    from maskstudio.cli.main import main
+
     cases = _image_cases(tmp_path)
     good = tmp_path / "good_mask.png"
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(good)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), MASKSTUDIO_MODELS_DIR=str(tmp_path / "models"))
-    for name in ("png_60000sq.png", "png_ztxt_64mb.png", "gif_60000sq.gif", "fifo.png", "truncated.jpg"):
+    monkeypatch.setenv("MASKSTUDIO_MODELS_DIR", str(tmp_path / "models"))
+    out = str(tmp_path / "o.png")
+    for name in ("png_60000sq.png", "png_ztxt_64mb.png", "gif_60000sq.gif", "fifo.png", "truncated.jpg",
+                 "html.jpg", "png_1bit_30000sq.png", "dir.png"):
         if name not in cases:
             continue
-        for argv in (["render", "--mask", str(good), "--exemplar", str(cases[name]), "-o", str(tmp_path / "o.png")],
-                     ["render", "--mask", str(cases[name]), "--exemplar", str(cases["truncated.png"]),
-                      "-o", str(tmp_path / "o.png")],
-                     ["parse", str(cases[name]), "-o", str(tmp_path / "parsed")]):
-            r = subprocess.run([sys.executable, "-m", "maskstudio", *argv], capture_output=True, text=True,
-                               timeout=120, env=env, cwd=ROOT)
-            assert r.returncode != 0, (argv, r.stdout)
-            lines = [line for line in r.stderr.splitlines() if line.strip()]
-            assert "Traceback" not in r.stderr, r.stderr
-            assert lines and lines[-1].startswith("maskstudio: error: "), r.stderr
+        for argv in (["render", "--mask", str(good), "--exemplar", str(cases[name]), "-o", out],
+                     ["render", "--mask", str(cases[name]), "--exemplar", str(cases["truncated.png"]), "-o", out],
+                     ["parse", str(cases[name]), "-o", str(tmp_path / "parsed")],
+                     ["mask", "info", str(cases[name])]):
+            t = time.perf_counter()
+            code = main(argv)
+            err = capsys.readouterr().err
+            assert code != 0, argv
+            lines = [line for line in err.splitlines() if line.strip()]
+            assert lines and lines[-1].startswith("maskstudio: error: "), (argv, err)
+            assert time.perf_counter() - t < 30, argv  # the first call imports torch
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MASKSTUDIO_MODELS_DIR=str(tmp_path / "models"))
+    r = subprocess.run([sys.executable, "-m", "maskstudio", "render", "--mask", str(good), "--exemplar",
+                        str(cases["png_60000sq.png"]), "-o", out], capture_output=True, text=True, timeout=120,
+                       env=env, cwd=ROOT)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("maskstudio: error: ") and "largest accepted" in r.stderr
 
 
 _BIG_PHOTO = textwrap.dedent("""
@@ -155,7 +167,7 @@ _BIG_PHOTO = textwrap.dedent("""
     for y in range(0, h, band):
         yy = np.arange(y, min(h, y + band))[:, None]
         xx = np.arange(w)[None, :]
-        a = np.stack([(xx + yy) % 256, (xx * 3) % 256, (yy * 5) % 256], -1).astype(np.uint8)
+        a = np.stack(np.broadcast_arrays((xx + yy) % 256, (xx * 3) % 256, (yy * 5) % 256), -1).astype(np.uint8)
         im.paste(Image.fromarray(a), (0, y))
     ex = im.getexif(); ex[0x0112] = 6
     im.save({path!r}, quality=85, exif=ex.tobytes())
@@ -186,7 +198,8 @@ def test_8192sq_colour_mask_snapping_within_the_memory_budget(tmp_path):
         from maskstudio.io.images import write_png
         lab = (np.add.outer(np.arange(8192) // 512, np.arange(8192) // 512) % 19).astype(np.uint8)
         col = labels_to_colors(lab)
-        col[::97, ::89] += np.uint8(3)   # off-palette but within the snap distance
+        sub = col[::97, ::89]
+        col[::97, ::89] = np.where(sub > 3, sub - 3, sub + 3)   # off-palette but within the snap distance
         write_png({str(big)!r}, col, fast=True)
     """)
     r, _ = run_child(code, timeout_s=300)
