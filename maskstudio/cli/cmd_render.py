@@ -100,24 +100,26 @@ def parse_edits(items: list[str]) -> dict[str, float]:
 
 
 def parse_agile(text: str | None, branch: str):
+    """``--agile STYLE[:STRENGTH]`` + ``--agile-branch`` -> AgileSettings (None without --agile)."""
     if text is None:
         return None
-    from maskstudio.engine.types import AgileParams
+    from maskstudio.engine.render_settings import AgileSettings
 
     style, sep, strength = text.partition(":")
     try:
         s = float(strength) if sep else 1.0
     except ValueError:
         raise ConfigError(f"--agile {text!r}: STRENGTH must be a number in [0, 1]") from None
-    return AgileParams(style.strip(), s, branch)
+    return AgileSettings(style.strip(), s, branch)
 
 
 def parse_dual(text: str | None, weights: str | None):
+    """``--dual STYLE[:CODE]`` + ``--weights`` -> DualSettings (None without --dual)."""
     if text is None:
         if weights is not None:
             raise ConfigError("--weights needs --dual STYLE")
         return None
-    from maskstudio.engine.types import DEFAULT_DUAL_WEIGHTS, DualParams
+    from maskstudio.engine.render_settings import DEFAULT_DUAL_WEIGHTS, DualSettings
 
     style, sep, code = text.partition(":")
     w = DEFAULT_DUAL_WEIGHTS
@@ -126,7 +128,21 @@ def parse_dual(text: str | None, weights: str | None):
             w = tuple(float(x) for x in weights.split(",") if x.strip())
         except ValueError:
             raise ConfigError(f"--weights {weights!r}: expected comma-separated numbers") from None
-    return DualParams(style.strip(), code.strip() or None if sep else None, w)
+    return DualSettings(style.strip(), code.strip() or None if sep else None, w)
+
+
+def settings_from_args(args: argparse.Namespace):
+    """The render options as :class:`~maskstudio.engine.render_settings.RenderSettings` (the same
+    type the GUI's sliders and project files use). The output, unless ``--output`` says: dual
+    with ``--dual``, agile with ``--agile``, photo with ``--edit``, else the DMN face."""
+    from maskstudio.engine.render_settings import RenderSettings
+
+    edits = parse_edits(args.edit)
+    agile = parse_agile(args.agile, args.agile_branch)
+    dual = parse_dual(args.dual, args.weights)
+    output = args.output or ("dual" if dual else "agile" if agile else "photo" if edits else "face")
+    kw = {k: v for k, v in (("agile", agile), ("dual", dual)) if v is not None}
+    return RenderSettings(output=output, edits=edits, morph=args.morph, **kw)
 
 
 def _mask_files(folder: Path) -> list[Path]:
@@ -160,12 +176,8 @@ class _Progress:
 def build_request(labels: np.ndarray, exemplar, args: argparse.Namespace):
     from maskstudio.engine.types import RenderRequest
 
-    edits = parse_edits(args.edit)
-    agile = parse_agile(args.agile, args.agile_branch)
-    dual = parse_dual(args.dual, args.weights)
-    output = args.output or ("dual" if dual else "agile" if agile else "photo" if edits else "face")
-    return RenderRequest(labels, exemplar, output=output, size_px=args.size, edits=edits, agile=agile,
-                         dual=dual, morph=args.morph, want_latent=args.save_latent is not None)
+    kw = settings_from_args(args).to_request(size_px=args.size, want_latent=args.save_latent is not None)
+    return RenderRequest(labels, exemplar, **kw)
 
 
 def handler(args: argparse.Namespace) -> int:

@@ -64,25 +64,11 @@ class RenderClient(QObject):
         lab = None if labels is None else np.ascontiguousarray(labels, dtype=np.uint8)
         return Exemplar(img, lab, name=name)
 
-    def request_kwargs(self, output: str, state: dict[str, Any], exemplar_name: str = "") -> dict[str, Any]:
-        from maskstudio.engine import AgileParams, DualParams
-
-        kw: dict[str, Any] = {"output": output, "want_latent": output != "face"}
-        if output != "face":
-            kw["edits"] = {k: v for k, v in (state.get("edits") or {}).items() if v}
-        if output == "agile":
-            a = state.get("agile") or {}
-            kw["agile"] = AgileParams(a.get("style") or "", float(a.get("strength", 1.0)), a.get("branch") or "auto")
-        if output == "dual":
-            d = state.get("dual") or {}
-            style = d.get("style") or ""
-            # a gallery exemplar named like one of the style model's codes is its DualStyleGAN style
-            codes = (self.engine.styles().get("dual") or {}).get(style) or []
-            code = d.get("code") or (exemplar_name if exemplar_name and exemplar_name in codes else None)
-            kw["dual"] = DualParams(style, code, tuple(d.get("weights") or ()))
-        if output in ("agile", "dual"):
-            kw["morph"] = float(state.get("morph", 1.0))
-        return kw
+    def dual_codes(self, style: str) -> list[str]:
+        """Style code names of the installed DualStyleGAN model ``style`` (empty when unknown)."""
+        if not style:
+            return []
+        return list((self.engine.styles().get("dual") or {}).get(style) or [])
 
     def submit(self, labels: np.ndarray, exemplar, *, preview: bool = False, tag: Any = None, **kw) -> int:
         from maskstudio.engine import RenderRequest
