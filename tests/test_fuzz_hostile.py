@@ -412,3 +412,46 @@ def test_short_body_is_retried_then_reported(tmp_path):
         with pytest.raises(DownloadError, match="truncated|closed early") as ei:
             _downloader().download(f"{base}/lie-short", tmp_path / "s.bin")
         assert_clean(ei.value, "/lie-short")
+
+
+# =========================================================================== projects
+def test_hostile_projects_are_refused_naming_the_file_and_field(tmp_path):
+    from project_fuzz import hostile_projects
+
+    from maskstudio.errors import ProjectFileError
+    from maskstudio.io.project import load_project
+
+    expect = {  # case -> words the message must contain (besides the file name)
+        "render_settings_str": "render_settings", "v1_sliders_str": "sliders", "models_list": "models",
+        "original_size_str": "original_size_hw", "original_size_negative": "original_size_hw",
+        "original_size_huge": "original_size_hw", "latents_str": "latents", "history_20000": "history",
+        "history_not_list": "history", "mask_missing_member": "nope.png", "mask_not_str": "mask",
+        "version_str": "format_version", "exemplar_name_list": "exemplar_name", "manifest_deep": "nested",
+        "mask_30000sq": "30000x30000", "history_8000sq": "history", "latent_1e12": "header claims",
+        "corrupt_deflate": "manifest.json", "encrypted": "encrypted", "aes": "compression", "bomb": "inflates",
+        "not_zip": "not a zip",
+    }
+    cases = hostile_projects(tmp_path / "p")
+    assert set(cases) == set(expect)
+    for name, path in cases.items():
+        t = time.perf_counter()
+        with pytest.raises(ProjectFileError) as ei:
+            load_project(path)
+        assert_clean(ei.value, path.name)
+        assert expect[name] in str(ei.value), (name, str(ei.value))
+        assert time.perf_counter() - t < 3.0, name
+    load_project(tmp_path / "p" / "good.msproj")  # the unmutated original still opens
+
+
+def test_project_bomb_stays_within_memory(tmp_path):
+    from project_fuzz import hostile_projects
+
+    cases = hostile_projects(tmp_path / "p")
+    code = (f"from maskstudio.io.project import load_project\nfrom maskstudio.errors import ProjectFileError\n"
+            f"for p in {[str(cases[k]) for k in ('bomb', 'history_8000sq', 'mask_30000sq', 'latent_1e12')]!r}:\n"
+            f"    try:\n        load_project(p)\n    except ProjectFileError as e:\n        print(e)\n"
+            f"    else:\n        raise SystemExit('accepted ' + p)\n")
+    r, peak = run_child(code)
+    assert r.returncode == 0, r.stderr
+    print(f"hostile projects: peak RSS {peak:.0f} MB")
+    assert peak < 400, peak

@@ -305,10 +305,12 @@ def _read_member(zf: zipfile.ZipFile, path, member: str, limit: int = MAX_MEMBER
 def _member_size(zf: zipfile.ZipFile, path, field_name: str, member: str) -> tuple[int, int]:
     """(height, width) of a PNG member from its header."""
     from maskstudio.io.images import open_image
+    from maskstudio.io.masks import MAX_PIXELS, MAX_SIDE
 
     data = _read_member(zf, path, member)
     try:
-        with open_image(data, name=f"{os.fspath(path)}: {field_name} ({member})") as im:
+        with open_image(data, name=f"{os.fspath(path)}: {field_name} ({member})", max_pixels=MAX_PIXELS,
+                        max_side=MAX_SIDE, what="mask") as im:
             return im.size[1], im.size[0]
     except MaskFileError as e:
         raise ProjectFileError(str(e)) from e
