@@ -455,3 +455,12 @@ def test_project_bomb_stays_within_memory(tmp_path):
     assert r.returncode == 0, r.stderr
     print(f"hostile projects: peak RSS {peak:.0f} MB")
     assert peak < 400, peak
+
+
+def test_bench_photo_memory_line():
+    from maskstudio.bench import photo_memory
+
+    res = photo_memory.measure(megapixels=1.0, repeats=1)
+    line = photo_memory.line(res)
+    assert line.startswith("photo memory: opening a 1220x813 JPEG") and "MiB at full resolution" in line
+    assert res["shape"]["full resolution (read_rgb_full)"] == "(1220, 813, 3)"  # EXIF-rotated portrait
