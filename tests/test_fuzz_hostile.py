@@ -464,3 +464,19 @@ def test_bench_photo_memory_line():
     line = photo_memory.line(res)
     assert line.startswith("photo memory: opening a 1220x813 JPEG") and "MiB at full resolution" in line
     assert res["shape"]["full resolution (read_rgb_full)"] == "(1220, 813, 3)"  # EXIF-rotated portrait
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_model_scan_skips_fifos_and_deep_json(tmp_path):
+    from maskstudio.engine.models import ModelSet
+
+    root = tmp_path / "models"
+    (root / "a").mkdir(parents=True)
+    os.mkfifo(root / "a" / "a.json")
+    (root / "deep.json").write_text("[" * 100000 + "]" * 100000)
+    ms = ModelSet([(root, "user")])
+    t = time.perf_counter()
+    ms.scan()
+    assert time.perf_counter() - t < 5
+    reasons = {p.name: why for p, why in ms.skipped}
+    assert "not a regular file" in reasons["a.json"] and "deep.json" in reasons
