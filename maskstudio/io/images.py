@@ -282,7 +282,7 @@ def read_rgb(path: PathLike, size: int | None = None, *, max_side: int | None = 
         limit = max_side
         if size is not None and limit is not None:
             limit = max(limit, size)
-        if limit is not None and max(im.size) > limit and im.format == "JPEG":
+        if limit is not None and max(im.size) > limit and im.format in ("JPEG", "MPO"):
             w, h = im.size
             scale = limit / max(w, h)
             im.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))  # DCT scaling: never below
