@@ -1,6 +1,8 @@
 """maskstudio.io.images (the one RGB reader, PNG writing, sibling masks) and io.latents."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -96,3 +98,112 @@ def test_write_latent_npy_pt_and_shape(tmp_path):
     assert write_latent(tmp_path / "d" / "w.npy", lat, parents=True).is_file()
     with pytest.raises(LatentFileError, match=r"bad.npy: latent must be \[1, n_latent, 512\]"):
         write_latent(tmp_path / "bad.npy", np.zeros((3, 4)))
+
+
+# --------------------------------------------------------------------------- hostile / big inputs
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_header_only(w: int, h: int, bit_depth: int = 8, color_type: int = 2, extra: bytes = b"") -> bytes:
+    """A PNG whose IHDR claims ``w`` x ``h`` (the pixel data is a few bytes)."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + extra + _chunk(b"IDAT", zlib.compress(b"\0" * 16))
+            + _chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_honoured(tmp_path, orientation):
+    from PIL import ImageOps
+
+    a = np.zeros((20, 40, 3), np.uint8)
+    a[:, :10] = 255
+    a[:5] = (0, 0, 255)
+    im = Image.fromarray(a)
+    ex = im.getexif()
+    ex[0x0112] = orientation
+    p = tmp_path / "rot.png"
+    im.save(p, exif=ex.tobytes())
+    with Image.open(p) as ref:
+        expect = np.asarray(ImageOps.exif_transpose(ref).convert("RGB"))
+    got = read_rgb(p)
+    np.testing.assert_array_equal(got, expect)
+    from maskstudio.io.images import image_size_hw
+
+    assert image_size_hw(p) == got.shape[:2]
+
+
+def test_big_photos_shrink_while_decoding_and_full_reads_keep_size(tmp_path):
+    from maskstudio.io.images import PHOTO_MAX_SIDE, read_rgb_full
+
+    big = np.random.default_rng(0).integers(0, 256, (600, 5000, 3), dtype=np.uint8)
+    Image.fromarray(big).save(tmp_path / "wide.jpg", quality=90)
+    Image.fromarray(big).save(tmp_path / "wide.png")
+    for name in ("wide.jpg", "wide.png"):
+        got = read_rgb(tmp_path / name)
+        assert max(got.shape[:2]) == PHOTO_MAX_SIDE and abs(got.shape[0] / got.shape[1] - 600 / 5000) < 0.01
+        assert read_rgb_full(tmp_path / name).shape == (600, 5000, 3)
+    assert read_rgb(tmp_path / "wide.png", max_side=100).shape == (12, 100, 3)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "CMYK", "I;16", "1", "I", "F"])
+def test_read_rgb_converts_every_mode(tmp_path, mode):
+    rgb = _rgb(16, 16)
+    im = Image.fromarray(rgb)
+    if mode == "I;16":
+        im = Image.fromarray((rgb[..., 0].astype(np.uint16) * 257))
+    elif mode in ("I", "F"):
+        im = Image.fromarray(rgb[..., 0]).convert(mode)
+    else:
+        im = im.convert(mode)
+    p = tmp_path / ("x.tif" if mode in ("CMYK", "I", "F") else "x.png")
+    im.save(p)
+    got = read_rgb(p)
+    assert got.shape == (16, 16, 3) and got.dtype == np.uint8
+    if mode in ("I;16", "I", "F", "LA"):
+        np.testing.assert_array_equal(got[..., 0], rgb[..., 0] if mode != "LA" else np.asarray(im.convert("L")))
+
+
+@pytest.mark.parametrize("case", ["png60000", "gif60000", "png1bit30000", "ztxt64mb", "fifo", "devzero",
+                                  "zero-size", "truncated"])
+def test_hostile_images_are_refused_cleanly(tmp_path, case):
+    import os
+    import struct
+    import zlib
+
+    p = tmp_path / f"{case}.img"
+    if case == "png60000":
+        p.write_bytes(png_header_only(60000, 60000))
+    elif case == "gif60000":
+        p.write_bytes(b"GIF89a" + struct.pack("<HH", 60000, 60000) + b"\0\0\0,\0\0\0\0"
+                      + struct.pack("<HH", 60000, 60000) + b"\0\x02\x02D\x01\0;")
+    elif case == "png1bit30000":
+        p.write_bytes(png_header_only(30000, 30000, bit_depth=1, color_type=0))
+    elif case == "ztxt64mb":
+        p.write_bytes(png_header_only(4, 4, extra=_chunk(b"zTXt", b"k\0\0" + zlib.compress(b"a" * (64 << 20)))))
+    elif case == "fifo":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no FIFOs here")
+        os.mkfifo(p)
+    elif case == "devzero":
+        if not Path("/dev/zero").exists():
+            pytest.skip("no /dev/zero")
+        p = Path("/dev/zero")
+    elif case == "zero-size":
+        p.write_bytes(png_header_only(0, 10))
+    elif case == "truncated":
+        Image.fromarray(_rgb(256, 256)).save(p, format="PNG")
+        p.write_bytes(p.read_bytes()[:4000])
+    with pytest.raises(MaskFileError, match=str(p.name)) as ei:
+        read_rgb(p)
+    msg = str(ei.value)
+    assert "Traceback" not in msg and "\n" not in msg
+    if case.startswith(("png6", "gif", "png1")):
+        assert "largest accepted" in msg
+

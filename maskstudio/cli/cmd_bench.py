@@ -1,7 +1,7 @@
 """``maskstudio bench``: stroke-to-pixels and latent-chain latency of the engine (medians + JSON).
 
     maskstudio bench [--device auto|cpu|cuda] [--precision auto|fp32|fp16|bf16] [--quick]
-                     [--json PATH] [--skip-official] [--skip-latent]
+                     [--json PATH] [--skip-official] [--skip-latent] [--skip-photo | --photo-only]
 
 1. **Stroke-to-pixels** (DMN): a brush stroke is painted into a :class:`MaskDocument`, a
    :class:`RenderRequest` submitted to the engine's worker, and the clock stops when the uint8
@@ -14,6 +14,8 @@
 2. **Latent chain** per stage (invert, edit, photo, agile, dual, and a slider move = edit +
    photo) with official-size networks and random weights at generator size 256 and 1024.
 3. Peak memory (process RSS on CPU; CUDA allocator peak per section on CUDA).
+4. **Photo memory**: the peak RSS of opening a 24 MP photo (as exemplar/photo and at full
+   resolution), each in a fresh process (:mod:`maskstudio.bench.photo_memory`).
 
 Beside wall-clock, the process CPU time per stroke is reported ("cpu"): on a shared, loaded
 machine it is the steadier number (the 1-minute load average is recorded with each row).
@@ -48,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-official", action="store_true", help="skip the official-size DMN")
     p.add_argument("--skip-latent", action="store_true", help="skip the latent chain")
     p.add_argument("--compile", action="store_true", help="torch.compile the models (CUDA only)")
+    p.add_argument("--skip-photo", action="store_true", help="skip the photo-memory line")
+    p.add_argument("--photo-only", action="store_true", help="only the photo-memory line (24 MP photo)")
     p.set_defaults(func=handler)
 
 
@@ -346,7 +350,25 @@ def _latent_section(args, settings, gen_size: int, dmn, dmn_cfg, labels, ex_imag
     return out
 
 
+def _photo_section(args) -> dict[str, Any]:
+    from maskstudio.bench import photo_memory
+
+    res = photo_memory.measure(24.0, repeats=1 if args.quick else 3)
+    print(photo_memory.line(res), flush=True)
+    return res
+
+
 def handler(args: argparse.Namespace) -> int:
+    if getattr(args, "photo_only", False):
+        res = _photo_section(args)
+        if args.json is not None:
+            try:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps({"maskstudio_bench": 1, "photo_memory": res}, indent=2) + "\n",
+                                     encoding="utf-8")
+            except OSError as e:
+                raise file_error(MaskFileError, args.json, f"cannot write ({e})") from e
+        return 0
     import torch
 
     from maskstudio.engine.device import DevicePolicy
@@ -409,6 +431,8 @@ def handler(args: argparse.Namespace) -> int:
                 reps = 20
             report["latent_chain"].append(_latent_section(args, settings, gen_size, dmn, dmn_cfg, labels,
                                                           ex_image, ex_labels, reps, dmn_meta))
+    if not getattr(args, "skip_photo", False):
+        report["photo_memory"] = _photo_section(args)
     report["total_s"] = time.perf_counter() - t_start
     report["peak_mib"] = _peak_mib(policy)
     print(f"done in {report['total_s']:.0f} s; process peak memory {report['peak_mib']:.0f} MiB", flush=True)

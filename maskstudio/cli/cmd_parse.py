@@ -1,7 +1,10 @@
 """``maskstudio parse IMAGE... -o OUT`` — face photos to label PNGs with our face parser.
 
 Any input size; each output ``OUT/<stem>.png`` is an 8-bit label PNG (value = class index) at
-the input's size. ``--color`` also writes ``OUT/<stem>.color.png`` in the display palette.
+the input's size, upright (EXIF orientation). Photos larger than
+:data:`maskstudio.io.images.PHOTO_MAX_SIDE` are parsed at that size and the labels scaled back
+(nearest neighbour), so memory stays bounded. ``--color`` also writes ``OUT/<stem>.color.png`` in
+the display palette.
 Under ``torchrun --nproc-per-node N`` the images are split across the N processes (one GPU each).
 """
 from __future__ import annotations
@@ -35,7 +38,8 @@ def handler(args: argparse.Namespace) -> int:
     from maskstudio.models.face_parser import parse_image
     from maskstudio.settings import resolve_device
     from maskstudio.training.common import load_parser
-    from maskstudio.io.images import read_rgb
+    from maskstudio.io.images import image_size_hw, read_rgb
+    from maskstudio.io.masks import resize_nearest
 
     for img in args.images:
         if not img.is_file():
@@ -47,8 +51,11 @@ def handler(args: argparse.Namespace) -> int:
     parser = load_parser(args.parser or default_parser_path(), resolve_device(device))
     args.out.mkdir(parents=True, exist_ok=True)
     for img in images:
-        rgb = read_rgb(img)
+        rgb = read_rgb(img)  # big photos are shrunk while decoding (bounded memory) ...
         labels = parse_image(parser, rgb, flip_tta=args.flip_tta)
+        size_hw = image_size_hw(img)
+        if labels.shape != size_hw:  # ... and the labels come back at the photo's size
+            labels = resize_nearest(labels, size_hw)
         dst = args.out / f"{img.stem}.png"
         write_label_png(dst, labels)
         if args.color:

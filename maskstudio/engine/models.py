@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from maskstudio.errors import CheckpointError, RenderError, file_error
+from maskstudio.files import check_regular_file
 from maskstudio.roles import DIRECTION_SUFFIXES, ROLE_ARCHS  # engine role -> architectures (one table)
 
 __all__ = ["ModelInfo", "ModelSet", "ROLE_ARCHS", "BOUNDARY_EXTS"]
@@ -80,10 +81,13 @@ def _hidden(path: Path, root: Path) -> bool:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
+    check_regular_file(path, "checkpoint config", CheckpointError)  # a FIFO here would hang the scan
+    if path.stat().st_size > 16 << 20:
+        raise file_error(CheckpointError, path, "checkpoint config larger than 16 MB")
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise file_error(CheckpointError, path, f"unreadable checkpoint config ({e})") from e
     if not isinstance(data, dict):
         raise file_error(CheckpointError, path, "checkpoint config is not a JSON object")

@@ -10,6 +10,7 @@ or :class:`DiskSpaceError` when the folder cannot hold the file.
 """
 from __future__ import annotations
 
+import collections
 import http.client
 import os
 import shutil
@@ -74,18 +75,174 @@ class _Retryable(Exception):
         self.message = message
 
 
+#: Only these URL schemes are fetched, also as redirect targets.
+ALLOWED_SCHEMES = ("http", "https")
+#: A download that delivers fewer than STALL_MIN_BYTES in STALL_S seconds has stalled: it is
+#: retried (resuming), then reported.
+STALL_S = 30.0
+STALL_MIN_BYTES = 16 << 10
+#: Largest download when neither the registry nor the server says how big the file is (4 GiB:
+#: the largest official checkpoint is well under 1 GB).
+MAX_DOWNLOAD_BYTES = 4 << 30
+#: How often a waiting download looks at ``cancel`` (cancel is honoured within about this long).
+POLL_S = 0.1
+
+
+def _check_scheme(url: str, what: str) -> None:
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in ALLOWED_SCHEMES:
+        raise DownloadError(f"{what}: only http:// and https:// URLs can be downloaded "
+                            f"(got {scheme or 'no'} scheme{' in ' + url if url != what else ''})")
+
+
+class _SafeRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to http(s) URLs (never ftp://, file://, data:...)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        try:
+            _check_scheme(newurl, req.full_url)
+        except DownloadError as e:
+            raise urllib.error.URLError(e) from None
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        location = headers.get("location") or headers.get("uri")
+        if location:
+            self.redirect_request(req, fp, code, msg, headers, urllib.parse.urljoin(req.full_url, location))
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    """An opener with HTTP(S) handlers only (proxies from the environment still apply)."""
+    op = urllib.request.OpenerDirector()
+    for h in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(), urllib.request.HTTPHandler(),
+              urllib.request.HTTPSHandler(), urllib.request.HTTPDefaultErrorHandler(), _SafeRedirects(),
+              urllib.request.HTTPErrorProcessor()):
+        op.add_handler(h)
+    return op
+
+
+class _Fetch:
+    """One HTTP request read by a background thread, so the caller can poll ``cancel`` and
+    watch for stalls while a slow server keeps the socket busy. :meth:`close` unblocks and
+    ends the thread (the socket is shut down)."""
+
+    def __init__(self, req: urllib.request.Request, timeout_s: float) -> None:
+        import queue
+        import threading
+
+        self._q: queue.Queue = queue.Queue(maxsize=8)
+        self._stop = threading.Event()
+        self._resp = None
+        self._timeout_s = timeout_s
+        self._thread = threading.Thread(target=self._run, args=(req,), daemon=True, name="maskstudio-download")
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, req) -> None:
+        try:
+            resp = _opener().open(req, timeout=self._timeout_s)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            self._put(("error", e))
+            return
+        self._resp = resp
+        if not self._put(("response", resp)):
+            return
+        read = getattr(resp, "read1", None) or resp.read
+        try:
+            while not self._stop.is_set():
+                chunk = read(CHUNK_BYTES)
+                if not self._put(("data", chunk)) or not chunk:
+                    return
+        except BaseException as e:  # noqa: BLE001
+            self._put(("error", e))
+
+    def _get(self):
+        import queue
+
+        try:
+            kind, value = self._q.get(timeout=POLL_S)
+        except queue.Empty:
+            return None
+        if kind == "error":
+            raise value
+        return value
+
+    def response(self, cancel: CancelFn | None, url: str):
+        deadline = time.monotonic() + self._timeout_s + 5.0
+        while True:
+            item = self._get()
+            if item is not None:
+                return item
+            if cancel is not None and cancel():
+                raise DownloadCancelled(f"{url}: cancelled (partial download kept for resume)")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no answer within {self._timeout_s:g} s")
+
+    def next_chunk(self) -> bytes | None:
+        """The next bytes (``b""`` at the end), or None when nothing came within :data:`POLL_S`."""
+        return self._get()
+
+    def close(self) -> None:
+        self._stop.set()
+        resp = self._resp
+        if resp is not None:
+            sock = getattr(getattr(getattr(resp, "fp", None), "raw", None), "_sock", None)
+            try:
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes the reader blocked in recv()
+            except OSError:
+                pass
+            try:
+                resp.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
+        self._thread.join(timeout=0.2)  # a thread still connecting ends at its own timeout (daemon)
+
+
+def _refuse_html_download(dest: Path, url: str) -> None:
+    from maskstudio.files import looks_like_html
+
+    with open(dest, "rb") as f:
+        head = f.read(512)
+    if looks_like_html(head):
+        dest.unlink(missing_ok=True)
+        raise DownloadError(f"{url}: the server sent an HTML page, not the file (a login, download or error "
+                            f"page; download it by hand and use `maskstudio models import`)")
+
+
 class Downloader:
     """Fetches URLs into files. ``timeout_s``: per network operation; ``retries``: extra attempts
     after a network failure; ``free_bytes``: how free space is measured (``shutil.disk_usage`` by
-    default); ``space_margin_bytes``: kept free beyond what a download needs."""
+    default); ``space_margin_bytes``: kept free beyond what a download needs; ``stall_s`` /
+    ``stall_min_bytes``: fewer bytes than that in that many seconds is a stall (retried, then
+    an error); ``max_unknown_bytes``: the cap when the size is known neither from the registry
+    nor from the server. Only http(s) URLs are fetched, redirects included."""
 
     def __init__(self, *, timeout_s: float = 30.0, retries: int = 3, retry_wait_s: float = 1.0,
-                 free_bytes: Callable[[Path], int] = _disk_free, space_margin_bytes: int = 16 << 20) -> None:
+                 free_bytes: Callable[[Path], int] = _disk_free, space_margin_bytes: int = 16 << 20,
+                 stall_s: float = STALL_S, stall_min_bytes: int = STALL_MIN_BYTES,
+                 max_unknown_bytes: int = MAX_DOWNLOAD_BYTES) -> None:
         self.timeout_s = float(timeout_s)
         self.retries = int(retries)
         self.retry_wait_s = float(retry_wait_s)
         self.free_bytes = free_bytes
         self.space_margin_bytes = int(space_margin_bytes)
+        self.stall_s = float(stall_s)
+        self.stall_min_bytes = int(stall_min_bytes)
+        self.max_unknown_bytes = int(max_unknown_bytes)
 
     def download(self, url: str, dest: str | os.PathLike[str], *, file_label: str | None = None,
                  expected_size: int | None = None, progress: ProgressFn | None = None,
@@ -122,13 +279,24 @@ class Downloader:
 
     def _download_once(self, url: str, dest: Path, label: str, expected_size: int | None,
                        progress: ProgressFn | None, cancel: CancelFn | None) -> int:
+        _check_scheme(url, url)
         have = dest.stat().st_size if dest.exists() else 0
         headers = {"User-Agent": "MaskStudio-model-manager/1", "Accept-Encoding": "identity"}
         if have:
             headers["Range"] = f"bytes={have}-"
         req = urllib.request.Request(url, headers=headers)
+        fetch = _Fetch(req, self.timeout_s)
         try:
-            resp = urllib.request.urlopen(req, timeout=self.timeout_s)
+            return self._receive(fetch, url, dest, have, label, expected_size, progress, cancel)
+        finally:
+            fetch.close()
+
+    def _receive(self, fetch: "_Fetch", url: str, dest: Path, have: int, label: str,
+                 expected_size: int | None, progress: ProgressFn | None, cancel: CancelFn | None) -> int:
+        try:
+            resp = fetch.response(cancel, url)
+        except DownloadCancelled:
+            raise
         except urllib.error.HTTPError as e:
             if e.code == 416 and have:
                 _, total = _parse_content_range(e.headers.get("Content-Range") if e.headers else None)
@@ -144,6 +312,8 @@ class Downloader:
             raise DownloadError(f"{url}: HTTP {e.code} {e.reason} (the file is not available there)") from e
         except urllib.error.URLError as e:
             reason = e.reason
+            if isinstance(reason, DownloadError):
+                raise reason from e
             if isinstance(reason, (socket.timeout, TimeoutError)):
                 raise _Retryable(f"no answer from {_host(url)} within {self.timeout_s:g} s") from e
             if isinstance(reason, socket.gaierror):
@@ -151,70 +321,98 @@ class Downloader:
             if isinstance(reason, ConnectionRefusedError):
                 raise _Retryable(f"connection to {_host(url)} refused (no network, or server down)") from e
             raise _Retryable(f"cannot reach {_host(url)}: {reason} (no network?)") from e
+        except DownloadError:
+            raise
         except (socket.timeout, TimeoutError) as e:
             raise _Retryable(f"no answer from {_host(url)} within {self.timeout_s:g} s") from e
-        except (ConnectionError, http.client.HTTPException, OSError) as e:
+        except (ConnectionError, http.client.HTTPException, OSError, ValueError) as e:
             raise _Retryable(f"connection to {_host(url)} failed: {e}") from e
-        with resp:
-            status = getattr(resp, "status", 200)
-            length = resp.headers.get("Content-Length")
-            length_n = int(length) if length and length.isdigit() else None
-            if have and status == 206:
-                start, total = _parse_content_range(resp.headers.get("Content-Range"))
-                if start != have:
-                    dest.unlink(missing_ok=True)
-                    raise _Retryable(f"server resumed at byte {start}, expected {have}; restarting")
-                if total is None and length_n is not None:
-                    total = have + length_n
-                mode = "ab"
-            else:
-                have = 0  # no Range support (200): start again from the beginning
-                total = length_n
-                mode = "wb"
-            if expected_size is not None and total is not None and total != expected_size:
-                raise DownloadError(f"{url}: server reports {total} bytes, the registry expects "
-                                    f"{expected_size} — not the file for {label}")
-            total = total if total is not None else expected_size
-            self.check_space(dest.parent, None if total is None else 2 * (total - have) + have, url)
-            done = have
-            if progress is not None:
-                progress(Progress("download", label, done, total))
-            try:
-                with open(dest, mode) as out:
-                    while True:
-                        if cancel is not None and cancel():
-                            raise DownloadCancelled(f"{url}: cancelled (partial download kept for resume)")
-                        try:
-                            chunk = resp.read(CHUNK_BYTES if total is None else min(CHUNK_BYTES, max(1, total - done)))
-                        except http.client.IncompleteRead as e:
-                            out.write(e.partial)
-                            done += len(e.partial)
-                            raise _Retryable(f"connection closed early: got {done} of {total} bytes "
-                                             f"(truncated download)") from e
-                        except (socket.timeout, TimeoutError) as e:
-                            raise _Retryable(f"download stalled for {self.timeout_s:g} s at {done} bytes") from e
-                        except (ConnectionError, OSError) as e:
-                            raise _Retryable(f"connection lost at {done} bytes: {e}") from e
-                        if not chunk:
+        status = getattr(resp, "status", 200)
+        length = resp.headers.get("Content-Length")
+        length_n = int(length) if length and length.isdigit() else None
+        if have and status == 206:
+            start, total = _parse_content_range(resp.headers.get("Content-Range"))
+            if start != have:
+                dest.unlink(missing_ok=True)
+                raise _Retryable(f"server resumed at byte {start}, expected {have}; restarting")
+            if total is None and length_n is not None:
+                total = have + length_n
+            mode = "ab"
+        else:
+            have = 0  # no Range support (200): start again from the beginning
+            total = length_n
+            mode = "wb"
+        if expected_size is not None and total is not None and total != expected_size:
+            raise DownloadError(f"{url}: server reports {total} bytes, the registry expects "
+                                f"{expected_size} — not the file for {label}")
+        total = total if total is not None else expected_size
+        cap = total if total is not None else self.max_unknown_bytes
+        if total is not None and total > self.max_unknown_bytes and expected_size is None:
+            raise DownloadError(f"{url}: server announces {format_bytes(total)}, more than the "
+                                f"{format_bytes(self.max_unknown_bytes)} a model download may be")
+        self.check_space(dest.parent, None if total is None else 2 * (total - have) + have, url)
+        done = have
+        if progress is not None:
+            progress(Progress("download", label, done, total))
+        last_data = time.monotonic()
+        window = collections.deque([(last_data, done)])  # (time, bytes) over the stall window
+        try:
+            with open(dest, mode) as out:
+                while True:
+                    if cancel is not None and cancel():
+                        raise DownloadCancelled(f"{url}: cancelled (partial download kept for resume)")
+                    try:
+                        chunk = fetch.next_chunk()
+                    except http.client.IncompleteRead as e:
+                        out.write(e.partial)
+                        done += len(e.partial)
+                        raise _Retryable(f"connection closed early: got {done} of {total} bytes "
+                                         f"(truncated download)") from e
+                    except (socket.timeout, TimeoutError) as e:
+                        raise _Retryable(f"download stalled for {self.timeout_s:g} s at {done} bytes") from e
+                    except (ConnectionError, OSError, http.client.HTTPException, ValueError) as e:
+                        raise _Retryable(f"connection lost at {done} bytes: {e}") from e
+                    now = time.monotonic()
+                    if chunk is None:  # nothing yet: poll cancel, watch for a silent server
+                        if now - last_data > self.timeout_s:
+                            raise _Retryable(f"download stalled: no data for {self.timeout_s:g} s at {done} bytes")
+                    elif not chunk:
+                        break
+                    else:
+                        if done + len(chunk) > cap:
+                            chunk = chunk[: cap - done]
+                            out.write(chunk)
+                            done += len(chunk)
+                            if total is None:
+                                dest.unlink(missing_ok=True)
+                                raise DownloadError(
+                                    f"{url}: the server sends more than {format_bytes(cap)} without saying how "
+                                    f"much (no Content-Length); refusing an endless download")
                             break
                         out.write(chunk)
                         done += len(chunk)
+                        last_data = now
                         if progress is not None:
                             progress(Progress("download", label, done, total))
                         if total is not None and done >= total:
                             break
-            except OSError as e:
-                if getattr(e, "errno", None) == 28:  # ENOSPC
-                    raise DiskSpaceError(f"{dest.parent}: no space left on the device while writing "
-                                         f"{label} ({format_bytes(done)} written)") from e
-                raise
+                    window.append((now, done))
+                    while len(window) > 2 and window[1][0] <= now - self.stall_s:
+                        window.popleft()
+                    if (window[0][0] <= now - self.stall_s
+                            and done - window[0][1] < self.stall_min_bytes):
+                        raise _Retryable(f"download stalled: {done - window[0][1]} bytes in the last "
+                                         f"{self.stall_s:g} s (at {done} bytes)")
+        except OSError as e:
+            if getattr(e, "errno", None) == 28:  # ENOSPC
+                raise DiskSpaceError(f"{dest.parent}: no space left on the device while writing "
+                                     f"{label} ({format_bytes(done)} written)") from e
+            raise
         if total is not None and done < total:
             raise _Retryable(f"connection closed early: got {done} of {total} bytes (truncated download)")
-        if total is not None and done > total:
-            dest.unlink(missing_ok=True)
-            raise DownloadError(f"{url}: received {done} bytes, more than the announced {total}")
         if done == 0:
             raise DownloadError(f"{url}: the server sent an empty file")
+        _refuse_html_download(dest, url)
         return done
 
     def check_space(self, folder: Path, need: int | None, what: str) -> None:

@@ -11,20 +11,34 @@
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
+import warnings
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from maskstudio.errors import MaskFileError, file_error
-from maskstudio.files import atomic_write
+from maskstudio.errors import MaskFileError, MaskStudioError, file_error
+from maskstudio.files import atomic_write, check_regular_file
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "MASK_SIBLING_SUFFIXES",
+    "MAX_IMAGE_PIXELS",
+    "MAX_IMAGE_SIDE",
+    "PHOTO_MAX_SIDE",
+    "check_input_file",
+    "exif_orientation",
+    "image_size_hw",
+    "open_image",
+    "orient_array",
+    "oriented",
+    "read_rgb_full",
     "encode_png",
     "is_exemplar_image",
     "is_mask_sibling",
@@ -73,30 +87,225 @@ def is_exemplar_image(path: PathLike) -> bool:
 
 
 # --------------------------------------------------------------------------- reading
-def read_rgb(path: PathLike, size: int | None = None) -> np.ndarray:
-    """An image file as uint8 H x W x 3 RGB (a new, writable array).
+#: Largest image accepted at all (photos, exemplars; checked from the header before any pixel is
+#: decoded): 120 megapixels (e.g. 12000 x 10000), no side over 40000. Decoding one costs at most
+#: ~4 bytes per pixel once (480 MB), so a read stays well inside a 1.5 GB process.
+MAX_IMAGE_PIXELS = 120_000_000
+MAX_IMAGE_SIDE = 40_000
+#: :func:`read_rgb` shrinks photos / exemplars larger than this (longest side, aspect kept) while
+#: decoding (JPEG DCT scaling, then an integer box reduce): every consumer (face parser, encoders,
+#: DMN, canvas) works at 1024 px or less. :func:`read_rgb_full` keeps the full resolution.
+PHOTO_MAX_SIDE = 2048
 
-    ``size``: resize to ``size`` x ``size`` (area filter when shrinking, bicubic when growing).
-    A missing or unreadable file raises :class:`MaskFileError` naming it.
-    """
+_TRANSPOSE = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+              6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error, IndexError,
+                  KeyError, TypeError)
+
+
+def check_input_file(path: PathLike, what: str = "image", error: type[MaskStudioError] = MaskFileError) -> Path:
+    """:func:`maskstudio.files.check_regular_file` for images: refuses folders, FIFOs, devices
+    and empty files before anything opens them."""
+    return check_regular_file(path, what, error)
+
+
+def exif_orientation(im) -> int:
+    """EXIF orientation (1..8) of an opened image; 1 when absent or unreadable."""
+    try:
+        value = im.getexif().get(0x0112, 1)
+        return int(value) if int(value) in range(1, 9) else 1
+    except Exception:  # noqa: BLE001 - a broken EXIF block only loses the orientation hint
+        return 1
+
+
+def _check_size(name: str, w: int, h: int, max_pixels: int, max_side: int, what: str) -> None:
+    if w <= 0 or h <= 0:
+        raise file_error(MaskFileError, name, f"image is empty ({w}x{h} pixels)")
+    if w * h > max_pixels or max(w, h) > max_side:
+        raise file_error(MaskFileError, name, f"image is {w}x{h} pixels ({w * h / 1e6:.1f} MP); the largest "
+                                              f"accepted {what} is {_limit(max_pixels, max_side)}")
+
+
+def _limit(max_pixels: int, max_side: int) -> str:
+    return f"{max_side}x{max_side}" if max_side * max_side <= max_pixels else f"{max_pixels / 1e6:.0f} megapixels"
+
+
+def _png_header_size(head: bytes) -> tuple[int, int] | None:
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    return None
+
+
+@contextlib.contextmanager
+def open_image(source: PathLike | bytes, *, name: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS,
+               max_side: int = MAX_IMAGE_SIDE, what: str = "image") -> Iterator[Any]:
+    """Open an image (a path, or the bytes of a file such as a project member) lazily, with
+    its size checked from the header against ``max_pixels`` / ``max_side`` before any pixel is
+    decoded. Yields the Pillow image (not loaded); every Pillow / zlib failure inside the block
+    (bombs, truncated data, oversize text chunks, bad EXIF) becomes ``MaskFileError`` naming
+    ``name`` (default: the path)."""
     from PIL import Image, UnidentifiedImageError
 
-    p = Path(path)
-    if not p.exists():
-        raise file_error(MaskFileError, path, "no such file")
-    if p.is_dir():
-        raise file_error(MaskFileError, path, "is a directory, not an image")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        label = name or "<image>"
+        if not len(source):
+            raise file_error(MaskFileError, label, "empty file (0 bytes)")
+        head = bytes(source[:24])
+        fp: Any = io.BytesIO(source)
+    else:
+        label = name or os.fspath(source)
+        p = check_input_file(source, what)
+        try:
+            fp = open(p, "rb")
+        except OSError as e:
+            raise file_error(MaskFileError, label, f"cannot read ({e.strerror or e})") from e
+        head = fp.read(24)
+        fp.seek(0)
     try:
-        with Image.open(p) as im:
-            im = im.convert("RGB")
-            if size is not None and im.size != (size, size):
-                resample = Image.BOX if im.size[0] > size else Image.BICUBIC
-                im = im.resize((size, size), resample)
-            return np.array(im, dtype=np.uint8)
-    except UnidentifiedImageError as e:   # Pillow's message repeats the path; say it in words
-        raise file_error(MaskFileError, path, "not an image file (or an image format MaskStudio cannot read)") from e
-    except (OSError, ValueError, SyntaxError, EOFError, zlib.error) as e:
-        raise file_error(MaskFileError, path, f"not a readable image ({e})") from e
+        hw = _png_header_size(head)
+        if hw is not None:  # refuse from the PNG header before Pillow parses any chunk
+            _check_size(label, hw[0], hw[1], max_pixels, max_side, what)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            try:
+                im = Image.open(fp)
+            except UnidentifiedImageError as e:
+                raise file_error(MaskFileError, label, "not an image file (or an unsupported format)") from e
+            with im:
+                _check_size(label, im.size[0], im.size[1], max_pixels, max_side, what)
+                try:
+                    yield im
+                except MaskStudioError:
+                    raise
+                except MemoryError as e:
+                    raise file_error(MaskFileError, label, "not enough memory to decode this image") from e
+                except _DECODE_ERRORS as e:  # decoding the pixels failed
+                    raise file_error(MaskFileError, label, f"truncated or corrupt image ({e})") from e
+    except MaskStudioError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise file_error(MaskFileError, label, f"image is too large to decode safely ({e}); the largest "
+                                               f"accepted {what} is {_limit(max_pixels, max_side)}") from e
+    except MemoryError as e:
+        raise file_error(MaskFileError, label, "not enough memory to decode this image") from e
+    except _DECODE_ERRORS as e:
+        if "truncated" in str(e).lower():
+            raise file_error(MaskFileError, label, f"truncated or corrupt image ({e})") from e
+        raise file_error(MaskFileError, label, f"not a readable image ({e})") from e
+    finally:
+        fp.close()
+
+
+def oriented(im, orientation: int):
+    """``im`` turned upright for its EXIF ``orientation`` (a new image, or ``im`` itself for 1)."""
+    from PIL import Image
+
+    if orientation in _TRANSPOSE:
+        return im.transpose(getattr(Image.Transpose, _TRANSPOSE[orientation]))
+    return im
+
+
+def orient_array(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """The numpy counterpart of :func:`oriented` (H x W [x C] arrays, a view where possible)."""
+    if orientation == 2:
+        return arr[:, ::-1]
+    if orientation == 3:
+        return arr[::-1, ::-1]
+    if orientation == 4:
+        return arr[::-1]
+    if orientation == 5:
+        return arr.swapaxes(0, 1)
+    if orientation == 6:
+        return arr.swapaxes(0, 1)[:, ::-1]
+    if orientation == 7:
+        return arr.swapaxes(0, 1)[::-1, ::-1]
+    if orientation == 8:
+        return arr.swapaxes(0, 1)[::-1]
+    return arr
+
+
+def _to_rgb(im):
+    """Any Pillow mode -> mode RGB (16/32-bit grey scaled to 8 bits; CMYK, palette, alpha
+    converted; alpha dropped as Pillow does)."""
+    from PIL import Image
+
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im)
+        if im.mode.startswith("I;16"):
+            a = (a.astype(np.uint32) + 128) // 257
+        else:
+            a = np.clip(a, 0, 255)
+        return Image.fromarray(a.astype(np.uint8), "L").convert("RGB")
+    return im.convert("RGB")
+
+
+def _shrink(im, max_side: int):
+    """``im`` with its longest side at most ``max_side`` (integer box reduce, then area resize)."""
+    from PIL import Image
+
+    w, h = im.size
+    if max(w, h) <= max_side:
+        return im
+    scale = max_side / max(w, h)
+    tw, th = max(1, round(w * scale)), max(1, round(h * scale))
+    k = min(w // tw, h // th)
+    if k >= 2:
+        im = im.reduce(k)
+    if im.size != (tw, th):
+        im = im.resize((tw, th), Image.BOX)
+    return im
+
+
+def image_size_hw(path: PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
+    """(height, width) of an image as shown (EXIF orientation applied), from its header only."""
+    with open_image(path, max_pixels=max_pixels) as im:
+        w, h = im.size
+        return (w, h) if exif_orientation(im) in (5, 6, 7, 8) else (h, w)
+
+
+def read_rgb(path: PathLike, size: int | None = None, *, max_side: int | None = PHOTO_MAX_SIDE,
+             max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """An image file as uint8 H x W x 3 RGB, upright (EXIF orientation), a new writable array.
+
+    The size is checked from the header first (over ``max_pixels``: ``MaskFileError``). Larger
+    than ``max_side`` (longest side): shrunk while decoding, aspect kept (``None``: full
+    resolution, see :func:`read_rgb_full`). ``size``: then resized to ``size`` x ``size``
+    (area filter when shrinking, bicubic when growing). Any decoding problem raises
+    :class:`MaskFileError` naming the file.
+    """
+    from PIL import Image
+
+    with open_image(path, max_pixels=max_pixels) as im:
+        orientation = exif_orientation(im)
+        limit = max_side
+        if size is not None and limit is not None:
+            limit = max(limit, size)
+        if limit is not None and max(im.size) > limit and im.format in ("JPEG", "MPO"):
+            w, h = im.size
+            scale = limit / max(w, h)
+            im.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))  # DCT scaling: never below
+        im.load()
+        out = _to_rgb(im)
+        if limit is not None:
+            out = _shrink(out, limit)
+        out = oriented(out, orientation)
+        if size is not None and out.size != (size, size):
+            resample = Image.BOX if out.size[0] > size else Image.BICUBIC
+            out = out.resize((size, size), resample)
+        arr = np.asarray(out)
+        if not arr.flags.writeable:
+            out = None  # drop a converted copy before copying the pixels once more
+            arr = arr.copy()
+        return arr
+
+
+def read_rgb_full(path: PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """An image at full resolution as uint8 H x W x 3 RGB, upright (EXIF orientation), within
+    the pixel budget (:data:`MAX_IMAGE_PIXELS`, checked from the header). For paste-back into
+    the original photo; everything else reads through :func:`read_rgb`."""
+    return read_rgb(path, max_side=None, max_pixels=max_pixels)
 
 
 # --------------------------------------------------------------------------- writing

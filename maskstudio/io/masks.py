@@ -26,17 +26,16 @@ from __future__ import annotations
 import io
 import os
 import re
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from maskstudio import labels as L
 from maskstudio.errors import MaskFileError, file_error
 from maskstudio.files import atomic_write
-from maskstudio.io.images import encode_png
+from maskstudio.io.images import exif_orientation, encode_png, open_image, orient_array
 
 WORKING_SIZE = 512
 #: Largest accepted image: 8192 x 8192 pixels (refused from the header, before decoding).
@@ -85,77 +84,30 @@ def _to_working(arr: np.ndarray, resize: bool) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.uint8)
 
 
-def _check_path_is_file(path: PathLike) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        raise file_error(MaskFileError, path, "is a directory, not a mask image")
-    if not p.exists():
-        raise file_error(MaskFileError, path, "no such file")
-    try:
-        size = p.stat().st_size
-    except OSError as e:
-        raise file_error(MaskFileError, path, f"cannot read ({e.strerror or e})") from e
-    if size == 0:
-        raise file_error(MaskFileError, path, "empty file (0 bytes)")
-    return p
-
-
-def _check_dimensions(path: PathLike, w: int, h: int) -> None:
-    if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
-        raise file_error(
-            MaskFileError, path,
-            f"image is {w}x{h} pixels; the largest accepted mask is {MAX_SIDE}x{MAX_SIDE}",
-        )
-
-
 def _open_pixels(path: PathLike) -> tuple[np.ndarray, str]:
-    """Decode an image file to a numpy array, refusing oversize images before decoding.
+    """Decode a mask image to a numpy array, upright (EXIF orientation), through
+    :func:`maskstudio.io.images.open_image` (oversize images are refused from the header).
 
-    Returns ``(array, mode)``; for mode ``P`` the array holds palette indices.
+    Returns ``(array, mode)``; for mode ``P`` the array holds palette indices; colour images
+    come back as H x W x 3 (``RGB``) or H x W x 4 (``RGBA``) uint8.
     """
-    p = _check_path_is_file(path)
-    try:
-        with open(p, "rb") as fh:
-            head = fh.read(24)
-    except OSError as e:
-        raise file_error(MaskFileError, path, f"cannot read ({e.strerror or e})") from e
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-        # PNG header: refuse oversize images before Pillow's own bomb check or any decoding
-        _check_dimensions(path, int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big"))
-    try:
-        # Pillow's decompression-bomb warning starts above MAX_PIXELS: the size check refuses first
-        with Image.open(p) as im:
-            w, h = im.size
-            _check_dimensions(path, w, h)
-            if w == 0 or h == 0:
-                raise file_error(MaskFileError, path, f"image is empty ({w}x{h} pixels)")
-            mode = im.mode
-            try:
-                im.load()
-            except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as e:
-                raise file_error(MaskFileError, path, f"truncated or corrupt image ({e})") from e
-            if mode in ("LA", "PA"):
-                arr = np.asarray(im.getchannel(0))
-                mode = mode[0]
-            elif mode == "1":
-                arr = np.asarray(im, dtype=np.uint8)
-            elif mode in COLOR_MODES:
-                # 4 channels, so colour keys are a free uint32 view (alpha 255 for RGB)
-                arr = np.asarray(im.convert("RGBA"))
-                mode = "RGBA" if mode == "RGBA" else "RGB"
-            else:
-                arr = np.asarray(im)
-    except MaskFileError:
-        raise
-    except UnidentifiedImageError as e:
-        raise file_error(MaskFileError, path, "not an image file (or an unsupported format)") from e
-    except Image.DecompressionBombError as e:
-        raise file_error(
-            MaskFileError, path, f"image is too large ({e}); the largest accepted mask is {MAX_SIDE}x{MAX_SIDE}"
-        ) from e
-    except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as e:
-        raise file_error(MaskFileError, path, f"cannot read image ({e})") from e
-    return arr, mode
+    with open_image(path, max_pixels=MAX_PIXELS, max_side=MAX_SIDE, what="mask") as im:
+        orientation = exif_orientation(im)
+        mode = im.mode
+        im.load()
+        if mode in ("LA", "PA"):
+            arr = np.asarray(im.getchannel(0))
+            mode = mode[0]
+        elif mode == "1":
+            arr = np.asarray(im, dtype=np.uint8)
+        elif mode in COLOR_MODES:
+            if mode == "RGBX":
+                im = im.convert("RGB")
+            arr = np.asarray(im)
+            mode = "RGBA" if mode == "RGBA" else "RGB"
+        else:
+            arr = np.asarray(im)
+    return orient_array(arr, orientation), mode
 
 
 def _is_gray(arr: np.ndarray) -> bool:
@@ -209,43 +161,90 @@ _HASH_KEY = np.full(64, 0xFFFFFFFF, np.uint32)  # never equals a 24-bit key
 _HASH_KEY[_HASH_SLOTS] = _PALETTE_KEYS
 
 
+_SNAP_LUT: np.ndarray | None = None
+#: Pixels per block of :func:`colors_to_labels` (bounds its temporaries to a few MB).
+SNAP_CHUNK_PIXELS = 1 << 20
+
+
+def _snap_lut() -> np.ndarray:
+    """uint8 table over all 2^24 colours (key ``r | g << 8 | b << 16``): the class whose palette
+    colour is within :data:`SNAP_DISTANCE`, else 255. The balls do not overlap (half the closest
+    palette pair is 25.5 > 20), so this is exactly "nearest palette colour, if close enough".
+    Built once (16 MB)."""
+    global _SNAP_LUT
+    if _SNAP_LUT is None:
+        r = int(SNAP_DISTANCE)
+        d = np.arange(-r, r + 1)
+        dr, dg, db = (x.ravel() for x in np.meshgrid(d, d, d, indexing="ij"))
+        ball = dr * dr + dg * dg + db * db <= SNAP_DISTANCE * SNAP_DISTANCE
+        dr, dg, db = dr[ball], dg[ball], db[ball]
+        lut = np.full(1 << 24, 255, np.uint8)
+        for cls, (pr, pg, pb) in enumerate(L.PALETTE.astype(np.int64)):
+            cr, cg, cb = pr + dr, pg + dg, pb + db
+            ok = (cr >= 0) & (cr < 256) & (cg >= 0) & (cg < 256) & (cb >= 0) & (cb < 256)
+            lut[cr[ok] | (cg[ok] << 8) | (cb[ok] << 16)] = cls
+        _SNAP_LUT = lut
+    return _SNAP_LUT
+
+
+def _keys_of(block: np.ndarray) -> np.ndarray:
+    """uint8 [n, 3|4] -> uint32 keys ``r | g << 8 | b << 16``."""
+    if block.shape[-1] == 4 and block.flags.c_contiguous:
+        return block.view("<u4")[:, 0] & np.uint32(0xFFFFFF)
+    k = block[:, 0].astype(np.uint32)
+    k |= block[:, 1].astype(np.uint32) << np.uint32(8)
+    k |= block[:, 2].astype(np.uint32) << np.uint32(16)
+    return k
+
+
 def colors_to_labels(rgb: np.ndarray, path: PathLike = "<array>") -> np.ndarray:
-    """uint8 [H,W,3|4] palette colours -> uint8 [H,W] labels (snapping; see module doc)."""
+    """uint8 [H,W,3|4] palette colours -> uint8 [H,W] labels (snapping; see module doc).
+
+    Vectorised in blocks of :data:`SNAP_CHUNK_PIXELS` pixels: exact palette colours through a
+    perfect hash, the others through a snap table, so memory stays bounded (an 8192 x 8192
+    mask, or a photo opened by mistake, needs a few MB beyond its pixels and the result)."""
     if rgb.ndim != 3 or rgb.shape[2] not in (3, 4):
         raise file_error(MaskFileError, path, f"expected an RGB image, got shape {rgb.shape}")
     if rgb.dtype != np.uint8:
         raise file_error(MaskFileError, path, f"expected 8-bit colour channels, got {rgb.dtype}")
-    h, w = rgb.shape[:2]
-    keys = _pack_rgb(rgb).ravel()
-    slot = (keys * _HASH_A) >> _HASH_SHIFT
-    out = _HASH_CLASS[slot]
-    miss = _HASH_KEY[slot] != keys
-    if rgb.shape[2] == 4:
-        transparent = rgb[..., 3].ravel() == 0
-        out[transparent] = L.BACKGROUND
-        miss &= ~transparent
-    if miss.any():
-        miss_idx = np.flatnonzero(miss)
-        colours, inverse = np.unique(keys[miss_idx], return_inverse=True)
-        cols = np.stack([colours & 255, (colours >> 8) & 255, (colours >> 16) & 255], 1).astype(np.float64)
-        dist = np.sqrt(((cols[:, None, :] - L.PALETTE[None, :, :].astype(np.float64)) ** 2).sum(-1))
-        nearest = dist.argmin(1)
-        near_d = dist[np.arange(len(colours)), nearest]
-        far = near_d > SNAP_DISTANCE
-        if far.any():
-            k = int(np.flatnonzero(far)[0])
-            first = int(miss_idx[np.flatnonzero(inverse == k)[0]])
-            y, x = divmod(first, w)
-            rgb_t = tuple(int(v) for v in cols[k])
-            n_bad = int(far[inverse].sum())
-            cls = int(nearest[k])
-            raise file_error(
-                MaskFileError, path,
-                f"colour {rgb_t} at pixel (x={x}, y={y}) is not a palette colour "
-                f"(nearest: {L.NAMES[cls]} {tuple(int(v) for v in L.PALETTE[cls])}, distance "
-                f"{near_d[k]:.1f} > {SNAP_DISTANCE:g}); {n_bad} pixel(s) affected",
-            )
-        out[miss_idx] = nearest[inverse].astype(np.uint8)
+    h, w, c = rgb.shape
+    flat = rgb.reshape(h * w, c)  # a view for contiguous input (a copy only for strided views)
+    out = np.empty(h * w, np.uint8)
+    first_bad: int | None = None
+    n_bad = 0
+    step = max(1, SNAP_CHUNK_PIXELS)
+    for start in range(0, h * w, step):
+        block = flat[start:start + step]
+        keys = _keys_of(block)
+        slot = (keys * _HASH_A) >> _HASH_SHIFT
+        lab = _HASH_CLASS[slot]
+        miss = _HASH_KEY[slot] != keys
+        if c == 4:
+            transparent = block[:, 3] == 0
+            lab[transparent] = L.BACKGROUND
+            miss &= ~transparent
+        if miss.any():
+            idx = np.flatnonzero(miss)
+            snapped = _snap_lut()[keys[idx]]
+            far = snapped == 255
+            if far.any():
+                if first_bad is None:
+                    first_bad = start + int(idx[np.argmax(far)])
+                n_bad += int(far.sum())
+            lab[idx] = snapped
+        out[start:start + len(block)] = lab
+    if first_bad is not None:
+        y, x = divmod(first_bad, w)
+        col = np.asarray(rgb[y, x, :3], np.float64)
+        dist = np.sqrt(((L.PALETTE.astype(np.float64) - col) ** 2).sum(1))
+        cls = int(dist.argmin())
+        rgb_t = tuple(int(v) for v in col)
+        raise file_error(
+            MaskFileError, path,
+            f"colour {rgb_t} at pixel (x={x}, y={y}) is not a palette colour "
+            f"(nearest: {L.NAMES[cls]} {tuple(int(v) for v in L.PALETTE[cls])}, distance "
+            f"{dist[cls]:.1f} > {SNAP_DISTANCE:g}); {n_bad} pixel(s) affected",
+        )
     return out.reshape(h, w)
 
 

@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from maskstudio import __version__
 from maskstudio.engine.render_settings import RenderSettings
-from maskstudio.errors import ConfigError, ProjectFileError, file_error
+from maskstudio.errors import ConfigError, MaskFileError, ProjectFileError, file_error
 from maskstudio.io.images import png_bytes as _png_bytes
 from maskstudio.labels import NUM_CLASSES
 
@@ -138,81 +137,276 @@ def save_project(path: str | os.PathLike[str], project: Project) -> Path:
     return path
 
 
-def _read_png(zf: zipfile.ZipFile, path, member: str, mode: str) -> np.ndarray:
+# --------------------------------------------------------------------------- loading (hostile input)
+#: What a project file may hold; everything is checked from the zip directory and the manifest
+#: before a member is inflated or decoded. A refusal names the file and the field.
+MAX_MANIFEST_BYTES = 4 << 20         # manifest.json, inflated
+MAX_JSON_DEPTH = 32                  # nesting of the manifest
+MAX_MEMBERS = 1000                   # zip entries
+MAX_MEMBER_BYTES = 256 << 20         # one member, inflated
+MAX_TOTAL_BYTES = 1 << 30            # all members, inflated
+MAX_HISTORY = 500                    # undo snapshots (MaskStudio saves at most 50)
+MAX_HISTORY_PIXELS = 256 << 20       # all snapshots together (they have the mask's size)
+MAX_LATENTS = 32
+MAX_LATENT_BYTES = 16 << 20          # one latent array
+MAX_MODELS = 64                      # model identity entries
+MAX_TEXT = 4096                      # names and paths
+
+
+def _refuse(path, where: str, problem: str) -> ProjectFileError:
+    return file_error(ProjectFileError, path, f"{where}: {problem}")  # type: ignore[return-value]
+
+
+def _json_depth(obj: Any, limit: int) -> int:
+    """Nesting depth of a parsed JSON value (stops counting past ``limit``)."""
+    depth, level = 0, [obj]
+    while level and depth <= limit:
+        depth += 1
+        nxt: list[Any] = []
+        for o in level:
+            if isinstance(o, dict):
+                nxt.extend(o.values())
+            elif isinstance(o, list):
+                nxt.extend(o)
+        level = nxt
+    return depth
+
+
+def _opt_str(m: dict, key: str, path, *, member: bool = False) -> str | None:
+    v = m.get(key)
+    if v is None or (v == "" and not member):
+        return None
+    if not isinstance(v, str) or len(v) > MAX_TEXT:
+        raise _refuse(path, f"manifest field {key!r}", f"must be a string of at most {MAX_TEXT} characters, "
+                                                      f"not {type(v).__name__}")
+    return v
+
+
+def _size_hw(m: dict, key: str, path) -> tuple[int, int] | None:
+    from maskstudio.io.images import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
+
+    v = m.get(key)
+    if v is None:
+        return None
+    if (not isinstance(v, (list, tuple)) or len(v) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in v)):
+        raise _refuse(path, f"manifest field {key!r}", f"must be [height, width] (two integers), got {v!r:.60}")
+    h, w = int(v[0]), int(v[1])
+    if not (1 <= h <= MAX_IMAGE_SIDE and 1 <= w <= MAX_IMAGE_SIDE) or h * w > MAX_IMAGE_PIXELS:
+        raise _refuse(path, f"manifest field {key!r}", f"size {h}x{w} is out of range (1..{MAX_IMAGE_SIDE} per side, "
+                                                      f"at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels)")
+    return h, w
+
+
+def _validate_manifest(m: Any, path, names: set[str]) -> dict[str, Any]:
+    """Check the manifest's fields (types, ranges, counts, member names) before any use.
+    Returns the normalised fields."""
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise file_error(ProjectFileError, path, "not a MaskStudio project (wrong manifest format)")
+    version = m.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise file_error(ProjectFileError, path, "manifest has no integer format_version")
+    if version > FORMAT_VERSION:
+        raise file_error(
+            ProjectFileError, path,
+            f"written by a newer MaskStudio (project format {version}, app {str(m.get('app_version', '?'))[:40]}); "
+            f"this version reads format {FORMAT_VERSION} and older — please update MaskStudio",
+        )
+    if version < 1:
+        raise _refuse(path, "manifest field 'format_version'", f"{version} is not a project format")
+    out: dict[str, Any] = {"version": version}
+
+    def member(key: str, required: bool = False, default: str | None = None) -> str | None:
+        name = _opt_str(m, key, path, member=True) or default
+        if name is None:
+            if required:
+                raise _refuse(path, f"manifest field {key!r}", "is missing")
+            return None
+        if name not in names:
+            raise file_error(ProjectFileError, path, f"member {name!r} named in the manifest is missing")
+        return name
+
+    out["mask"] = member("mask", required=True, default="mask.png")
+    out["original"] = member("original")
+    out["exemplar"] = member("exemplar")
+    out["exemplar_mask"] = member("exemplar_mask")
+    out["app_version"] = str(m.get("app_version", "?"))[:100]
+    out["exemplar_name"] = _opt_str(m, "exemplar_name", path)
+    out["original_size_hw"] = _size_hw(m, "original_size_hw", path)
+    models = m.get("models") or {}
+    if not isinstance(models, dict) or len(models) > MAX_MODELS:
+        raise _refuse(path, "manifest field 'models'", f"must be an object with at most {MAX_MODELS} entries, "
+                                                      f"not {type(models).__name__}")
+    out["models"] = dict(models)
+    latents = m.get("latents") or {}
+    if not isinstance(latents, dict) or len(latents) > MAX_LATENTS:
+        raise _refuse(path, "manifest field 'latents'", f"must be an object {{name: member}} with at most "
+                                                       f"{MAX_LATENTS} entries, not {type(latents).__name__}")
+    for name, mem in latents.items():
+        if not isinstance(mem, str) or not name.replace("_", "").replace("-", "").isalnum():
+            raise _refuse(path, f"manifest field 'latents' entry {name!r}", "must map an alphanumeric name to a member")
+        if mem not in names:
+            raise file_error(ProjectFileError, path, f"member {mem!r} named in the manifest is missing")
+    out["latents"] = dict(latents)
+    history = m.get("history") or []
+    if not isinstance(history, list):
+        raise _refuse(path, "manifest field 'history'", f"must be a list, not {type(history).__name__}")
+    if len(history) > MAX_HISTORY:
+        raise _refuse(path, "manifest field 'history'", f"{len(history)} steps (at most {MAX_HISTORY})")
+    steps = []
+    for i, entry in enumerate(history):
+        if not isinstance(entry, dict) or not isinstance(entry.get("mask"), str):
+            raise _refuse(path, f"manifest field 'history[{i}]'", "must be an object with a 'mask' member name")
+        if entry["mask"] not in names:
+            raise file_error(ProjectFileError, path, f"member {entry['mask']!r} named in the manifest is missing")
+        steps.append((str(entry.get("name", ""))[:MAX_TEXT], entry["mask"]))
+    out["history"] = steps
+    for key in ("render_settings", "sliders"):
+        if key in m and m[key] is not None and not isinstance(m[key], dict):
+            raise _refuse(path, f"manifest field {key!r}", f"must be an object, not {type(m[key]).__name__}")
+    return out
+
+
+def _check_archive(zf: zipfile.ZipFile, path) -> dict[str, zipfile.ZipInfo]:
+    """Refuse encrypted / unsupported members and oversized contents from the zip directory."""
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise file_error(ProjectFileError, path, f"{len(infos)} members in the archive (at most {MAX_MEMBERS})")
+    total = 0
+    for info in infos:
+        where = f"member {info.filename!r}"
+        if info.flag_bits & 0x1:
+            raise _refuse(path, where, "is encrypted (MaskStudio projects never are)")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise _refuse(path, where, f"uses an unsupported compression method ({info.compress_type})")
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise _refuse(path, where, f"inflates to {info.file_size} bytes (at most {MAX_MEMBER_BYTES})")
+        total += info.file_size
+    if total > MAX_TOTAL_BYTES:
+        raise file_error(ProjectFileError, path, f"members inflate to {total} bytes in all (at most {MAX_TOTAL_BYTES})")
+    return {i.filename: i for i in infos}
+
+
+def _read_member(zf: zipfile.ZipFile, path, member: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
+    import zlib
+
     try:
-        data = zf.read(member)
+        with zf.open(member) as fh:
+            data = fh.read(limit + 1)
     except KeyError as e:
         raise file_error(ProjectFileError, path, f"member {member!r} named in the manifest is missing") from e
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError, ValueError) as e:
+        raise _refuse(path, f"member {member!r}", f"damaged ({type(e).__name__}: {e})") from e
+    if len(data) > limit:
+        raise _refuse(path, f"member {member!r}", f"larger than {limit} bytes")
+    return data
+
+
+def _member_size(zf: zipfile.ZipFile, path, field_name: str, member: str) -> tuple[int, int]:
+    """(height, width) of a PNG member from its header."""
+    from maskstudio.io.images import open_image
+    from maskstudio.io.masks import MAX_PIXELS, MAX_SIDE
+
+    data = _read_member(zf, path, member)
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if mode == "L" and im.mode not in ("L", "P"):
-                raise ValueError(f"expected an 8-bit label PNG, got mode {im.mode}")
-            return np.array(im if mode == "L" else im.convert("RGB"))
-    except (OSError, ValueError) as e:
-        raise file_error(ProjectFileError, path, f"member {member!r} is not a valid image: {e}") from e
+        with open_image(data, name=f"{os.fspath(path)}: {field_name} ({member})", max_pixels=MAX_PIXELS,
+                        max_side=MAX_SIDE, what="mask") as im:
+            return im.size[1], im.size[0]
+    except MaskFileError as e:
+        raise ProjectFileError(str(e)) from e
+
+
+def _read_png(zf: zipfile.ZipFile, path, member: str, mode: str, *, field_name: str = "",
+              expect_hw: tuple[int, int] | None = None) -> np.ndarray:
+    """A PNG member through :func:`maskstudio.io.images.open_image` (header size checked first:
+    label maps up to 8192 x 8192, the exemplar within the photo budget)."""
+    from maskstudio.io.images import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, open_image, oriented, exif_orientation
+    from maskstudio.io.masks import MAX_PIXELS, MAX_SIDE
+
+    where = f"{field_name or 'member'} ({member})"
+    data = _read_member(zf, path, member)
+    label = f"{os.fspath(path)}: {where}"
+    budget = dict(max_pixels=MAX_PIXELS, max_side=MAX_SIDE, what="mask") if mode == "L" else \
+        dict(max_pixels=MAX_IMAGE_PIXELS, max_side=MAX_IMAGE_SIDE, what="image")
+    try:
+        with open_image(data, name=label, **budget) as im:
+            if expect_hw is not None and (im.size[1], im.size[0]) != expect_hw:
+                raise _refuse(path, where, f"is {im.size[0]}x{im.size[1]}, the mask is {expect_hw[1]}x{expect_hw[0]}")
+            if mode == "L":
+                if im.mode not in ("L", "P"):
+                    raise _refuse(path, where, f"expected an 8-bit label PNG, got mode {im.mode}")
+                im.load()
+                return np.array(im)
+            orientation = exif_orientation(im)
+            im.load()
+            return np.array(oriented(im.convert("RGB"), orientation))
+    except MaskFileError as e:
+        raise ProjectFileError(str(e)) from e
 
 
 def load_project(path: str | os.PathLike[str]) -> Project:
-    """Read a project file. Any problem raises :class:`ProjectFileError` naming the file."""
+    """Read a project file. Any problem raises :class:`ProjectFileError` naming the file (and
+    the manifest field or member); limits: ``MAX_*`` above."""
+    from maskstudio.files import check_regular_file, read_npy
+
     path = Path(path)
-    if not path.exists():
-        raise file_error(ProjectFileError, path, "no such file")
+    if not (path.is_file() and path.stat().st_size == 0):  # an empty file is "not a zip" below
+        check_regular_file(path, "project file", ProjectFileError)
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         raise file_error(ProjectFileError, path, "not a MaskStudio project (not a zip archive)") from e
     with zf:
+        infos = _check_archive(zf, path)
+        if "manifest.json" not in infos:
+            raise file_error(ProjectFileError, path, "not a MaskStudio project (no manifest.json)")
+        raw = _read_member(zf, path, "manifest.json", MAX_MANIFEST_BYTES)
         try:
-            manifest = json.loads(zf.read("manifest.json").decode("utf-8"))
-        except KeyError as e:
-            raise file_error(ProjectFileError, path, "not a MaskStudio project (no manifest.json)") from e
-        except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError) as e:
+            manifest = json.loads(raw.decode("utf-8"))
+        except RecursionError as e:
+            raise _refuse(path, "manifest.json", f"nested too deeply (at most {MAX_JSON_DEPTH} levels)") from e
+        except (ValueError, UnicodeDecodeError) as e:
             raise file_error(ProjectFileError, path, f"manifest.json is unreadable: {e}") from e
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise file_error(ProjectFileError, path, "not a MaskStudio project (wrong manifest format)")
-        version = manifest.get("format_version")
-        if not isinstance(version, int):
-            raise file_error(ProjectFileError, path, "manifest has no integer format_version")
-        if version > FORMAT_VERSION:
-            raise file_error(
-                ProjectFileError, path,
-                f"written by a newer MaskStudio (project format {version}, app {manifest.get('app_version', '?')}); "
-                f"this version reads format {FORMAT_VERSION} and older — please update MaskStudio",
-            )
+        if _json_depth(manifest, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            raise _refuse(path, "manifest.json", f"nested too deeply (at most {MAX_JSON_DEPTH} levels)")
+        fields = _validate_manifest(manifest, path, set(infos))
+        mask_hw = _member_size(zf, path, "mask", fields["mask"])
+        if fields["history"] and len(fields["history"]) * mask_hw[0] * mask_hw[1] > MAX_HISTORY_PIXELS:
+            raise _refuse(path, "manifest field 'history'",
+                          f"{len(fields['history'])} steps of {mask_hw[1]}x{mask_hw[0]} are more than "
+                          f"{MAX_HISTORY_PIXELS // (1 << 20)} M pixels")
+        labels = _check_labels(path, "mask", _read_png(zf, path, fields["mask"], "L", field_name="mask"))
+        proj = Project(labels=labels, app_version=fields["app_version"])
+        proj.original_size_hw = fields["original_size_hw"]
+        if fields["original"]:
+            proj.original_labels = _check_labels(path, "original mask", _read_png(
+                zf, path, fields["original"], "L", field_name="original"))
+        proj.exemplar_name = fields["exemplar_name"]
+        if fields["exemplar"]:
+            proj.exemplar_image = _read_png(zf, path, fields["exemplar"], "RGB", field_name="exemplar")
+        if fields["exemplar_mask"]:
+            proj.exemplar_mask = _check_labels(path, "exemplar mask", _read_png(
+                zf, path, fields["exemplar_mask"], "L", field_name="exemplar_mask"))
         try:
-            labels = _check_labels(path, "mask", _read_png(zf, path, manifest.get("mask", "mask.png"), "L"))
-            proj = Project(labels=labels, app_version=str(manifest.get("app_version", "?")))
-            osz = manifest.get("original_size_hw")
-            proj.original_size_hw = (int(osz[0]), int(osz[1])) if osz else None
-            if manifest.get("original"):
-                proj.original_labels = _check_labels(path, "original mask", _read_png(zf, path, manifest["original"], "L"))
-            proj.exemplar_name = manifest.get("exemplar_name")
-            if manifest.get("exemplar"):
-                proj.exemplar_image = _read_png(zf, path, manifest["exemplar"], "RGB")
-            if manifest.get("exemplar_mask"):
-                proj.exemplar_mask = _check_labels(path, "exemplar mask", _read_png(zf, path, manifest["exemplar_mask"], "L"))
-            try:
-                if "render_settings" in manifest:
-                    proj.render_settings = RenderSettings.from_json(manifest["render_settings"])
-                    ex_path = manifest.get("exemplar_path")
-                else:   # format 1: the untyped slider dict (with the exemplar path in it)
-                    sliders = manifest.get("sliders") or {}
-                    proj.render_settings = RenderSettings.from_legacy(sliders)
-                    ex_path = sliders.get("exemplar_path") if isinstance(sliders, dict) else None
-            except ConfigError as e:
-                raise file_error(ProjectFileError, path, str(e)) from e
-            proj.exemplar_path = str(ex_path) if ex_path else None
-            proj.models = dict(manifest.get("models") or {})
-            for name, member in (manifest.get("latents") or {}).items():
-                try:
-                    proj.latents[name] = np.load(io.BytesIO(zf.read(member)), allow_pickle=False)
-                except (KeyError, ValueError, OSError) as e:
-                    raise file_error(ProjectFileError, path, f"latent {name!r} ({member}) is unreadable: {e}") from e
-            for entry in manifest.get("history") or []:
-                snap = _check_labels(path, "history step", _read_png(zf, path, entry["mask"], "L"))
-                proj.history.append((str(entry.get("name", "")), snap))
-        except (zipfile.BadZipFile, KeyError, TypeError, IndexError) as e:
-            raise file_error(ProjectFileError, path, f"damaged project: {e}") from e
-        except OSError as e:  # e.g. CRC errors in a truncated archive
-            raise file_error(ProjectFileError, path, f"damaged project: {e}") from e
+            if "render_settings" in manifest:
+                proj.render_settings = RenderSettings.from_json(manifest["render_settings"])
+                ex_path = _opt_str(manifest, "exemplar_path", path)
+            else:   # format 1: the untyped slider dict (with the exemplar path in it)
+                sliders = manifest.get("sliders") or {}
+                proj.render_settings = RenderSettings.from_legacy(sliders)
+                ex_path = sliders.get("exemplar_path") if isinstance(sliders, dict) else None
+        except ConfigError as e:
+            raise file_error(ProjectFileError, path, str(e)) from e
+        except (TypeError, ValueError, AttributeError, KeyError) as e:
+            raise _refuse(path, "manifest field 'render_settings'", f"invalid ({type(e).__name__}: {e})") from e
+        proj.exemplar_path = str(ex_path)[:MAX_TEXT] if ex_path else None
+        proj.models = fields["models"]
+        for name, member in fields["latents"].items():
+            data = _read_member(zf, path, member, MAX_LATENT_BYTES + 4096)
+            proj.latents[name] = read_npy(data, name=f"{os.fspath(path)}: latent {name!r} ({member})",
+                                          error=ProjectFileError, max_bytes=MAX_LATENT_BYTES)
+        for i, (step_name, member) in enumerate(fields["history"]):
+            snap = _check_labels(path, f"history step {i}", _read_png(
+                zf, path, member, "L", field_name=f"history[{i}]", expect_hw=mask_hw))
+            proj.history.append((step_name, snap))
     return proj

@@ -78,9 +78,18 @@ from maskstudio.errors import (
     MaskStudioError,
     file_error,
 )
-from maskstudio.files import sha256_file
+from maskstudio.files import check_regular_file, sha256_file
 from maskstudio.io.convert import convert_boundaries, convert_model
-from maskstudio.io.download import CancelFn, Downloader, Progress, ProgressFn, _disk_free
+from maskstudio.io.download import (
+    MAX_DOWNLOAD_BYTES,
+    STALL_MIN_BYTES,
+    STALL_S,
+    CancelFn,
+    Downloader,
+    Progress,
+    ProgressFn,
+    _disk_free,
+)
 from maskstudio.io.registry import RegistryEntry, RegistryFile, load_registry
 from maskstudio.roles import DIRECTION_SUFFIXES
 from maskstudio.settings import SHIPPED_CHECKPOINTS
@@ -133,7 +142,8 @@ class ModelStore:
 
     ``timeout_s``: per network operation; ``retries``: extra attempts after a network failure
     (each resumes with an HTTP Range request when the server allows it); ``free_bytes``: how
-    free space is measured (``shutil.disk_usage`` by default).
+    free space is measured (``shutil.disk_usage`` by default); ``stall_s``, ``stall_min_bytes``,
+    ``max_unknown_bytes``: see :class:`maskstudio.io.download.Downloader`.
     """
 
     def __init__(
@@ -148,12 +158,17 @@ class ModelStore:
         retry_wait_s: float = 1.0,
         free_bytes: Callable[[Path], int] = _disk_free,
         space_margin_bytes: int = 16 << 20,
+        stall_s: float = STALL_S,
+        stall_min_bytes: int = STALL_MIN_BYTES,
+        max_unknown_bytes: int = MAX_DOWNLOAD_BYTES,
     ) -> None:
         self.models_dir = Path(models_dir).expanduser()
         self.registry: dict[str, RegistryEntry] = dict(registry) if registry is not None else load_registry(registry_path)
         self.shipped_dir = Path(shipped_dir) if shipped_dir is not None else SHIPPED_CHECKPOINTS
         self.downloader = Downloader(timeout_s=timeout_s, retries=retries, retry_wait_s=retry_wait_s,
-                                     free_bytes=free_bytes, space_margin_bytes=space_margin_bytes)
+                                     free_bytes=free_bytes, space_margin_bytes=space_margin_bytes,
+                                     stall_s=stall_s, stall_min_bytes=stall_min_bytes,
+                                     max_unknown_bytes=max_unknown_bytes)
 
     @classmethod
     def from_settings(cls, settings, **kwargs) -> "ModelStore":
@@ -378,6 +393,8 @@ class ModelStore:
         for p in files:
             if not p.exists():
                 raise file_error(CheckpointError, p, "no such file")
+            if not p.is_dir():  # FIFOs / devices would hang the checksum: refused up front
+                check_regular_file(p, "checkpoint", CheckpointError)
         named: dict[str, Path] = {}
         if e.is_boundary_set:
             for p in files:

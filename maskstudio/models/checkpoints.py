@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from maskstudio.errors import CheckpointError, ConfigError, file_error
-from maskstudio.files import sha256_file
+from maskstudio.files import check_regular_file, refuse_html, sha256_file, verify_zip
 from maskstudio.models import registry
 
 __all__ = [
@@ -112,12 +112,68 @@ def _numpy_globals() -> dict[str, Any]:
 
 
 _NUMPY_GLOBALS = _numpy_globals()
+#: Largest single array a restricted unpickler may allocate beyond the data in the file itself.
+MAX_UNPICKLED_ARRAY_BYTES = 256 << 20
+
+
+def _guard_bytes(nbytes: int, what: str) -> None:
+    if nbytes > MAX_UNPICKLED_ARRAY_BYTES:
+        raise pickle.UnpicklingError(f"{what} would allocate {nbytes} bytes (more than "
+                                     f"{MAX_UNPICKLED_ARRAY_BYTES}); refused")
+
+
+def _guarded_globals(real: dict[str, Any]) -> dict[str, Any]:
+    """The numpy constructors of ``real`` wrapped so that a pickle cannot make them allocate a
+    huge array or dtype (pickled arrays carry their data; only forged ones ask for more)."""
+    out = dict(real)
+
+    class _GuardedArray(np.ndarray):
+        def __new__(cls, shape=(), dtype=float, *args, **kwargs):
+            shp = (shape,) if isinstance(shape, int) else tuple(shape)
+            _guard_bytes(int(np.prod([int(x) for x in shp], dtype=object)) * np.dtype(dtype).itemsize,
+                         f"numpy.ndarray{shp}")
+            return np.ndarray.__new__(np.ndarray, shape, dtype, *args, **kwargs)
+
+    def dtype(*args, **kwargs):
+        d = np.dtype(*args, **kwargs)
+        _guard_bytes(d.itemsize, "numpy.dtype")
+        return d
+
+    out["numpy.ndarray"] = _GuardedArray
+    out["numpy.dtype"] = dtype
+    for name, fn in real.items():
+        if name.endswith("._reconstruct"):
+            def reconstruct(subtype, shape, dt, _fn=fn):
+                shp = (shape,) if isinstance(shape, int) else tuple(shape)
+                _guard_bytes(int(np.prod([int(x) for x in shp], dtype=object)) * np.dtype(dt).itemsize,
+                             f"an array of shape {shp}")
+                return _fn(np.ndarray if subtype is _GuardedArray else subtype, shape, dt)
+            out[name] = reconstruct
+    return out
+
+
+_SAFE_NUMPY_GLOBALS = _guarded_globals(_NUMPY_GLOBALS)
 #: extra globals a weights_only load may reconstruct (plain data only)
 TORCH_ALLOWED_GLOBALS: dict[str, Any] = {**_NUMPY_GLOBALS, "argparse.Namespace": argparse.Namespace}
 
 
+def _check_input(path: Path, what: str = "a checkpoint") -> None:
+    """Refuse what cannot be a checkpoint before reading it: not a regular file (FIFO, device:
+    they would hang), an HTML page saved instead of the file, a zip with a damaged member."""
+    if not path.exists():
+        raise _err(path, "file not found")
+    check_regular_file(path, what.split(" ", 1)[-1], CheckpointError)
+    refuse_html(path, what, CheckpointError)
+    if zipfile.is_zipfile(path):
+        verify_zip(path, CheckpointError)  # torch's own zip reader does not check CRC-32s
+
+
 def _torch_load_safe(path: Path):
-    allowed = [(obj, name) for name, obj in TORCH_ALLOWED_GLOBALS.items()]
+    _check_input(path)
+    # torch checks the type of every object it builds against these: numpy.ndarray stays the
+    # real class (a forged huge array then ends in MemoryError, reported below)
+    allowed = [(obj if name == "numpy.ndarray" else _SAFE_NUMPY_GLOBALS.get(name, obj), name)
+               for name, obj in TORCH_ALLOWED_GLOBALS.items()]
     try:
         with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -131,8 +187,13 @@ def _torch_load_safe(path: Path):
         except Exception:  # noqa: BLE001 - only used to improve the message
             m = re.search(r"GLOBAL ([\w.]+)", str(e))
             refused = f" (refused: {m.group(1)})" if m else ""
+        if "refused" in str(e) and "allocate" in str(e):
+            raise _err(path, f"refusing to load: {e}") from e
         raise _err(path, "refusing to load: the pickle needs code or objects outside the safe "
                          f"allow-list{refused}; convert it with a trusted tool") from e
+    except MemoryError as e:
+        raise _err(path, "refusing to load: it asks for more memory than this machine has "
+                         "(corrupt or forged file)") from e
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError,
             AttributeError, TypeError, IndexError) as e:
         size = path.stat().st_size if path.exists() else 0
@@ -164,8 +225,6 @@ def _is_state_dict(obj: Any) -> bool:
 def load_official(path: "str | os.PathLike[str]") -> OfficialCheckpoint:
     """Read an official ``.pt``/``.pth`` safely and unwrap it to a state_dict (see module doc)."""
     path = Path(path)
-    if not path.is_file():
-        raise _err(path, "file not found")
     obj = _torch_load_safe(path)
     if _is_state_dict(obj):
         return OfficialCheckpoint(dict(obj), path=path, layout="state_dict")
@@ -192,8 +251,8 @@ def load_official(path: "str | os.PathLike[str]") -> OfficialCheckpoint:
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         qual = f"{module}.{name}"
-        if qual in _NUMPY_GLOBALS:
-            return _NUMPY_GLOBALS[qual]
+        if qual in _SAFE_NUMPY_GLOBALS:
+            return _SAFE_NUMPY_GLOBALS[qual]
         raise pickle.UnpicklingError(f"global {qual} is not allowed")
 
 
@@ -204,8 +263,7 @@ def load_exstyle_codes(path: "str | os.PathLike[str]") -> dict[str, torch.Tensor
     reconstructs numpy arrays — any other global (code) is refused with a CheckpointError.
     """
     path = Path(path)
-    if not path.is_file():
-        raise _err(path, "file not found")
+    _check_input(path, "a style-code file")
     try:
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
@@ -221,6 +279,8 @@ def load_exstyle_codes(path: "str | os.PathLike[str]") -> dict[str, torch.Tensor
         raise
     except pickle.UnpicklingError as e:
         raise _err(path, f"refusing to load: {e} (only numpy arrays may be rebuilt)") from e
+    except MemoryError as e:
+        raise _err(path, "refusing to load: it asks for more memory than this machine has") from e
     except (ValueError, EOFError, OSError, TypeError, AttributeError, IndexError) as e:
         raise _err(path, f"not a readable .npy style-code file: {type(e).__name__}: {e}") from e
     if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
@@ -247,13 +307,25 @@ def _same_shape(got: tuple[int, ...], want: tuple[int, ...]) -> bool:
 
 def check_state_dict(module: nn.Module, sd: Mapping[str, torch.Tensor], source: Any) -> None:
     """Raise CheckpointError ``"{source}: ..."`` unless ``sd`` has exactly ``module``'s keys/shapes."""
+    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise file_error(CheckpointError, source, f"{len(bad)} value(s) are not tensors, first {bad[0]!r}")
     want = module.state_dict()
     missing = [k for k in want if k not in sd]
     unexpected = [k for k in sd if k not in want]
     misshaped = [k for k in want if k in sd and not _same_shape(tuple(sd[k].shape), tuple(want[k].shape))]
-    if not (missing or unexpected or misshaped):
+    # weights must be real floating point (official files never store int / complex / bool
+    # weights); only integer buffers (BatchNorm num_batches_tracked) may be integers
+    mistyped = [k for k in want if k in sd and k not in misshaped
+                and ((want[k].is_floating_point() and not sd[k].is_floating_point())
+                     or sd[k].is_complex() or sd[k].dtype == torch.bool)]
+    if not (missing or unexpected or misshaped or mistyped):
         return
     parts = []
+    if mistyped:
+        k = mistyped[0]
+        parts.append(f"{len(mistyped)} key(s) of the wrong type, first {k!r}: file {str(sd[k].dtype)[6:]} vs "
+                     f"expected {'floating point' if want[k].is_floating_point() else str(want[k].dtype)[6:]}")
     if misshaped:
         k = misshaped[0]
         parts.append(f"{len(misshaped)} mis-shaped key(s), first {k!r}: file {tuple(sd[k].shape)} "
@@ -316,14 +388,41 @@ def _owned(t: torch.Tensor, device) -> torch.Tensor:
     return t
 
 
+_SIZE_WORDS = ("channel", "ngf", "ndf", "_nc", "nc_", "dim", "size", "width")
+
+
+def _check_config_sizes(config: Any, source: Any, where: str = "config") -> None:
+    """Channel counts, widths and sizes in a config must be positive integers (a zero would
+    divide by zero while building, a negative one fails deep inside torch)."""
+    if not isinstance(config, Mapping):
+        return
+    for k, v in config.items():
+        key = str(k)
+        if isinstance(v, Mapping):
+            if key == "channels":
+                for r, c in v.items():
+                    if not isinstance(c, int) or isinstance(c, bool) or c <= 0:
+                        raise file_error(CheckpointError, source, f"{where}.channels[{r!r}] must be a positive "
+                                                                  f"integer, got {c!r}")
+            else:
+                _check_config_sizes(v, source, f"{where}.{key}")
+        elif (isinstance(v, (int, float)) and not isinstance(v, bool)
+              and (key.endswith("nc") or any(w in key for w in _SIZE_WORDS)) and v <= 0):
+            raise file_error(CheckpointError, source, f"{where}.{key} must be positive, got {v!r}")
+
+
 def _build_and_load(arch: str, config: Any, sd: Mapping[str, torch.Tensor], source: Any,
                     device, dtype) -> tuple[nn.Module, dict[str, Any]]:
+    _check_config_sizes(config, source)
     try:
         cfg = registry.make_config(arch, config)
         with torch.device("meta"):
             module = registry.build(arch, cfg)
     except ConfigError as e:
         raise file_error(CheckpointError, source, f"cannot build {arch}: {e}") from e
+    except (ArithmeticError, ValueError, TypeError, RuntimeError, KeyError, IndexError) as e:
+        raise file_error(CheckpointError, source, f"cannot build {arch} from its config "
+                                                  f"({type(e).__name__}: {e})") from e
     check_state_dict(module, sd, source)
     entries = {n for n, _ in module.named_parameters()} | {n for n, _ in module.named_buffers()}
     if entries <= set(sd):  # every tensor comes from the file: skip the random init
@@ -423,12 +522,15 @@ def save_checkpoint(path: "str | os.PathLike[str]", module: nn.Module, arch: str
 def read_checkpoint_json(path: "str | os.PathLike[str]") -> dict[str, Any]:
     """The JSON description of one of our checkpoints (validated), without loading weights."""
     _, json_path = checkpoint_paths(path)
-    if not json_path.is_file():
+    if not json_path.exists():
         raise _err(json_path, "file not found (every .safetensors needs its .json config)")
+    check_regular_file(json_path, "checkpoint config", CheckpointError)
+    if json_path.stat().st_size > 16 << 20:
+        raise _err(json_path, f"checkpoint config is {json_path.stat().st_size} bytes (more than 16 MB)")
     try:
         doc = json.loads(json_path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError, OSError) as e:
-        raise _err(json_path, f"not valid JSON: {e}") from e
+    except (ValueError, UnicodeDecodeError, OSError, RecursionError) as e:
+        raise _err(json_path, f"not valid JSON: {type(e).__name__}: {e}") from e
     if not isinstance(doc, dict):
         raise _err(json_path, "expected a JSON object")
     if doc.get("format_version") != FORMAT_VERSION:
@@ -450,8 +552,10 @@ def load_checkpoint(path: "str | os.PathLike[str]", device: "str | torch.device"
 
     st_path, json_path = checkpoint_paths(path)
     doc = read_checkpoint_json(path)
-    if not st_path.is_file():
+    if not st_path.exists():
         raise _err(st_path, "file not found")
+    check_regular_file(st_path, "checkpoint", CheckpointError)
+    refuse_html(st_path, "a checkpoint", CheckpointError)
     if verify and doc.get("sha256") and sha256_file(st_path) != doc["sha256"]:
         raise _err(st_path, f"sha256 differs from {json_path.name} (truncated or modified file)")
     try:

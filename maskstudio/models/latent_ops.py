@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from maskstudio.errors import LatentFileError, file_error
+from maskstudio.files import check_regular_file, read_npy, refuse_html
 from maskstudio.roles import DIRECTION_SUFFIXES
 
 __all__ = [
@@ -227,18 +228,17 @@ def direction_name_and_space(path: str | os.PathLike[str]) -> tuple[str, str | N
     return (name or stem), space
 
 
+#: Largest direction file read (a W+ direction for 1024 px is 18 x 512 floats: 36 kB).
+MAX_DIRECTION_BYTES = 64 << 20
+
+
 def _read_array(path: Path) -> np.ndarray | torch.Tensor:
     suffix = path.suffix.lower()
+    check_regular_file(path, "direction file", LatentFileError)
+    refuse_html(path, "a direction file", LatentFileError)
     if suffix == ".npy":
-        try:
-            return np.load(path, allow_pickle=False)
-        except ValueError as e:
-            if "allow_pickle" in str(e):  # object arrays are pickles: refused
-                raise file_error(LatentFileError, path,
-                                 "refused: the array holds pickled Python objects, not numbers") from e
-            raise file_error(LatentFileError, path, f"cannot read .npy file ({e})") from e
-        except (OSError, EOFError) as e:
-            raise file_error(LatentFileError, path, f"cannot read .npy file ({e})") from e
+        # header checked against the data first: a header claiming 10^12 values is refused
+        return read_npy(path, error=LatentFileError, max_bytes=MAX_DIRECTION_BYTES)
     if suffix in (".pt", ".pth"):
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -247,6 +247,8 @@ def _read_array(path: Path) -> np.ndarray | torch.Tensor:
                              "refused: the file holds more than plain tensors (weights_only loading)") from e
         except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
             raise file_error(LatentFileError, path, f"not a readable torch tensor file ({e})") from e
+        except MemoryError as e:
+            raise file_error(LatentFileError, path, "not a direction: it asks for more memory than there is") from e
         if isinstance(obj, dict) and len(obj) == 1:
             (obj,) = obj.values()
         if not isinstance(obj, torch.Tensor):

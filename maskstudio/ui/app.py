@@ -63,7 +63,6 @@ def install_excepthook(window) -> None:
 def run_gui(settings: Settings | None = None, *, project: str | None = None, screenshot: str | None = None,
             open_path: str | None = None, theme: str | None = None) -> int:
     app = ensure_app()
-    from maskstudio.ui.main_window import MainWindow
 
     shot = Path(screenshot) if screenshot else None
     proj = None
@@ -71,16 +70,50 @@ def run_gui(settings: Settings | None = None, *, project: str | None = None, scr
         from maskstudio.io.project import load_project
 
         proj = load_project(project)       # before any window: errors become one CLI line
-    qs = None
-    state_dir = None
-    tmp = None
-    if shot is not None:
-        # a screenshot run must neither read nor change the user's preferences / autosave
-        import tempfile
+    if shot is None:
+        return _run_window(app, settings, proj, project, open_path, theme, None, None, None)
+    # A screenshot run must neither read nor change the user's preferences / autosave, must never
+    # wait on a modal dialog (errors are collected instead) and leaves no temporary folder behind.
+    import shutil
+    import tempfile
 
-        tmp = Path(tempfile.mkdtemp(prefix="maskstudio-shot-"))
+    from maskstudio.ui import dialogs
+
+    errors: list[str] = []
+
+    def no_dialogs(kind: str, **info):
+        if kind == "error":
+            errors.append(str(info.get("message", "")))
+            return None
+        if kind == "ask":
+            return info.get("default") or "Discard"
+        return None
+
+    tmp = Path(tempfile.mkdtemp(prefix="maskstudio-shot-"))
+    previous = dialogs.set_handler(no_dialogs)
+    try:
         qs = QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)
-        state_dir = tmp / "state"
+        return _run_window(app, settings, proj, project, open_path, theme, shot, qs, tmp / "state", errors)
+    finally:
+        dialogs.set_handler(previous)
+        shutil.rmtree(tmp, ignore_errors=True)   # the throw-away preferences / autosave folder
+
+
+def _close_clean(win) -> None:
+    if win.doc is not None:
+        win.doc.mark_clean()
+    win._extra_dirty = False
+    win.close()
+
+
+def _run_window(app, settings, proj, project, open_path, theme, shot, qs, state_dir,
+                errors: list[str] | None = None) -> int:
+    from maskstudio.ui.main_window import MainWindow
+
+    if shot is not None and open_path and Path(open_path).suffix != ".msproj":
+        from maskstudio.io.masks import read_mask
+
+        read_mask(open_path)               # refuse a bad mask before any window: one CLI line
     if theme is not None:
         (qs if qs is not None else QSettings()).setValue("ui/dark", theme == "dark")
     win = MainWindow(settings, qsettings=qs, state_dir=state_dir, offer_recovery=shot is None,
@@ -95,34 +128,35 @@ def run_gui(settings: Settings | None = None, *, project: str | None = None, scr
             win.open_project(p)
         else:
             win.open_mask(p)
-    win.show()
     if shot is None:
+        win.show()
         install_excepthook(win)
-    else:
-        win.resize(1480, 900)
+        QTimer.singleShot(0, win.canvas.fit)
+        return int(app.exec())
+    if errors:
+        _close_clean(win)
+        raise MaskStudioError(errors[0])   # e.g. "x.msproj: member 'mask.png': ..." (exit 2)
+    win.show()
+    win.resize(1480, 900)
+    app.processEvents()
+    win.canvas.fit()
+    ok = wait_for_render(app, win)
+    for _ in range(5):
         app.processEvents()
-        win.canvas.fit()
-        ok = wait_for_render(app, win)
-        for _ in range(5):
-            app.processEvents()
-            time.sleep(0.02)
+        time.sleep(0.02)
+    try:
         shot.parent.mkdir(parents=True, exist_ok=True)
-        if not win.grab().save(str(shot)):
-            if win.doc is not None:
-                win.doc.mark_clean()
-            win._extra_dirty = False
-            win.close()
-            raise file_error(MaskStudioError, shot, "could not save the screenshot (unknown image format?)")
-        if not ok:
-            log.warning("no render arrived before the screenshot")
-            print("maskstudio gui: warning: no render arrived before the screenshot", file=sys.stderr)
-        if win.doc is not None:
-            win.doc.mark_clean()
-        win._extra_dirty = False
-        win.close()
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)   # the throw-away preferences / autosave folder
-        return 0
-    QTimer.singleShot(0, win.canvas.fit)
-    return int(app.exec())
+    except OSError as e:
+        _close_clean(win)
+        raise file_error(MaskStudioError, shot, f"cannot create its folder ({e.strerror or e})") from e
+    if not win.grab().save(str(shot)):
+        _close_clean(win)
+        raise file_error(MaskStudioError, shot, "could not save the screenshot (unknown image format?)")
+    if errors:
+        _close_clean(win)
+        raise MaskStudioError(errors[0])
+    if not ok:
+        log.warning("no render arrived before the screenshot")
+        print("maskstudio gui: warning: no render arrived before the screenshot", file=sys.stderr)
+    _close_clean(win)
+    return 0

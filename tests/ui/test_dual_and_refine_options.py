@@ -100,9 +100,14 @@ def test_refine_panel_names_its_loss_and_runs_the_image2stylegan_pp_options(qtbo
     w.tools.progress.connect(lambda pct, text: got.append(text))
     w.sliders.refine_noise.setChecked(True)
     w.sliders.refine_masked.setChecked(True)
+    shown = []
+    w.renderShown.connect(lambda r: shown.append(r) if isinstance(r.tag, tuple) and r.tag[:1] == ("tool",) else None)
     with qtbot.waitSignal(w.toolFinished, timeout=RENDER_TIMEOUT_MS) as sig:
         w.tools.refine(np.array(w.doc.labels), w.exemplar, steps=4, noise=True, masked=True, size_px=SIZE)
     out = sig.args[0]
-    assert out.error is None and out.latent.shape == (1, 6, 512) and out.image.shape == (SIZE, SIZE, 3)
+    assert out.error is None and out.latent.shape == (1, 6, 512) and out.noise is not None
+    # the window renders the refined W+ with its optimised noise maps through an ordinary request
+    qtbot.waitUntil(lambda: bool(shown), timeout=RENDER_TIMEOUT_MS)
+    assert shown[-1].ok and shown[-1].image.ndim == 3 and shown[-1].image.shape[2] == 3
     assert any(t.startswith("noise step") for t in got) and any(t.startswith("step") for t in got)
     assert not recorder.errors
