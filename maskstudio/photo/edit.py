@@ -41,7 +41,8 @@ class PhotoSource:
 @dataclass(frozen=True, eq=False)
 class PhotoEditResult:
     crop: np.ndarray          # uint8 S×S×3, the edited crop
-    alpha: np.ndarray         # float32 S×S, what of the crop replaced the photo's crop
+    alpha: np.ndarray         # float32 S×S, what of ``fill`` replaced the photo's crop
+    fill: np.ndarray          # uint8 S×S×3: crop = photo_crop·(1 − alpha) + fill·alpha
     full: np.ndarray          # uint8 H×W×3 at the photo's size (== crop for a crop source)
     render: np.ndarray        # the DMN's whole-crop render
     whole_face: bool = False
@@ -56,10 +57,11 @@ def parser_module(models):
 
 
 def _parse_crop(parser, crop: np.ndarray) -> np.ndarray:
+    """The crop's unedited mask: exactly what ``maskstudio parse CROP`` writes (no flip TTA), so
+    a mask made with ``align`` + ``parse`` and left unedited renders the photo unchanged."""
     from maskstudio.models.face_parser import parse_image
 
-    labels = parse_image(parser, crop, flip_tta=True)
-    return labels
+    return parse_image(parser, crop, flip_tta=False)
 
 
 def open_photo(path: "str | os.PathLike[str]", parser, *, size: int = 512, face: int = 0,
@@ -102,7 +104,8 @@ def render_edit(engine, source: PhotoSource, edited: np.ndarray, *, whole_face: 
     unchanged = not whole_face and np.array_equal(edited, source.parsed)
     if unchanged:
         z = np.zeros((s, s), np.float32)
-        return PhotoEditResult(crop.copy(), z, source.image.copy() if paste else crop.copy(), crop.copy(), False)
+        return PhotoEditResult(crop.copy(), z, crop.copy(), source.image.copy() if paste else crop.copy(),
+                               crop.copy(), False)
     ex = exemplar if exemplar is not None else Exemplar(crop, source.parsed, name=Path(source.path).name or "photo")
     res = engine.render_sync(RenderRequest(edited, ex, output="face", size_px=s))
     if not res.ok:
@@ -113,15 +116,14 @@ def render_edit(engine, source: PhotoSource, edited: np.ndarray, *, whole_face: 
 
         render = cv2.resize(render, (s, s), interpolation=cv2.INTER_LINEAR)
     if whole_face:
-        out_crop, alpha = render, np.ones((s, s), np.float32)
+        out_crop, alpha, fill = render, np.ones((s, s), np.float32), render
     else:
         lb = local_rerender(crop, source.parsed, edited, render, margin_px=margin_px, method=method)
-        out_crop, alpha = lb.image, lb.alpha
+        out_crop, alpha, fill = lb.image, lb.alpha, lb.fill
     if not paste or source.alignment is None:
-        full = out_crop.copy() if source.alignment is None else out_crop.copy()
-        return PhotoEditResult(out_crop, alpha, full, render, whole_face)
+        return PhotoEditResult(out_crop, alpha, fill, out_crop.copy(), render, whole_face)
     al = source.alignment
     if al.crop_size != s:
         al = al.resized(s)
-    full = paste_back(source.image, out_crop, al.crop_from_photo, alpha)
-    return PhotoEditResult(out_crop, alpha, full, render, whole_face)
+    full = paste_back(source.image, fill, al.crop_from_photo, alpha)
+    return PhotoEditResult(out_crop, alpha, fill, full, render, whole_face)
