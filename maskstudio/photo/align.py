@@ -49,6 +49,12 @@ TILT_DEG = 25.0
 #: grey, equalised; 291 detected): centre (257.0, 282.2) std (4.8, 8.0) px, side 322.0 std 25 px.
 TRAIN_BOX_512 = (257.0, 282.2, 322.0)
 
+#: Mean of the face parts (skin, nose, eyes, brows, lips, mouth) over the 900 training masks at
+#: 512²: centroid x, y and sqrt(area), px (std 20.8, 19.2, 25.5). Used to re-centre a rough
+#: crop when the detector's box was off and the first parse found no eyes.
+TRAIN_FACE_PARTS_512 = (257.87, 286.68, 280.61)
+_FACE_PARTS = (1, 2, 4, 5, 6, 7, 10, 11, 12)
+
 #: The parser runs on crops of this side during refinement (its input size).
 REFINE_SIZE = 256
 
@@ -103,9 +109,10 @@ class Alignment:
 
     @property
     def angle_deg(self) -> float:
-        """Rotation of the crop relative to the photo, degrees (counter-clockwise in the photo)."""
+        """The face's in-plane tilt in the photo, degrees, counter-clockwise as displayed (the sign
+        of OpenCV's ``getRotationMatrix2D``): the crop undoes this rotation."""
         m = self.crop_from_photo
-        return float(math.degrees(math.atan2(-m[1, 0], m[0, 0])))
+        return float(math.degrees(math.atan2(m[1, 0], m[0, 0])))
 
     def resized(self, crop_size: int) -> "Alignment":
         """The same alignment for a crop of another side."""
@@ -339,6 +346,28 @@ def _rough_transform(box: FaceBox, size: int) -> np.ndarray:
     return np.hstack([lin, t[:, None]])
 
 
+def _recentre(labels: np.ndarray, m: np.ndarray) -> np.ndarray | None:
+    """``m`` corrected so the parsed face parts sit where the training crops have theirs (same
+    rotation), or None when the parse shows no face parts."""
+    import cv2
+
+    parts = np.isin(labels, _FACE_PARTS).view(np.uint8)
+    n, lab, stats, cents = cv2.connectedComponentsWithStats(parts, connectivity=8)
+    if n < 2:
+        return None
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    area = float(stats[k, cv2.CC_STAT_AREA])
+    if area < 100:
+        return None
+    size = labels.shape[0]
+    f = size / 512.0
+    tx, ty, tr = TRAIN_FACE_PARTS_512
+    z = (tr * f) / math.sqrt(area)
+    c = cents[k]
+    tc = np.array([(tx + 0.5) * f - 0.5, (ty + 0.5) * f - 0.5])
+    return np.hstack([z * m[:, :2], (z * (m[:, 2] - c) + tc)[:, None]])
+
+
 def _parse(parser, crop: np.ndarray) -> np.ndarray:
     from maskstudio.models.face_parser import parse_image
 
@@ -370,19 +399,30 @@ def align_face(rgb: np.ndarray, parser, *, size: int = 512, face: int = 0,
     if box.w < MIN_FACE_PX:
         raise FaceError(f"{name}: the face is too small ({box.w:.0f} px wide; at least {MIN_FACE_PX} px "
                         "is needed for a usable crop)")
+    import cv2
+
     target = crop_landmarks(REFINE_SIZE)
     m = _rough_transform(box, REFINE_SIZE)
     lm_photo = None
-    for _ in range(2):
+    passes, recentred = 0, False
+    while passes < 2:
         crop = warp_crop(rgb, m, REFINE_SIZE)
+        labels = _parse(parser, crop)
         try:
-            lm_crop = landmarks_from_labels(_parse(parser, crop))
+            lm_crop = landmarks_from_labels(labels)
         except LandmarkError as e:
             if lm_photo is not None:
                 break  # keep the first pass's fit
+            if not recentred:
+                recentred = True
+                m2 = _recentre(labels, m)
+                if m2 is not None:
+                    m = m2
+                    continue
             raise FaceError(f"{name}: face {face}: {e} (a profile or a covered face cannot be aligned)") from e
-        lm_photo = _apply(__import__("cv2").invertAffineTransform(m), lm_crop)
+        lm_photo = _apply(cv2.invertAffineTransform(m), lm_crop)
         m = similarity_lstsq(lm_photo, target)
+        passes += 1
     assert lm_photo is not None
     final = _scale_crop(m, size / REFINE_SIZE)
     return Alignment((w, h), int(size), final, box, lm_photo, face, len(faces))
