@@ -48,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-official", action="store_true", help="skip the official-size DMN")
     p.add_argument("--skip-latent", action="store_true", help="skip the latent chain")
     p.add_argument("--compile", action="store_true", help="torch.compile the models (CUDA only)")
+    p.add_argument("--skip-photo", action="store_true", help="skip the photo section (align, local re-render)")
+    p.add_argument("--photo-only", action="store_true", help="run only the photo section")
     p.set_defaults(func=handler)
 
 
@@ -371,6 +373,13 @@ def handler(args: argparse.Namespace) -> int:
     print(f"maskstudio bench on {policy.describe()} — torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}; inputs: {source}", flush=True)
 
+    if args.photo_only:
+        from maskstudio.bench.photo import photo_section
+
+        report.update(photo_section(settings, device=str(policy.device), precision=args.precision,
+                                    quick=args.quick))
+        return _finish(args, report, policy, t_start)
+
     # 1. stroke-to-pixels ----------------------------------------------------------------------
     ms = ModelSet.from_settings(settings)
     installed = ms.first("dmn")
@@ -409,6 +418,16 @@ def handler(args: argparse.Namespace) -> int:
                 reps = 20
             report["latent_chain"].append(_latent_section(args, settings, gen_size, dmn, dmn_cfg, labels,
                                                           ex_image, ex_labels, reps, dmn_meta))
+    # 3. photo editing ------------------------------------------------------------------------
+    if not args.skip_photo:
+        from maskstudio.bench.photo import photo_section
+
+        report.update(photo_section(settings, device=str(policy.device), precision=args.precision,
+                                    quick=args.quick))
+    return _finish(args, report, policy, t_start)
+
+
+def _finish(args: argparse.Namespace, report: dict, policy, t_start: float) -> int:
     report["total_s"] = time.perf_counter() - t_start
     report["peak_mib"] = _peak_mib(policy)
     print(f"done in {report['total_s']:.0f} s; process peak memory {report['peak_mib']:.0f} MiB", flush=True)

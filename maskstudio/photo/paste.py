@@ -72,6 +72,7 @@ def paste_back(photo: np.ndarray, crop: np.ndarray, crop_from_photo: np.ndarray,
     sel = wa > 1e-4
     if not sel.any():
         return out
-    af = wa[sel][:, None]
-    roi[sel] = (roi[sel].astype(np.float32) * (1.0 - af) + wc[sel].astype(np.float32) * af + 0.5).astype(np.uint8)
+    r = roi.astype(np.float32)
+    blended = (r + (wc.astype(np.float32) - r) * wa[..., None] + 0.5).astype(np.uint8)
+    np.copyto(roi, blended, where=sel[..., None])
     return out
