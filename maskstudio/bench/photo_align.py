@@ -11,7 +11,11 @@ random position), another background (smooth colour noise) and JPEG q90. Then:
   fixed point; distance in 512² crop px), and against the identity (the CelebA-HQ crop);
 - **parser F1**: the parser's labels of the recovered crop, warped back into the original crop's
   frame (nearest), against the ground truth, vs the parser's labels of the original crop (the
-  dataset-wide confusion-matrix F1 of :mod:`maskstudio.training.metrics`, 18 classes).
+  dataset-wide confusion-matrix F1 of :mod:`maskstudio.training.metrics`, 18 classes). Both are
+  scored on the same pixels: the original crop without its outer 64 px band, which the
+  synthetic photo feathers into the new background (there the ground truth no longer matches
+  the picture). Also split by the face's scale in the photo (< 0.7: a smaller face than the
+  crop's, i.e. upsampled into the 512² crop; >= 0.7).
 """
 from __future__ import annotations
 
@@ -87,12 +91,17 @@ def main(argv=None) -> int:
     parser = models.load(models.first("parser").id).module
     rng = np.random.default_rng(args.seed)
     cm_orig, cm_photo = ConfusionMatrix(), ConfusionMatrix()
+    cm_small, cm_large = ConfusionMatrix(), ConfusionMatrix()
     err_fix, err_id, times, failures = [], [], [], []
     for stem in stems:
         crop = read_photo(pairs / "images" / f"{stem}.jpg")
         gt = read_labels(pairs / "masks" / f"{stem}.png", size=crop.shape[0])
         photo, photo_from_crop = synthetic_photo(crop, rng)
-        cm_orig.update(gt, parse_image(parser, crop))
+        band = crop.shape[0] // 8
+        inner = np.zeros(gt.shape, bool)
+        inner[band:-band, band:-band] = True
+        cm_orig.update(gt[inner], parse_image(parser, crop)[inner])
+        scale = float(np.hypot(photo_from_crop[0, 0], photo_from_crop[1, 0]))
         try:
             t0 = time.perf_counter()
             al = align_face(photo, parser, size=crop.shape[0], name=stem)
@@ -107,8 +116,9 @@ def main(argv=None) -> int:
         comp = _compose(al.crop_from_photo, photo_from_crop)  # original crop -> recovered crop
         back = cv2.warpAffine(lab, comp, crop.shape[1::-1], flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=255)
-        valid = back != 255
+        valid = (back != 255) & inner
         cm_photo.update(gt[valid], back[valid])
+        (cm_small if scale < 0.7 else cm_large).update(gt[valid], back[valid])
         try:
             eyes = landmarks_from_labels(gt)[:2]
         except LandmarkError:
@@ -125,6 +135,8 @@ def main(argv=None) -> int:
         "eye_error_px_vs_identity": {"median": float(np.median(ei)), "p90": float(np.percentile(ei, 90)),
                                      "max": float(ei.max())},
         "mean_f1_original_crops": round(so.mean_f1, 4), "mean_f1_aligned_photos": round(sp.mean_f1, 4),
+        "mean_f1_aligned_photos_scale_lt_0.7": round(cm_small.scores().mean_f1, 4),
+        "mean_f1_aligned_photos_scale_ge_0.7": round(cm_large.scores().mean_f1, 4),
         "pixel_acc_original": round(so.pixel_acc, 4), "pixel_acc_aligned": round(sp.pixel_acc, 4),
         "align_s_p50_1600x1200": float(np.median(times)) if times else None,
     }
