@@ -194,3 +194,20 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["render", "--photo", str(p), "--mask", str(tmp_path / "m.png"), "-o", str(tmp_path / "o.png"),
                  "--edit", "age=1"]) == 2
     assert "not supported" in capsys.readouterr().err
+
+
+def test_photo_source_rebuilds_from_what_a_project_stores(parser, tmp_path):
+    from maskstudio.photo.edit import PhotoSource, open_photo
+
+    crop, _ = pf.gallery_face(2)
+    photo, _, data = _photo_of(crop, 5, angle_deg=6, scale=0.8)
+    path = tmp_path / "p.jpg"
+    path.write_bytes(data)
+    src = open_photo(path, parser)
+    assert src.file_bytes == data
+    back = PhotoSource.from_saved(src.file_bytes, src.name, json.loads(json.dumps(src.alignment.to_json())),
+                                  src.parsed)
+    assert np.array_equal(back.image, src.image) and np.array_equal(back.parsed, src.parsed)
+    assert np.abs(back.crop.astype(int) - src.crop.astype(int)).max() <= 1
+    with pytest.raises(RenderError, match="parsed mask"):
+        PhotoSource.from_saved(src.file_bytes, src.name, src.alignment.to_json(), src.parsed[:10])

@@ -33,16 +33,31 @@ def _to_rgb(im) -> "object":
     return im.convert("RGB")
 
 
-def read_photo(path: "str | os.PathLike[str]", max_pixels: int = MAX_PHOTO_PIXELS) -> np.ndarray:
-    """uint8 H×W×3 RGB of a photo file (JPEG/PNG/WebP/TIFF/...), upright as its EXIF
-    orientation says; greyscale/CMYK/16-bit converted, transparency composited on white.
-    :class:`MaskFileError` naming the file for a missing, unreadable or too large file."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
+def read_photo_bytes(path: "str | os.PathLike[str]") -> bytes:
+    """The file's bytes (kept by a photo edit so projects store the original, not a re-encode)."""
     if not os.path.isfile(path):
         raise file_error(MaskFileError, path, "no such file")
     try:
-        with Image.open(path) as im:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise file_error(MaskFileError, path, f"cannot read ({e.strerror or e})") from e
+
+
+def read_photo(path: "str | os.PathLike[str]", max_pixels: int = MAX_PHOTO_PIXELS, *,
+               data: bytes | None = None) -> np.ndarray:
+    """uint8 H×W×3 RGB of a photo file (JPEG/PNG/WebP/TIFF/...), upright as its EXIF
+    orientation says; greyscale/CMYK/16-bit converted, transparency composited on white.
+    ``data``: the file's bytes, already read (``path`` then only names it in messages).
+    :class:`MaskFileError` naming the file for a missing, unreadable or too large file."""
+    import io
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if data is None and not os.path.isfile(path):
+        raise file_error(MaskFileError, path, "no such file")
+    try:
+        with Image.open(path if data is None else io.BytesIO(data)) as im:
             w, h = im.size
             if w * h > max_pixels:
                 raise file_error(MaskFileError, path, f"{w}×{h} is {w * h / 1e6:.0f} MP, more than the "
