@@ -60,6 +60,13 @@ class Project:
     models: dict[str, Any] = field(default_factory=dict)  # role -> identity (id, sha256, path...)
     history: list[tuple[str, np.ndarray]] = field(default_factory=list)  # optional snapshots
     app_version: str = __version__
+    # photo editing (issue 13): the source photo file as read, its alignment (the JSON of
+    # maskstudio.photo.align.Alignment) and the crop's parsed (unedited) mask
+    photo_file: bytes | None = None
+    photo_name: str | None = None
+    photo_alignment: dict | None = None
+    photo_parsed: np.ndarray | None = None
+    whole_face: bool = False
 
 
 def _check_labels(path, name: str, arr: np.ndarray) -> np.ndarray:
@@ -103,6 +110,16 @@ def save_project(path: str | os.PathLike[str], project: Project) -> Path:
     if project.exemplar_mask is not None:
         members["exemplar_mask.png"] = _png_bytes(_check_labels(path, "exemplar mask", np.asarray(project.exemplar_mask)))
         manifest["exemplar_mask"] = "exemplar_mask.png"
+    if project.photo_file is not None:
+        if project.photo_alignment is None or project.photo_parsed is None:
+            raise file_error(ProjectFileError, path, "a source photo needs its alignment and parsed mask")
+        suffix = Path(project.photo_name or "photo").suffix.lower()
+        member = "photo/source" + (suffix if suffix.isascii() and suffix[1:].isalnum() else "")
+        members[member] = bytes(project.photo_file)
+        members["photo/parsed.png"] = _png_bytes(_check_labels(path, "parsed photo mask",
+                                                               np.asarray(project.photo_parsed)))
+        manifest["photo"] = {"file": member, "name": project.photo_name, "alignment": project.photo_alignment,
+                             "parsed": "photo/parsed.png", "whole_face": bool(project.whole_face)}
     for name, arr in project.latents.items():
         if not name.replace("_", "").replace("-", "").isalnum():
             raise file_error(ProjectFileError, path, f"latent name {name!r} must be alphanumeric")
@@ -208,6 +225,16 @@ def load_project(path: str | os.PathLike[str]) -> Project:
                     proj.latents[name] = np.load(io.BytesIO(zf.read(member)), allow_pickle=False)
                 except (KeyError, ValueError, OSError) as e:
                     raise file_error(ProjectFileError, path, f"latent {name!r} ({member}) is unreadable: {e}") from e
+            photo = manifest.get("photo")
+            if photo:
+                try:
+                    proj.photo_file = zf.read(photo["file"])
+                except KeyError as e:
+                    raise file_error(ProjectFileError, path, f"member {photo.get('file')!r} (source photo) is missing") from e
+                proj.photo_name = photo.get("name")
+                proj.photo_alignment = dict(photo["alignment"])
+                proj.photo_parsed = _check_labels(path, "parsed photo mask", _read_png(zf, path, photo["parsed"], "L"))
+                proj.whole_face = bool(photo.get("whole_face", False))
             for entry in manifest.get("history") or []:
                 snap = _check_labels(path, "history step", _read_png(zf, path, entry["mask"], "L"))
                 proj.history.append((str(entry.get("name", "")), snap))
