@@ -206,3 +206,13 @@ def test_bench_runs_and_writes_json(env, tmp_path, capsys):
         assert entry["engine"]["n"] >= 4 and entry["naive"]["n"] >= 2 and entry["speedup_p50"] > 0
     assert dmn["style_encodings"] == 1  # one exemplar: encoded once for every stroke and size
     assert "speed-up" in capsys.readouterr().out
+
+
+def test_bench_photo_section_is_skipped_without_a_face_parser(env, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--device", "cpu", "--quick", "--photo-only", "--json", str(out)]) == 0
+    import json
+
+    data = json.loads(out.read_text())
+    assert data["photo"] == [] and "parser" in data["photo_skipped"]
+    assert "photo editing: skipped" in capsys.readouterr().out

@@ -43,12 +43,21 @@ def photo_section(settings, *, device: str = "cpu", precision: str = "auto", qui
     from maskstudio.photo.reading import read_photo
 
     res = Path(settings.resources) / "gallery"
-    face = np.asarray(Image.open(res / "dmn_sample_01.png").convert("RGB"))
+    sample = res / "dmn_sample_01.png"
+    if not sample.is_file():
+        print(f"photo editing: skipped ({sample} is missing)", flush=True)
+        return {"photo": [], "photo_skipped": f"{sample} is missing"}
+    face = np.asarray(Image.open(sample).convert("RGB"))
     photo, _, data = synthetic_photo(face, np.random.default_rng(0), size_wh=(4000, 3000), angle_deg=8.0,
                                      scale=2.0, jpeg=True)
     reps = 3 if quick else 7
     rows: list[dict] = []
     engine = Engine(settings, device=device, precision=precision, start_worker=False)
+    missing = [role for role in ("parser", "dmn") if engine.models.first(role) is None]
+    if missing:
+        engine.close()
+        print(f"photo editing: skipped (no {' and no '.join(missing)} installed)", flush=True)
+        return {"photo": [], "photo_skipped": f"no {' and no '.join(missing)} installed"}
     try:
         parser = parser_module(engine.models)
         with tempfile.TemporaryDirectory() as tmp:
