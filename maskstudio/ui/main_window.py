@@ -839,6 +839,11 @@ class MainWindow(QMainWindow):
         self._update_title()
         self.request_render()
 
+    @property
+    def composing(self) -> bool:
+        """A render is being put back into the photo (background job in flight)."""
+        return getattr(self, "_compose_done", 0) < getattr(self, "_compose_seq", 0)
+
     def _compose_photo(self, result) -> None:
         """Put a DMN render back into the photo (local blend + paste-back) in a background thread;
         the newest composition wins."""
@@ -855,6 +860,7 @@ class MainWindow(QMainWindow):
             return compose_edit(src, labels, result.image, whole_face=whole, paste=paste)
 
         def done(out, error, result=result, seq=seq) -> None:
+            self._compose_done = max(getattr(self, "_compose_done", 0), seq)
             if seq != self._compose_seq or self.session.photo is not src:
                 return  # a newer render (or another photo) is on its way
             result.tag = None

@@ -40,7 +40,7 @@ def _phone_photo(tmp_path, face=4, **kw):
 def _wait_photo_render(qtbot, w, *, full=True):
     def done():
         res = w.render_view.last_result
-        assert res is not None and not res.preview and not w.client.busy
+        assert res is not None and not res.preview and not w.client.busy and not w.composing
         assert w.render_view.last_photo is not None
         assert w._photo_result is not None
     qtbot.waitUntil(done, timeout=TIMEOUT_MS)
