@@ -51,3 +51,7 @@ class LatentFileError(MaskStudioError):
 def file_error(cls: type[MaskStudioError], path: "str | os.PathLike[str]", problem: str) -> MaskStudioError:
     """Build ``cls("{path}: {problem}")`` — the one message form used for file problems."""
     return cls(f"{os.fspath(path)}: {problem}")
+
+
+class FaceError(MaskStudioError):
+    """No usable face in a photo: none found, only a profile, too small, or landmarks missing."""

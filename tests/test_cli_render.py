@@ -266,3 +266,13 @@ def test_batch_folder_is_sharded_across_torchrun_ranks(env, files, tmp_path, cap
     want = [["face0.png", "face2.png"], ["face1.png"]][rank]  # rank r takes files r, r+2, ...
     assert sorted(p.name for p in outdir.iterdir()) == want
     assert f"{len(want)}/{len(want)}" in capsys.readouterr().err
+
+
+def test_bench_photo_section_is_skipped_without_a_face_parser(env, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--device", "cpu", "--quick", "--photo-only", "--json", str(out)]) == 0
+    import json
+
+    data = json.loads(out.read_text())
+    assert data["photo"] == [] and "parser" in data["photo_skipped"]
+    assert "photo editing: skipped" in capsys.readouterr().out

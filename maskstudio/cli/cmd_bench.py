@@ -50,8 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-official", action="store_true", help="skip the official-size DMN")
     p.add_argument("--skip-latent", action="store_true", help="skip the latent chain")
     p.add_argument("--compile", action="store_true", help="torch.compile the models (CUDA only)")
-    p.add_argument("--skip-photo", action="store_true", help="skip the photo-memory line")
-    p.add_argument("--photo-only", action="store_true", help="only the photo-memory line (24 MP photo)")
+    p.add_argument("--skip-photo", action="store_true",
+                   help="skip the photo sections (24 MP photo memory; align, local re-render)")
+    p.add_argument("--photo-only", action="store_true", help="run only the photo sections")
     p.set_defaults(func=handler)
 
 
@@ -393,6 +394,13 @@ def handler(args: argparse.Namespace) -> int:
     print(f"maskstudio bench on {policy.describe()} — torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}; inputs: {source}", flush=True)
 
+    if args.photo_only:
+        from maskstudio.bench.photo import photo_section
+
+        report.update(photo_section(settings, device=str(policy.device), precision=args.precision,
+                                    quick=args.quick))
+        return _finish(args, report, policy, t_start)
+
     # 1. stroke-to-pixels ----------------------------------------------------------------------
     ms = ModelSet.from_settings(settings)
     installed = ms.first("dmn")
@@ -433,6 +441,16 @@ def handler(args: argparse.Namespace) -> int:
                                                           ex_image, ex_labels, reps, dmn_meta))
     if not getattr(args, "skip_photo", False):
         report["photo_memory"] = _photo_section(args)
+    # 3. photo editing ------------------------------------------------------------------------
+    if not args.skip_photo:
+        from maskstudio.bench.photo import photo_section
+
+        report.update(photo_section(settings, device=str(policy.device), precision=args.precision,
+                                    quick=args.quick))
+    return _finish(args, report, policy, t_start)
+
+
+def _finish(args: argparse.Namespace, report: dict, policy, t_start: float) -> int:
     report["total_s"] = time.perf_counter() - t_start
     report["peak_mib"] = _peak_mib(policy)
     print(f"done in {report['total_s']:.0f} s; process peak memory {report['peak_mib']:.0f} MiB", flush=True)

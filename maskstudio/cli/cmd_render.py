@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--mask", required=True, type=Path, nargs="+",
                    help="label/colour mask PNG, several of them, or a folder of them")
-    p.add_argument("--exemplar", required=True, type=Path, help="style reference face image")
+    p.add_argument("--exemplar", type=Path, default=None,
+                   help="style reference face image (required unless --photo: then the photo itself)")
     p.add_argument("--exemplar-mask", type=Path, default=None,
                    help="the exemplar's mask (default: sibling <stem>.mask.png, else the face parser)")
     p.add_argument("--size", type=int, default=512, help="output side in pixels (default 512)")
@@ -63,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--morph", type=float, default=1.0, help="photo→style amount 0..1 for agile/dual (default 1)")
     p.add_argument("-o", "--out", required=True, type=Path, help="output PNG (a folder for batch)")
     p.add_argument("--save-latent", type=Path, default=None, help="write the W+ latent [1,N,512] as .npy")
+    from maskstudio.cli.photo_render import add_photo_arguments
+
+    add_photo_arguments(p)
     p.set_defaults(func=handler)
 
 
@@ -202,6 +206,13 @@ def build_request(labels: np.ndarray, exemplar, args: argparse.Namespace):
 
 def handler(args: argparse.Namespace) -> int:
     from maskstudio.settings import Settings
+
+    if getattr(args, "photo", None) is not None:
+        from maskstudio.cli.photo_render import photo_handler
+
+        return photo_handler(args)
+    if args.exemplar is None:
+        raise ConfigError("--exemplar is required (or --photo PHOTO to edit a photo)")
 
     if not 32 <= args.size <= 4096:
         raise ConfigError(f"--size must be in 32..4096, not {args.size}")

@@ -59,6 +59,13 @@ class Project:
     models: dict[str, Any] = field(default_factory=dict)  # role -> identity (id, sha256, path...)
     history: list[tuple[str, np.ndarray]] = field(default_factory=list)  # optional snapshots
     app_version: str = __version__
+    # photo editing (issue 13): the source photo file as read, its alignment (the JSON of
+    # maskstudio.photo.align.Alignment) and the crop's parsed (unedited) mask
+    photo_file: bytes | None = None
+    photo_name: str | None = None
+    photo_alignment: dict | None = None
+    photo_parsed: np.ndarray | None = None
+    whole_face: bool = False
 
 
 def _check_labels(path, name: str, arr: np.ndarray) -> np.ndarray:
@@ -102,6 +109,16 @@ def save_project(path: str | os.PathLike[str], project: Project) -> Path:
     if project.exemplar_mask is not None:
         members["exemplar_mask.png"] = _png_bytes(_check_labels(path, "exemplar mask", np.asarray(project.exemplar_mask)))
         manifest["exemplar_mask"] = "exemplar_mask.png"
+    if project.photo_file is not None:
+        if project.photo_alignment is None or project.photo_parsed is None:
+            raise file_error(ProjectFileError, path, "a source photo needs its alignment and parsed mask")
+        suffix = Path(project.photo_name or "photo").suffix.lower()
+        member = "photo/source" + (suffix if suffix.isascii() and suffix[1:].isalnum() else "")
+        members[member] = bytes(project.photo_file)
+        members["photo/parsed.png"] = _png_bytes(_check_labels(path, "parsed photo mask",
+                                                               np.asarray(project.photo_parsed)))
+        manifest["photo"] = {"file": member, "name": project.photo_name, "alignment": project.photo_alignment,
+                             "parsed": "photo/parsed.png", "whole_face": bool(project.whole_face)}
     for name, arr in project.latents.items():
         if not name.replace("_", "").replace("-", "").isalnum():
             raise file_error(ProjectFileError, path, f"latent name {name!r} must be alphanumeric")
@@ -409,4 +426,22 @@ def load_project(path: str | os.PathLike[str]) -> Project:
             snap = _check_labels(path, f"history step {i}", _read_png(
                 zf, path, member, "L", field_name=f"history[{i}]", expect_hw=mask_hw))
             proj.history.append((step_name, snap))
+        photo = manifest.get("photo")
+        if photo is not None:
+            if not isinstance(photo, dict):
+                raise _refuse(path, "manifest field 'photo'", f"must be an object, not {type(photo).__name__}")
+            for key in ("file", "parsed"):
+                if not isinstance(photo.get(key), str) or photo[key] not in infos:
+                    raise _refuse(path, f"manifest field 'photo.{key}'", "must name a member of the archive")
+            if not isinstance(photo.get("alignment"), dict):
+                raise _refuse(path, "manifest field 'photo.alignment'", "must be an object")
+            name = photo.get("name")
+            if name is not None and not isinstance(name, str):
+                raise _refuse(path, "manifest field 'photo.name'", "must be a string")
+            proj.photo_file = _read_member(zf, path, photo["file"])
+            proj.photo_name = name[:MAX_TEXT] if name else None
+            proj.photo_alignment = dict(photo["alignment"])
+            proj.photo_parsed = _check_labels(path, "parsed photo mask", _read_png(
+                zf, path, photo["parsed"], "L", field_name="photo.parsed"))
+            proj.whole_face = bool(photo.get("whole_face", False))
     return proj

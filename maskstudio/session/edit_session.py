@@ -74,6 +74,10 @@ class EditSession:
         self.exemplar: Exemplar | None = None
         self.exemplar_path: Path | None = None
         self.source_photo: np.ndarray | None = None
+        #: photo editing (issue 13): the opened photo (full image, alignment, crop, parsed mask)
+        #: and whether strokes re-render the whole face instead of only the changed regions
+        self.photo = None   # maskstudio.photo.edit.PhotoSource | None
+        self.whole_face = False
         self.region_styles: dict[int, str] = {}
         self.render_settings = RenderSettings()
         self.active_class = 1
@@ -238,11 +242,35 @@ class EditSession:
             latents={"w_plus": self.latent.astype(np.float32)} if self.latent is not None else {},
             models=dict(models or {}),
             history=self.history_snapshots(MAX_PROJECT_HISTORY if history_limit is None else history_limit),
+            **self._photo_fields(),
         )
+
+    def _photo_fields(self) -> dict[str, Any]:
+        ph = self.photo
+        if ph is None or ph.alignment is None or ph.file_bytes is None:
+            return {"whole_face": self.whole_face}
+        return {"photo_file": ph.file_bytes, "photo_name": ph.name, "photo_alignment": ph.alignment.to_json(),
+                "photo_parsed": np.array(ph.parsed), "whole_face": self.whole_face}
+
+    def set_photo(self, photo) -> None:
+        """The photo being edited (a :class:`~maskstudio.photo.edit.PhotoSource`), or None."""
+        self.photo = photo
+        self.source_photo = None if photo is None else photo.image
+
+    def set_whole_face(self, on: bool) -> None:
+        if bool(on) != self.whole_face:
+            self.whole_face = bool(on)
+            self.mark_changed()
 
     def apply_project(self, proj: Project) -> MaskDocument:
         """Take over everything ``proj`` holds (the project path is left to the caller)."""
-        self.source_photo = None
+        self.set_photo(None)
+        if proj.photo_file is not None:
+            from maskstudio.photo.edit import PhotoSource
+
+            self.set_photo(PhotoSource.from_saved(proj.photo_file, proj.photo_name or "photo",
+                                                  proj.photo_alignment or {}, proj.photo_parsed))
+        self.whole_face = bool(proj.whole_face)
         self.set_render_settings(proj.render_settings, mark_dirty=False)
         self._emit("settings")
         w = proj.latents.get("w_plus")

@@ -92,6 +92,8 @@ class DialogRecorder:
     answers: deque = field(default_factory=deque)      # for ask()
     paths: deque = field(default_factory=deque)        # for get_open_path / get_save_path
     file_dialogs: list[dict] = field(default_factory=list)   # kind, caption, filter, directory of each
+    faces: deque = field(default_factory=deque)        # for the face picker (index; default 0)
+    face_prompts: list[int] = field(default_factory=list)  # how many faces each picker offered
 
     def __call__(self, kind: str, **info: Any) -> Any:
         if kind == "error":
@@ -100,6 +102,9 @@ class DialogRecorder:
         if kind == "info":
             self.infos.append((info["title"], info["message"]))
             return None
+        if kind == "face":
+            self.face_prompts.append(len(info["faces"]))
+            return self.faces.popleft() if self.faces else 0
         if kind == "ask":
             self.questions.append(info["text"])
             return self.answers.popleft() if self.answers else info.get("default")

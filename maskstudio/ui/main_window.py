@@ -254,11 +254,13 @@ class MainWindow(QMainWindow):
         self.act_new = A("&New from template", self.new_from_template, "Ctrl+N", "mdi6.file-outline", "New mask from the shipped template")
         self.act_open_mask = A("Open &mask…", lambda: self.open_mask(), "Ctrl+O", "mdi6.folder-open-outline", "Open a label PNG or colour PNG mask")
         self.act_open_parts = A("Open &part folder…", lambda: self.open_part_folder(), None, "mdi6.folder-multiple-outline", "Open a CelebAMask-HQ part folder")
-        self.act_open_photo = A("Open p&hoto…", lambda: self.open_photo(), "Ctrl+Shift+O", "mdi6.image-outline", "Open a photo: parsed to a mask with the face parser")
+        self.act_open_photo = A("Open p&hoto…", lambda: self.open_photo(), "Ctrl+Shift+O", "mdi6.image-outline", "Open a photo: its face is found, aligned and parsed to a mask; edits go back into the photo")
         self.act_open_project = A("Open pro&ject…", lambda: self.open_project(), "Ctrl+Alt+O", "mdi6.folder-star-outline", "Open a MaskStudio project")
         self.act_save = A("&Save project", lambda: self.save_project(), QKeySequence.StandardKey.Save, "mdi6.content-save-outline", "Save the project")
         self.act_save_as = A("Save project &as…", lambda: self.save_project(ask=True), "Ctrl+Shift+S", "mdi6.content-save-edit-outline", "Save the project under a new name")
-        self.act_export_render = A("Export &render PNG…", lambda: self.export_render(), "Ctrl+E", "mdi6.image-move", "Export the rendered face as PNG")
+        self.act_export_render = A("Export &render PNG…", lambda: self.export_render(), "Ctrl+E", "mdi6.image-move", "Export the rendered face as PNG (an edited photo: the full photo at its size)")
+        self.act_export_crop = A("Export edited &crop PNG…", lambda: self.export_render(crop_only=True), None, "mdi6.crop",
+                                 "Export the edited, aligned face crop alone (photo editing)")
         self.act_export_label = A("Export mask as &label PNG…", lambda: self.export_mask(kind="label"), "Ctrl+Shift+E", "mdi6.export", "Export the mask as an 8-bit label PNG (values 0–18)")
         self.act_export_color = A("Export mask as &colour PNG…", lambda: self.export_mask(kind="color"), None, "mdi6.palette-outline", "Export the mask as a colour PNG (CelebAMask-HQ palette)")
         self.act_export_latent = A("Export &latents…", lambda: self.export_latents(), None, "mdi6.vector-point", "Export the W+ latent (.npy [1,18,512] or .pt)")
@@ -323,7 +325,7 @@ class MainWindow(QMainWindow):
         f.addAction(self.act_save)
         f.addAction(self.act_save_as)
         f.addSeparator()
-        for a in (self.act_export_render, self.act_export_label, self.act_export_color, self.act_export_latent):
+        for a in (self.act_export_render, self.act_export_crop, self.act_export_label, self.act_export_color, self.act_export_latent):
             f.addAction(a)
         f.addSeparator()
         f.addAction(self.act_quit)
@@ -420,6 +422,8 @@ class MainWindow(QMainWindow):
         self.gallery.addRequested.connect(lambda: self.add_exemplars())
         self.gallery.filesDropped.connect(lambda paths: self.add_exemplars(paths))
         self.sliders.changed.connect(self._on_sliders_changed)
+        self.render_view.wholeFaceToggled.connect(self.set_whole_face)
+        self.render_view.photoViewToggled.connect(lambda _on: self._ensure_reference())
         self.sliders.modelsRequested.connect(lambda: self.open_models_dialog())
         self.sliders.toolRequested.connect(self.run_latent_tool)
         self.sliders.cancelRequested.connect(self.cancel_latent_tool)
@@ -580,7 +584,12 @@ class MainWindow(QMainWindow):
             self.render_view.show_message("Choose an exemplar in the Exemplars dock to render a face.")
             return
         with self._guard("Render"):
-            self.client.submit(self.doc.labels, self.exemplar, preview=preview, **self.render_request_kwargs())
+            kw = self.render_request_kwargs()
+            if self.session.photo is not None and kw.get("output", "face") == "face":
+                # the photo's renders are put back into it (compose) with the mask they were made of
+                kw["tag"] = ("photo", np.array(self.doc.labels))
+                kw["size_px"] = int(self.session.photo.crop.shape[0])
+            self.client.submit(self.doc.labels, self.exemplar, preview=preview, **kw)
 
     def set_render_size(self, px: int | None) -> None:
         self.render_size_px = px
@@ -594,6 +603,13 @@ class MainWindow(QMainWindow):
 
     def _ensure_reference(self) -> None:
         """A/B: render the mask as opened with the current exemplar + sliders (tagged "ref")."""
+        ph = self.session.photo
+        if ph is not None and self.render_view.current_output() == "face":
+            if not self.render_view.compare.isChecked():
+                return
+            # the unedited photo is the "before"
+            self.render_view.set_reference(ph.image if self.render_view.showing_full_photo() else ph.crop)
+            return
         if not self.render_view.compare.isChecked() or self.exemplar is None or self.original_labels is None:
             return
         key = self._reference_state_key()
@@ -604,6 +620,11 @@ class MainWindow(QMainWindow):
                                **self.render_request_kwargs())
 
     def _on_result(self, result) -> None:
+        if isinstance(result.tag, tuple) and result.tag and result.tag[0] == "photo":
+            if result.ok and self.session.photo is not None:
+                self._compose_photo(result)
+                return
+            result.tag = None
         if result.tag == "ref":
             if result.ok:
                 self.render_view.set_reference(result.image)
@@ -737,7 +758,7 @@ class MainWindow(QMainWindow):
 
                 labels = np.zeros((WORKING_SIZE, WORKING_SIZE), np.uint8)
             self.session.project_path = None
-            self.session.source_photo = None
+            self._clear_photo()
             self.set_document(labels)
             if self.exemplar is None and self.gallery.entries:
                 self.use_exemplar(self.gallery.entries[0])
@@ -756,7 +777,7 @@ class MainWindow(QMainWindow):
             self.autosave_now()
             m = read_mask(path)
             self.session.project_path = None
-            self.session.source_photo = None
+            self._clear_photo()
             if self.exemplar is not None:
                 self.canvas.set_background(np.asarray(self.exemplar.image))
             self.set_document(np.asarray(m.labels, np.uint8), original_size_hw=m.original_size_hw)
@@ -784,38 +805,126 @@ class MainWindow(QMainWindow):
         return False
 
     def open_photo(self, path: str | os.PathLike[str] | None = None) -> None:
-        """Open a photo: the face parser (in a background thread) turns it into the mask; the photo
-        becomes the canvas background and the style exemplar."""
+        """Open a photo: in background threads its faces are found (a picker when there are
+        several), the face is aligned onto the training crop convention and parsed; the canvas
+        shows the aligned crop under its mask, the photo crop is the style exemplar, and renders
+        are put back into the photo (changed regions only, unless Whole face)."""
         if not self._confirm_discard("open a photo"):
             return
         path = path or dialogs.get_open_path(self, "Open photo", IMAGE_FILTER, self._last_dir())
         if not path:
             return
+        path = Path(path)
         with self._guard("Open photo"):
-            image = read_rgb(path)
             self.autosave_now()
-            self.statusBar().showMessage(f"Parsing {Path(path).name} with the face parser…")
+            self.statusBar().showMessage(f"Finding faces in {path.name}…")
             self.session.set_busy("parse", True)
-            self.client.parse_async(image, lambda labels, error, p=Path(path), img=image: self._photo_parsed(p, img, labels, error))
 
-    def _photo_parsed(self, path: Path, image: np.ndarray, labels, error: str | None) -> None:
+            def detect():
+                from maskstudio.photo.align import detect_faces
+                from maskstudio.photo.reading import read_photo, read_photo_bytes
+
+                data = read_photo_bytes(path)
+                image = read_photo(path, data=data)
+                return image, detect_faces(image)
+
+            self.client.run_in_thread(detect, lambda value, error: self._photo_detected(path, value, error))
+
+    def _photo_failed(self, path: Path, error: str) -> None:
         self.statusBar().clearMessage()
         self.session.set_busy("parse", False)
-        if error is not None:
-            dialogs.show_error(self, "Open photo", f"{path}: {error}")
-            return
-        with self._guard("Open photo"):
-            from maskstudio.io.masks import WORKING_SIZE, resize_nearest
+        dialogs.show_error(self, "Open photo", error if str(path) in error else f"{path}: {error}")
 
-            labels = resize_nearest(np.asarray(labels, np.uint8), (WORKING_SIZE, WORKING_SIZE))
+    def _photo_detected(self, path: Path, value, error: str | None) -> None:
+        if error is not None:
+            return self._photo_failed(path, error)
+        image, faces = value
+        from maskstudio.ui.face_picker import pick_face
+
+        index = pick_face(self, image, faces, path.name) if len(faces) > 1 else 0
+        if index is None:
+            self.statusBar().clearMessage()
+            self.session.set_busy("parse", False)
+            return
+        self.statusBar().showMessage(f"Aligning and parsing the face in {path.name}…")
+
+        def align():
+            from maskstudio.photo.edit import open_photo, parser_module
+
+            return open_photo(path, parser_module(self.client.engine.models), image=image, faces=faces, face=index)
+
+        self.client.run_in_thread(align, lambda src, err: self._photo_aligned(path, src, err))
+
+    def _photo_aligned(self, path: Path, src, error: str | None) -> None:
+        if error is not None:
+            return self._photo_failed(path, error)
+        self.statusBar().clearMessage()
+        self.session.set_busy("parse", False)
+        with self._guard("Open photo"):
             self.session.project_path = None
-            self.session.source_photo = image
-            self.set_document(labels, original_size_hw=image.shape[:2])
-            self.canvas.set_background(image)
+            self.session.set_photo(src)
+            self.render_view.set_photo_mode(True, self.session.whole_face)
+            self.set_document(np.array(src.parsed))
+            self.canvas.set_background(src.crop)
             # the photo is its own exemplar: part of opening it, not a change to save
-            self.set_exemplar(image, np.asarray(labels, np.uint8), name=path.stem, path=path, mark_dirty=False)
+            self.set_exemplar(src.crop, np.array(src.parsed), name=path.stem, path=path, mark_dirty=False)
             self._source_path = Path(path)
             self._add_recent(path, "photo")
+            al = src.alignment
+            self.statusBar().showMessage(f"{path.name}: face {al.face_index + 1} of {al.n_faces}, "
+                                         f"{al.photo_size[0]}×{al.photo_size[1]} px, tilt {al.angle_deg:+.1f}°", 5000)
+        self.photoOpened = path
+
+    def _clear_photo(self) -> None:
+        self.session.set_photo(None)
+        self.render_view.set_photo_mode(False)
+        self._photo_result = None
+
+    def set_whole_face(self, on: bool) -> None:
+        """Re-render the whole face (True) or only the changed regions of the photo (False)."""
+        self.session.set_whole_face(on)
+        if self.render_view.whole_face.isChecked() != bool(on):
+            self.render_view.whole_face.setChecked(bool(on))
+        self._update_title()
+        self.request_render()
+
+    @property
+    def composing(self) -> bool:
+        """A render is being put back into the photo (background job in flight)."""
+        return getattr(self, "_compose_done", 0) < getattr(self, "_compose_seq", 0)
+
+    def _compose_photo(self, result) -> None:
+        """Put a DMN render back into the photo (local blend + paste-back) in a background thread;
+        the newest composition wins."""
+        src = self.session.photo
+        labels = result.tag[1]
+        whole = self.session.whole_face
+        paste = not result.preview or self.render_view.showing_full_photo()
+        self._compose_seq = getattr(self, "_compose_seq", 0) + 1
+        seq = self._compose_seq
+
+        def compose():
+            from maskstudio.photo.edit import compose_edit
+
+            return compose_edit(src, labels, result.image, whole_face=whole, paste=paste)
+
+        def done(out, error, result=result, seq=seq) -> None:
+            self._compose_done = max(getattr(self, "_compose_done", 0), seq)
+            if seq != self._compose_seq or self.session.photo is not src:
+                return  # a newer render (or another photo) is on its way
+            result.tag = None
+            if error is not None:
+                result.error, result.image = f"putting the render into the photo failed: {error}", None
+                self.render_view.show_result(result)
+            else:
+                self.render_view.show_photo(result, out.crop, out.full if paste else None)
+                if not result.preview:
+                    self._photo_result = out
+                self.status_render.setText(f"last render {result.latency_ms:.0f} ms")
+                self._ensure_reference()
+            self.renderShown.emit(result)
+
+        self.client.run_in_thread(compose, done)
 
     # -- project ----------------------------------------------------------------------------
     def current_project(self, history_limit: int | None = None):
@@ -866,10 +975,34 @@ class MainWindow(QMainWindow):
             self.canvas.set_background(proj.exemplar_image)
             self.gallery.set_current(self.exemplar_path)
         self._refresh_exports()
+        self._photo_result = None
+        self.render_view.set_photo_mode(self.session.photo is not None, self.session.whole_face)
+        if self.session.photo is not None:
+            self.canvas.set_background(self.session.photo.crop)
         self.request_render()
 
     # -- exports ----------------------------------------------------------------------------
-    def export_render(self, path: str | os.PathLike[str] | None = None) -> bool:
+    def export_render(self, path: str | os.PathLike[str] | None = None, crop_only: bool = False) -> bool:
+        """Export the render; for an edited photo the full photo at its own size (``crop_only``:
+        the edited aligned crop alone)."""
+        if self.session.photo is not None:
+            out = getattr(self, "_photo_result", None)
+            if out is None:
+                out_img = self.session.photo.crop if crop_only else self.session.photo.image  # nothing edited yet
+            else:
+                out_img = out.crop if crop_only else out.full
+            title = "Export edited crop" if crop_only else "Export photo"
+            path = path or dialogs.get_save_path(self, title, "PNG image (*.png)", self._last_dir())
+            if not path:
+                return False
+            with self._guard(title):
+                write_png(path, out_img)
+                self.statusBar().showMessage(f"Exported {path} ({out_img.shape[1]}×{out_img.shape[0]})", 3000)
+                return True
+            return False
+        if crop_only:
+            dialogs.show_error(self, "Export edited crop", "Only an edited photo has a crop (File ▸ Open photo)")
+            return False
         res = self.render_view.last_full
         if res is None:
             dialogs.show_error(self, "Export render", "No rendered image yet (choose an exemplar; see the render view for errors)")

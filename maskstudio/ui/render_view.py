@@ -91,6 +91,8 @@ class RenderView(QWidget):
 
     outputChanged = Signal(str)
     compareToggled = Signal(bool)
+    photoViewToggled = Signal(bool)    # True: the full photo, False: the aligned crop
+    wholeFaceToggled = Signal(bool)    # True: re-render the whole face, False: changed regions only
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -126,6 +128,25 @@ class RenderView(QWidget):
         head.addWidget(self.busy)
         head.addStretch(1)
         head.addWidget(self.compare)
+        # photo editing: crop / full photo, local / whole-face (shown only while a photo is open)
+        self.full_photo = QToolButton()
+        self.full_photo.setCheckable(True)
+        self.full_photo.setChecked(True)
+        self.full_photo.setText("Full photo")
+        self.full_photo.setToolTip("Show the edit pasted back into the full photo (off: the aligned crop)")
+        self.full_photo.toggled.connect(self._on_full_photo)
+        self.whole_face = QToolButton()
+        self.whole_face.setCheckable(True)
+        self.whole_face.setText("Whole face")
+        self.whole_face.setToolTip("Re-render the whole face (off: only the regions whose labels changed, "
+                                   "blended into the photo's own pixels)")
+        self.whole_face.toggled.connect(self.wholeFaceToggled.emit)
+        head.addWidget(self.full_photo)
+        head.addWidget(self.whole_face)
+        self.photo_mode = False
+        self.last_photo: tuple[np.ndarray, np.ndarray] | None = None   # (edited crop, full photo)
+        self.full_photo.setVisible(False)
+        self.whole_face.setVisible(False)
         lay.addLayout(head)
         # the stage line has the view's whole width (beside the A/B button it was clipped at the
         # default window size); the full text is also its tooltip
@@ -185,6 +206,40 @@ class RenderView(QWidget):
                 hint = "\n\nInstall models with Models… (Ctrl+M)." if "unavailable" in (result.error or "") else ""
                 self.pane.message = f"Render failed:\n{result.error}{hint}"
         self.pane.update()
+
+    # -- photo editing -----------------------------------------------------------------------
+    def set_photo_mode(self, on: bool, whole_face: bool = False) -> None:
+        self.photo_mode = bool(on)
+        self.full_photo.setVisible(self.photo_mode)
+        self.whole_face.setVisible(self.photo_mode)
+        self.whole_face.blockSignals(True)
+        self.whole_face.setChecked(bool(whole_face))
+        self.whole_face.blockSignals(False)
+        if not on:
+            self.last_photo = None
+
+    def showing_full_photo(self) -> bool:
+        return self.photo_mode and self.full_photo.isChecked()
+
+    def show_photo(self, result, crop: np.ndarray, full: np.ndarray | None) -> None:
+        """A render put into the photo: the edited crop and (final renders) the full photo."""
+        self.show_result(result)
+        prev_full = self.last_photo[1] if self.last_photo else None
+        self.last_photo = (crop, full if full is not None else prev_full)
+        self._show_photo_image()
+
+    def _show_photo_image(self) -> None:
+        if self.last_photo is None:
+            return
+        crop, full = self.last_photo
+        img = full if (self.full_photo.isChecked() and full is not None) else crop
+        self.pane.image_b = numpy_to_qimage(np.ascontiguousarray(img))
+        self.last_image = img
+        self.pane.update()
+
+    def _on_full_photo(self, on: bool) -> None:
+        self._show_photo_image()
+        self.photoViewToggled.emit(on)
 
     def show_message(self, text: str) -> None:
         self.pane.message = text

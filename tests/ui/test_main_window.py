@@ -407,17 +407,18 @@ def test_recovery_after_crash_restores_autosave(qtbot, make_window, recorder, tm
     assert list((tmp_path / "state").glob("autosave-*.msproj")) == []
 
 
-def test_open_photo_parses_it_in_the_background(qtbot, make_window, tmp_path, recorder):
+def test_open_photo_without_a_face_is_a_clear_error(qtbot, make_window, tmp_path, recorder):
+    # the photo path (face found, aligned, parsed, pasted back) is tested with the real models in
+    # tests/ui/test_photo_window.py; here: a photo without a face says so, and nothing changes
     w = make_window()
     wait_full_render(qtbot, w)
     img = tmp_path / "photo.png"
     Image.fromarray((np.random.default_rng(5).random((SIZE, SIZE, 3)) * 255).astype(np.uint8)).save(img)
     w.open_photo(img)
-    qtbot.waitUntil(lambda: w.source_photo is not None, timeout=RENDER_TIMEOUT_MS)
-    assert w.doc.shape == (512, 512) and w.doc.original_size_hw == (SIZE, SIZE) and w.source_photo is not None
-    assert w.exemplar.name == "photo"
-    assert wait_full_render(qtbot, w).ok
-    assert not recorder.errors
+    qtbot.waitUntil(lambda: bool(recorder.errors), timeout=RENDER_TIMEOUT_MS)
+    title, msg = recorder.errors[0]
+    assert title == "Open photo" and "photo.png" in msg and "face" in msg
+    assert w.source_photo is None and w.session.photo is None and not w.session.busy
 
 
 def test_slider_groups_disabled_with_hint_when_models_missing(qtbot, make_window):
