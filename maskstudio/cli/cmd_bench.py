@@ -360,16 +360,6 @@ def _photo_section(args) -> dict[str, Any]:
 
 
 def handler(args: argparse.Namespace) -> int:
-    if getattr(args, "photo_only", False):
-        res = _photo_section(args)
-        if args.json is not None:
-            try:
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps({"maskstudio_bench": 1, "photo_memory": res}, indent=2) + "\n",
-                                     encoding="utf-8")
-            except OSError as e:
-                raise file_error(MaskFileError, args.json, f"cannot write ({e})") from e
-        return 0
     import torch
 
     from maskstudio.engine.device import DevicePolicy
@@ -397,6 +387,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.photo_only:
         from maskstudio.bench.photo import photo_section
 
+        report["photo_memory"] = _photo_section(args)
         report.update(photo_section(settings, device=str(policy.device), precision=args.precision,
                                     quick=args.quick))
         return _finish(args, report, policy, t_start)

@@ -36,8 +36,11 @@ def photo_handler(args: argparse.Namespace) -> int:
     from maskstudio.photo.edit import open_photo, parser_module, render_edit
     from maskstudio.settings import Settings
 
-    if args.mask.is_dir():
-        raise ConfigError(f"{args.mask}: with --photo, --mask must be one mask file (the edited crop mask)")
+    masks = args.mask if isinstance(args.mask, list) else [args.mask]
+    if len(masks) != 1 or masks[0].is_dir():
+        raise ConfigError(f"{' '.join(map(str, masks))}: with --photo, --mask must be one mask file "
+                          "(the edited crop mask)")
+    args.mask = masks[0]
     unsupported = [flag for flag, v in (("--edit", args.edit), ("--agile", args.agile), ("--dual", args.dual),
                                         ("--save-latent", args.save_latent)) if v]
     if unsupported or args.output not in (None, "face"):

@@ -71,5 +71,7 @@ def read_photo(path: "str | os.PathLike[str]", max_pixels: int = MAX_PHOTO_PIXEL
         raise
     except Image.DecompressionBombError as e:
         raise file_error(MaskFileError, path, f"too many pixels ({e})") from e
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except UnidentifiedImageError as e:   # Pillow's message repeats the path; say it in words
+        raise file_error(MaskFileError, path, "not an image file (or an unsupported format)") from e
+    except (OSError, ValueError, SyntaxError) as e:
         raise file_error(MaskFileError, path, f"not a readable image ({e})") from e

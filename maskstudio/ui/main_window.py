@@ -828,7 +828,7 @@ class MainWindow(QMainWindow):
                 image = read_photo(path, data=data)
                 return image, detect_faces(image)
 
-            self.client.run_in_thread(detect, lambda value, error: self._photo_detected(path, value, error))
+            self.client.run_in_thread(detect, lambda value, error: self._photo_detected(path, value, error), "find faces")
 
     def _photo_failed(self, path: Path, error: str) -> None:
         self.statusBar().clearMessage()
@@ -853,7 +853,7 @@ class MainWindow(QMainWindow):
 
             return open_photo(path, parser_module(self.client.engine.models), image=image, faces=faces, face=index)
 
-        self.client.run_in_thread(align, lambda src, err: self._photo_aligned(path, src, err))
+        self.client.run_in_thread(align, lambda src, err: self._photo_aligned(path, src, err), "align photo")
 
     def _photo_aligned(self, path: Path, src, error: str | None) -> None:
         if error is not None:
@@ -924,7 +924,7 @@ class MainWindow(QMainWindow):
                 self._ensure_reference()
             self.renderShown.emit(result)
 
-        self.client.run_in_thread(compose, done)
+        self.client.run_in_thread(compose, done, "paste back")
 
     # -- project ----------------------------------------------------------------------------
     def current_project(self, history_limit: int | None = None):

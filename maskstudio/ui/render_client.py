@@ -144,15 +144,21 @@ class RenderClient(QObject):
             return "unknown"
 
     # ------------------------------------------------------------------ background jobs
-    def parse_async(self, image: np.ndarray, done: Callable[[np.ndarray | None, str | None], None]) -> JobContext:
-        """Parse a photo with the engine's face parser in the background; ``done(labels, error)``
-        on the GUI thread (exactly one of them is None)."""
-        img = np.ascontiguousarray(image, dtype=np.uint8)
+    def run_in_thread(self, fn: Callable[[], Any], done: Callable[[Any, str | None], None],
+                      name: str = "background job") -> JobContext:
+        """Run ``fn()`` off the GUI thread; ``done(value, error)`` on the GUI thread (``value`` is
+        None when ``error`` is set: a MaskStudioError's message, or a logged bug's one line)."""
 
         def finished(out: JobOutcome) -> None:
             done(out.value if out.ok else None, out.error)
 
-        return self.jobs.start("parse photo", lambda _ctx: self.engine.parse_photo(img), finished)
+        return self.jobs.start(name, lambda _ctx: fn(), finished)
+
+    def parse_async(self, image: np.ndarray, done: Callable[[np.ndarray | None, str | None], None]) -> JobContext:
+        """Parse a photo with the engine's face parser in the background; ``done(labels, error)``
+        on the GUI thread (exactly one of them is None)."""
+        img = np.ascontiguousarray(image, dtype=np.uint8)
+        return self.run_in_thread(lambda: self.engine.parse_photo(img), done, "parse photo")
 
     # ------------------------------------------------------------------ latents
     @staticmethod

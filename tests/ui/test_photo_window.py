@@ -116,3 +116,16 @@ def test_two_faces_ask_which_one(qtbot, window, tmp_path, recorder):
     assert recorder.face_prompts and recorder.face_prompts[0] >= 2
     al = w.session.photo.alignment
     assert al.face_index == 1 and al.landmarks[:, 0].max() < 700
+
+
+def test_opening_a_photo_then_another_file_asks_nothing(qtbot, window, tmp_path, recorder):
+    # opening a photo is not a change to save: opening another file afterwards asks nothing
+    w = window
+    path, _ = _phone_photo(tmp_path)
+    w.open_photo(path)
+    _wait_photo_render(qtbot, w)
+    assert not w.is_dirty() and not w.windowTitle().startswith("*")
+    mask = tmp_path / "other.png"
+    Image.fromarray(np.asarray(w.doc.labels)).save(mask)
+    assert w.open_mask(mask)
+    assert recorder.questions == []
