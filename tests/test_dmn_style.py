@@ -57,10 +57,10 @@ def test_ridge_recovers_a_planted_direction():
 
 
 def test_svm_on_quantiles_recovers_a_planted_direction():
-    x, y, truth = _planted(seed=2)
-    fit = fit_svm(x[:600], y[:600], quantile=0.3)
+    x, y, truth = _planted(n=500, dim=100, seed=2)
+    fit = fit_svm(x[:400], y[:400], quantile=0.3)
     assert float(fit["normal"] @ truth) > 0.5, float(fit["normal"] @ truth)  # random: 0 ± 0.07
-    ev = evaluate_boundary(fit, x[:600], y[:600], x[600:], y[600:])
+    ev = evaluate_boundary(fit, x[:400], y[:400], x[400:], y[400:])
     assert ev["accuracy"] > 0.9, ev
 
 
@@ -210,3 +210,89 @@ def test_style_latent_exported_and_loaded_back_renders_the_same_image(tiny, tmp_
     short = eng.render_sync(RenderRequest(labels, ex, style=StyleCode(lat.codes[0][:10])))
     assert not short.ok and "has 10 values" in short.error
     eng.close()
+
+
+# ----------------------------------------------------------------------------- shipped DMN + real faces
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped starter DMN and boundaries, and a few held-out faces (val split) at 256²."""
+    from maskstudio.settings import SHIPPED_CHECKPOINTS
+    from maskstudio.training.data import find_pairs, read_labels, read_rgb, split_stems
+
+    if not (DATA / "celebamask_pairs").is_dir():
+        pytest.skip(f"real face data not present at {DATA}")
+    if not (SHIPPED_CHECKPOINTS / "dmn_boundaries").is_dir():
+        pytest.skip("no shipped DMN boundaries")
+    pairs = find_pairs(DATA)
+    val = split_stems(pairs.stems, 0.1, 0)["val"]
+    faces = [(read_rgb(pairs.images[s], 256), read_labels(pairs.masks[s], 256)) for s in val]
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix="ms-dmn-style-")
+    eng = Engine(Settings(device="cpu", models_dir=Path(tmp)), start_worker=False)
+    yield eng, faces
+    eng.close()
+
+
+def _measure(image, labels):
+    from maskstudio.training.attributes import measure
+
+    return measure(image, labels)
+
+
+def test_shipped_boundaries_move_their_attribute_monotonically_and_the_others_much_less(shipped):
+    eng, faces = shipped
+    bounds = eng.dmn_boundaries()
+    for must in ("hair_lightness", "skin_lightness", "lip_redness", "background_lightness"):
+        assert must in bounds, f"{must} not shipped"
+    # 4 held-out faces with hair and lips, each rendered from its own mask with its own photo as exemplar
+    picked = [(im, lb) for im, lb in faces if (lb == 13).sum() > 3000 and np.isin(lb, (11, 12)).sum() > 150][:4]
+    values = (-2.0, -1.0, 0.0, 1.0, 2.0)
+    for name, b in sorted(bounds.items()):
+        y_std = float(b.meta["train"]["y_std"])
+        curves: dict[str, list[float]] = {}
+        for v in values:
+            rows = []
+            for i, (im, lb) in enumerate(picked):
+                r = eng.render_sync(RenderRequest(lb, Exemplar(im, lb, key=f"val{i}"), size_px=256,
+                                                  style_edits={name: v}))
+                assert r.ok, r.error
+                rows.append(_measure(r.image, lb))
+            for k in rows[0]:
+                curves.setdefault(k, []).append(float(np.nanmean([r[k] for r in rows])))
+        own = np.array(curves[name])
+        assert np.all(np.diff(own) > 0), f"{name}: {own}"
+        change = (own[-1] - own[0]) / y_std
+        others = {k: abs(c[-1] - c[0]) / float(bounds[k].meta["train"]["y_std"])
+                  for k, c in curves.items() if k != name and k in bounds}
+        worst = max(others.values()) if others else 0.0
+        assert change > 0.5, f"{name}: ±2 std moves it by only {change:.2f} attribute std"
+        assert worst < 0.5 * change, f"{name}: moves {max(others, key=others.get)} by {worst:.2f} (own {change:.2f})"
+
+
+def test_region_style_moves_the_hair_toward_the_chosen_exemplar_and_keeps_the_skin(shipped):
+    from maskstudio.training.attributes import to_lab
+
+    eng, faces = shipped
+    with_hair = [(im, lb) for im, lb in faces if (lb == 13).sum() > 4000]
+    light = [_measure(im, lb)["hair_lightness"] for im, lb in with_hair]
+    a_im, a_lb = with_hair[int(np.argmin(light))]   # darkest hair: main exemplar
+    b_im, b_lb = with_hair[int(np.argmax(light))]   # lightest hair: the hair exemplar
+    target = next(lb for im, lb in with_hair[1:] if lb is not a_lb and lb is not b_lb)
+    ex_a, ex_b = Exemplar(a_im, a_lb, name="A"), Exemplar(b_im, b_lb, name="B")
+
+    def region_lab(img, cls):
+        lab = to_lab(img)
+        return lab[target == cls].mean(0)
+
+    ra = eng.render_sync(RenderRequest(target, ex_a, size_px=256)).image
+    rb = eng.render_sync(RenderRequest(target, ex_b, size_px=256)).image
+    mix = eng.render_sync(RenderRequest(target, ex_a, size_px=256, region_styles={"hair": ex_b})).image
+    hair_a, hair_b, hair_mix = (region_lab(x, 13) for x in (ra, rb, mix))
+    skin_a, skin_b, skin_mix = (region_lab(x, 1) for x in (ra, rb, mix))
+    assert np.linalg.norm(hair_mix - hair_b) < 0.25 * np.linalg.norm(hair_a - hair_b)
+    assert np.linalg.norm(skin_mix - skin_a) < 0.25 * np.linalg.norm(skin_b - skin_a) + 1.0

@@ -93,7 +93,10 @@ def test_shipped_files_match_recorded_sha256(entry):
         assert sha256_file(p) == f.sha256, f"{p.name} changed: {fix}"
         assert f.size_bytes == p.stat().st_size, p.name
     doc = json.loads(paths[1].read_text())
-    assert doc["arch"] == entry.arch
+    if entry.is_boundary_set:  # DMN style boundaries: .npy + sidecar pairs
+        assert doc["format"] == "maskstudio_dmn_boundary"
+    else:
+        assert doc["arch"] == entry.arch
 
 
 def test_broken_registry_is_refused_with_path(tmp_path):

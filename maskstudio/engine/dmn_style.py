@@ -31,11 +31,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from maskstudio.engine.types import Exemplar, StyleCode
+from maskstudio.engine.types import REGIONS, Exemplar, StyleCode  # noqa: F401  (REGIONS re-exported)
 from maskstudio.errors import RenderError
 from maskstudio.labels import NAMES
 
-__all__ = ["BoundaryIndex", "edit_code", "edit_directions", "feather_alpha", "composite", "dmn_sha256",
+__all__ = ["REGIONS", "BoundaryIndex", "edit_code", "edit_directions", "feather_alpha", "composite", "dmn_sha256",
            "spatial_mix_generate"]
 
 

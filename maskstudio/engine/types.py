@@ -32,6 +32,19 @@ STAGES: tuple[str, ...] = (
 )
 
 
+#: Regions a per-region style is chosen for (app menu, ``render --region-style``): name -> classes.
+REGIONS: dict[str, tuple[str, ...]] = {
+    "hair": ("hair",),
+    "skin": ("skin", "nose", "l_ear", "r_ear", "neck"),
+    "lips": ("u_lip", "l_lip"),
+    "eyes": ("l_eye", "r_eye"),
+    "brows": ("l_brow", "r_brow"),
+    "background": ("background",),
+    "cloth": ("cloth",),
+    "hat": ("hat",),
+}
+
+
 def _frozen_copy(a: np.ndarray) -> np.ndarray:
     b = np.array(a, copy=True, order="C")
     b.setflags(write=False)

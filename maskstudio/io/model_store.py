@@ -126,7 +126,7 @@ ROLE_ARCH = {"dmn": "maskgan_dmn", "parser": "face_parser", "stylegan2": "styleg
              "agilegan-encoder": "agilegan_encoder", "agilegan-style": "agilegan_generator",
              "boundary-set": None}
 LAYOUTS = ("bare_state_dict", "g_ema", "state_dict_opts", "exstyle_codes", "torch_tensor",
-           "npy_direction", "maskstudio_safetensors", "maskstudio_json")
+           "npy_direction", "maskstudio_safetensors", "maskstudio_json", "dmn_boundary_json")
 FILE_KINDS = ("weights", "config", "style_codes", "direction")
 
 INSTALL_RECORD = "install.json"

@@ -44,36 +44,42 @@ def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
     return (y - mu) / (sd or 1.0), mu, sd or 1.0
 
 
-def _ridge_dual(xc: np.ndarray, ys: np.ndarray, lam: float) -> np.ndarray:
-    k = xc @ xc.T
-    alpha = np.linalg.solve(k + lam * np.eye(len(k)), ys)
-    return xc.T @ alpha
+def _centred_gram(g: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(x_r - m)·(x_c - m) for the mean m of the ``cols`` codes, from the Gram matrix ``g`` = XXᵀ."""
+    gc = g[np.ix_(rows, cols)]
+    return gc - g[np.ix_(rows, cols)].mean(1, keepdims=True) - g[np.ix_(cols, cols)].mean(0, keepdims=True) \
+        + g[np.ix_(cols, cols)].mean()
 
 
 def fit_ridge(codes: np.ndarray, y: np.ndarray, lams: Sequence[float] | None = None, folds: int = 5,
               seed: int = 0) -> BoundaryFit:
-    """Ridge regression y ≈ w·(x - mean) + b. ``lams`` are relative to tr(XXᵀ)/N (scale-free)."""
+    """Ridge regression y ≈ w·(x - mean) + b in its dual form (N ≪ dim), the penalty picked by
+    ``folds``-fold CV from ``lams`` (relative to tr(XcXcᵀ)/N, so scale-free)."""
     x = np.asarray(codes, np.float64)
     y = np.asarray(y, np.float64)
     mean = x.mean(0)
     xc = x - mean
     ys, ymu, ysd = _standardise(y)
-    base = float(np.einsum("ij,ij->", xc, xc)) / len(xc)
+    g = xc @ xc.T  # centring by any mean is done on the Gram matrix below
+    n = len(x)
+    base = float(np.trace(g)) / n
     lams = tuple(lams) if lams is not None else (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
     rng = np.random.default_rng(seed)
-    fold = rng.permutation(len(x)) % folds
+    fold = rng.permutation(n) % folds
     cv = []
     for rel in lams:
         pred = np.zeros_like(ys)
         for f in range(folds):
-            tr, te = fold != f, fold == f
-            m = x[tr].mean(0)
-            yt = ys[tr]
-            w = _ridge_dual(x[tr] - m, yt - yt.mean(), rel * base)
-            pred[te] = (x[te] - m) @ w + yt.mean()
+            tr, te = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+            yt = ys[tr] - ys[tr].mean()
+            alpha = np.linalg.solve(_centred_gram(g, tr, tr) + rel * base * np.eye(len(tr)), yt)
+            ktr = g[np.ix_(te, tr)] - g[np.ix_(te, tr)].mean(1, keepdims=True) \
+                - g[np.ix_(tr, tr)].mean(0, keepdims=True) + g[np.ix_(tr, tr)].mean()
+            pred[te] = ktr @ alpha + ys[tr].mean()
         cv.append(1.0 - float(((pred - ys) ** 2).sum() / ((ys - ys.mean()) ** 2).sum()))
     best = int(np.argmax(cv))
-    w = _ridge_dual(xc, ys, lams[best] * base)
+    alpha = np.linalg.solve(g + lams[best] * base * np.eye(n), ys)
+    w = xc.T @ alpha
     norm = float(np.linalg.norm(w))
     return BoundaryFit(normal=w / norm, mean=mean, scale=norm * ysd, bias=ymu, lam=lams[best], cv_r2=cv[best],
                        cv_curve=dict(zip(map(float, lams), map(float, cv))), method="ridge")
