@@ -78,6 +78,9 @@ def register(subparsers) -> None:
     pb.add_argument("--data", type=Path, required=True, help="data folder (celebamask_pairs/)")
     pb.add_argument("--out", type=Path, default=None,
                     help="output folder (default: checkpoints/dmn_boundaries, the shipped set)")
+    pb.add_argument("--labels", choices=("reconstruction", "photo"), default="reconstruction",
+                    help="measure the attributes on the DMN's reconstruction of each training photo (its own mask "
+                         "and code: what the generator does with the code; default) or on the photo itself")
     pb.add_argument("--method", choices=("ridge", "svm"), default="ridge",
                     help="ridge regression on all faces (default) or InterFaceGAN's linear SVM on the quantiles")
     pb.add_argument("--attribute", action="append", default=None, metavar="NAME",
@@ -87,6 +90,9 @@ def register(subparsers) -> None:
                     help="... and held-out top/bottom-quantile accuracy >= this")
     pb.add_argument("--all", action="store_true", help="write every boundary, separable or not")
     pb.add_argument("--size", type=int, default=None, help="encode at this side (default: the DMN's native size)")
+    pb.add_argument("--measure-size", type=int, default=None,
+                    help="measure the attributes at this side (default: the encoding size)")
+    pb.add_argument("--cache", type=Path, default=None, help="folder to cache the style codes in (re-runs skip encoding)")
     pb.add_argument("--device", default="auto")
     pb.set_defaults(func=_train_boundaries)
 
@@ -174,7 +180,8 @@ def _train_boundaries(args) -> int:
     out = args.out if args.out is not None else SHIPPED_CHECKPOINTS / BOUNDARY_FOLDER
     report = train_boundaries(args.dmn, args.data, out, attributes=args.attribute, method=args.method,
                               min_r2=args.min_r2, min_accuracy=args.min_accuracy, write_all=args.all,
-                              size=args.size, device=_device(args.device))
+                              size=args.size, device=_device(args.device), cache_dir=args.cache,
+                              measure_size=args.measure_size, labels=args.labels)
     n = sum(1 for r in report["attributes"].values() if r["separable"] or args.all)
     print(f"{n} boundaries written to {out} (report: {out / 'report.json'})")
     if out.resolve() == (SHIPPED_CHECKPOINTS / BOUNDARY_FOLDER).resolve():

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import torch
 
 from maskstudio.errors import ConfigError
 from maskstudio.training.attributes import ATTRIBUTES, BY_NAME, Attribute, measure_batch
@@ -148,6 +149,20 @@ def evaluate_boundary(fit: BoundaryFit, codes_train, y_train, codes_val, y_val, 
             "pearson": round(corr, 4), "quantile": quantile}
 
 
+@torch.no_grad()
+def reconstructions(G, codes: np.ndarray, masks: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """uint8 [N,S,S,3]: the DMN's render of each mask with its own style code."""
+    from maskstudio.models.dense_mapping import one_hot
+
+    dev = next(G.parameters()).device
+    out = []
+    for i in range(0, len(codes), batch_size):
+        oh = one_hot(torch.from_numpy(masks[i:i + batch_size].astype(np.int64)).to(dev), G.cfg.label_nc)
+        img = G.generate(oh, torch.from_numpy(np.asarray(codes[i:i + batch_size], np.float32)).to(dev))
+        out.append(((img.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+    return np.concatenate(out)
+
+
 def _dmn_identity(dmn_path: Path) -> dict:
     js = dmn_path.with_suffix(".json")
     try:
@@ -161,6 +176,7 @@ def train_boundaries(dmn_path, data_dir, out_dir, *, attributes: Sequence[str] |
                      method: str = "ridge", min_r2: float = 0.25, min_accuracy: float = 0.8,
                      quantile: float = 0.3, device: str = "cpu", size: int | None = None,
                      val_fraction: float = 0.1, seed: int = 0, write_all: bool = False,
+                     cache_dir=None, measure_size: int | None = None, labels: str = "reconstruction",
                      log: Callable[[str], None] = print) -> dict:
     """Fit a boundary per attribute and write the separable ones (held-out R² >= ``min_r2`` and
     accuracy >= ``min_accuracy``; every one with ``write_all``). Returns the report (also written
@@ -172,6 +188,8 @@ def train_boundaries(dmn_path, data_dir, out_dir, *, attributes: Sequence[str] |
     from maskstudio.training.data import find_pairs, read_labels, read_rgb, split_stems
     from maskstudio.training.make_samples import style_codes
 
+    if labels not in ("photo", "reconstruction"):
+        raise ConfigError(f"unknown label source {labels!r} (photo or reconstruction)")
     dmn_path = Path(dmn_path)
     out_dir = Path(out_dir)
     attrs: list[Attribute] = list(ATTRIBUTES) if not attributes else []
@@ -184,16 +202,39 @@ def train_boundaries(dmn_path, data_dir, out_dir, *, attributes: Sequence[str] |
     size = size or int(loaded.meta.get("native_size_px") or loaded.meta.get("train", {}).get("size", 256))
     pairs = find_pairs(data_dir)
     split = split_stems(pairs.stems, val_fraction, seed)
-    out: dict = {"dmn": _dmn_identity(dmn_path), "size_px": size, "method": method, "quantile": quantile,
+    out: dict = {"dmn": _dmn_identity(dmn_path), "size_px": size,
+                 "measure_size_px": size if labels == "reconstruction" else (measure_size or size),
+                 "labels": labels,
+                 "method": method, "quantile": quantile,
                  "split": {"rule": "maskstudio.training.data.split_stems", "seed": seed,
                            "val_fraction": val_fraction, "n_train": len(split["train"]), "n_val": len(split["val"])},
                  "attributes": {}}
     data = {}
+    msize = measure_size or size
     for part in ("train", "val"):
         stems = split[part]
         images = np.stack([read_rgb(pairs.images[s], size) for s in stems])
         masks = np.stack([read_labels(pairs.masks[s], size) for s in stems])
-        data[part] = (style_codes(G, images, masks).astype(np.float64), measure_batch(images, masks, attrs))
+        codes = None
+        cache = None
+        if cache_dir is not None:
+            import hashlib
+
+            h = hashlib.sha1(f"{out['dmn'].get('sha256')}:{size}:{','.join(stems)}".encode()).hexdigest()[:16]
+            cache = Path(cache_dir) / f"dmn_style_codes_{h}.npy"
+            if cache.is_file():
+                codes = np.load(cache, allow_pickle=False)
+        if codes is None:
+            codes = style_codes(G, images, masks)
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                np.save(cache, codes, allow_pickle=False)
+        if labels == "reconstruction":  # what the generator makes of each code: the DMN's own render
+            images = reconstructions(G, codes, masks)
+        elif msize != size:
+            images = np.stack([read_rgb(pairs.images[s], msize) for s in stems])
+            masks = np.stack([read_labels(pairs.masks[s], msize) for s in stems])
+        data[part] = (codes.astype(np.float64), measure_batch(images, masks, attrs))
         log(f"{part}: {len(stems)} faces encoded and measured ({time.perf_counter() - t0:.0f} s)")
     (ctr, ytr_all), (cva, yva_all) = data["train"], data["val"]
     dim = ctr.shape[1]
@@ -205,7 +246,10 @@ def train_boundaries(dmn_path, data_dir, out_dir, *, attributes: Sequence[str] |
         proj = (ctr - fit["mean"]) @ fit["normal"]
         std = float(proj.std())
         separable = ev["r2"] >= min_r2 and ev["accuracy"] >= min_accuracy
-        rec = {"attribute": a.name, "what": a.what, "measurement": a.measurement, "method": method,
+        measured_on = ("the photo" if labels == "photo" else
+                       "the DMN's reconstruction of the photo (its own mask and style code, at the encoding size)")
+        rec = {"attribute": a.name, "what": a.what, "measurement": f"{a.measurement}; measured on {measured_on}",
+               "labels": labels, "method": method,
                "held_out": ev, "train": {"n": int(len(ytr)), "cv_r2": round(float(fit["cv_r2"]), 4),
                                          "lambda_rel": fit["lam"], "y_mean": round(float(ytr.mean()), 3),
                                          "y_std": round(float(ytr.std()), 3)},
@@ -216,7 +260,7 @@ def train_boundaries(dmn_path, data_dir, out_dir, *, attributes: Sequence[str] |
             f"(n={ev['n']})  {'ship' if separable else 'not separable'}")
         if separable or write_all:
             write_boundary(out_dir, a.name, fit["normal"],
-                           {k: rec[k] for k in ("what", "measurement", "method", "std", "mean",
+                           {k: rec[k] for k in ("what", "measurement", "labels", "method", "std", "mean",
                                                 "attribute_per_std", "held_out", "train")}
                            | {"dmn": out["dmn"], "size_px": size, "dim": dim,
                               "split": out["split"]})
