@@ -24,6 +24,18 @@ class ConfigError(MaskStudioError):
     """A configuration value or model config is invalid."""
 
 
+class DownloadError(CheckpointError):
+    """A model download failed: no network, HTTP error, timeout, truncated or wrong file."""
+
+
+class DownloadCancelled(CheckpointError):
+    """The user cancelled an install; the partial download is kept for a later resume."""
+
+
+class DiskSpaceError(CheckpointError):
+    """Not enough free space in the models folder."""
+
+
 class RenderError(MaskStudioError):
     """A render stage failed or is unavailable."""
 

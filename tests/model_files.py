@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maskstudio.io.model_store import RegistryEntry, RegistryFile
+from maskstudio.io.registry import RegistryEntry, RegistryFile
 from maskstudio.models import registry
 
 TINY = {

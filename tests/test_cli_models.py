@@ -90,7 +90,7 @@ def test_import_malicious_pickle_refused(tmp_path, capsys):
 
 def test_import_full_size_stylegan2_and_verify(tmp_path, capsys):
     """The registry's real 1024 px config: an official-layout file of that size imports and verifies."""
-    from maskstudio.io.model_store import load_registry
+    from maskstudio.io.registry import load_registry
 
     entry = load_registry()["stylegan2_ffhq_1024"]
     torch.manual_seed(0)
@@ -124,7 +124,7 @@ def test_progress_bar_redraws_one_line_on_a_terminal():
     import io
 
     from maskstudio.cli.cmd_models import ProgressBar
-    from maskstudio.io.model_store import Progress
+    from maskstudio.io.download import Progress
 
     class Tty(io.StringIO):
         def isatty(self):

@@ -1,4 +1,4 @@
-"""Model manager (maskstudio.io.model_store): downloads from a real HTTP server on 127.0.0.1,
+"""Model manager (maskstudio.io.store, .download, .convert, .registry): downloads from a real HTTP server on 127.0.0.1,
 imports of official-layout files written by our own networks, refusals with clear messages."""
 from __future__ import annotations
 
@@ -11,16 +11,17 @@ import torch
 
 import model_files as mf
 from model_http import serve
-from maskstudio.errors import CheckpointError, ConfigError, LatentFileError
-from maskstudio.io.model_store import (
-    INSTALL_RECORD,
+from maskstudio.errors import (
+    CheckpointError,
+    ConfigError,
     DiskSpaceError,
     DownloadCancelled,
     DownloadError,
-    ModelStore,
-    load_registry,
-    sha256_file,
+    LatentFileError,
 )
+from maskstudio.files import sha256_file
+from maskstudio.io.registry import load_registry
+from maskstudio.io.store import INSTALL_RECORD, ModelStore
 from maskstudio.models.checkpoints import load_checkpoint
 
 BASE = load_registry()

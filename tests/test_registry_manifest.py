@@ -12,7 +12,9 @@ import torch
 import parity_utils as pu
 from maskstudio.engine.models import ROLE_ARCHS
 from maskstudio.errors import ConfigError
-from maskstudio.io.model_store import ENGINE_ROLE, REGISTRY_PATH, ROLES, load_registry, sha256_file
+from maskstudio.files import sha256_file
+from maskstudio.io.registry import REGISTRY_PATH, load_registry
+from maskstudio.roles import ENGINE_ROLE, ROLES
 from maskstudio.models import registry as arch_registry
 
 REG = load_registry()
@@ -120,7 +122,7 @@ def test_record_shipped_hashes(tmp_path):
     """The maintainer helper writes real digests of the shipped files (and only changes those)."""
     import shutil
 
-    from maskstudio.io.model_store import record_shipped_hashes
+    from maskstudio.io.registry import record_shipped_hashes
 
     reg = tmp_path / "registry.json"
     shutil.copyfile(REGISTRY_PATH, reg)

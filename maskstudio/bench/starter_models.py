@@ -39,6 +39,7 @@ def main(argv=None) -> int:
 
     from PIL import Image
 
+    from maskstudio.io.images import is_exemplar_image, read_rgb, sibling_mask
     from maskstudio.io.masks import read_label_png
     from maskstudio.models.dense_mapping import one_hot
     from maskstudio.models.face_parser import parse_image
@@ -51,9 +52,9 @@ def main(argv=None) -> int:
     parser = load_parser(SHIPPED_CHECKPOINTS / "face_parser.safetensors", a.device)
     res["load_both_ms"] = round((time.perf_counter() - t) * 1000, 1)
     template = read_label_png(RESOURCES / "sample" / "template_mask.png", resize=False).labels
-    ex = sorted(p for p in (RESOURCES / "gallery").glob("*.png") if not p.name.endswith(".mask.png"))[0]
-    ex_rgb = np.asarray(Image.open(ex).convert("RGB"))
-    ex_mask = read_label_png(ex.with_name(ex.stem + ".mask.png"), resize=False).labels
+    ex = sorted(p for p in (RESOURCES / "gallery").glob("*.png") if is_exemplar_image(p))[0]
+    ex_rgb = read_rgb(ex)
+    ex_mask = read_label_png(sibling_mask(ex), resize=False).labels
 
     def tens(mask, size):
         m = np.asarray(Image.fromarray(mask).resize((size, size), Image.NEAREST)).astype(np.int64)

@@ -82,7 +82,7 @@ def _sample_inputs(settings) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     from maskstudio.io.masks import read_mask
 
     if template.is_file() and gallery:
-        from maskstudio.cli.cmd_render import read_rgb
+        from maskstudio.io.images import read_rgb
 
         labels = read_mask(template).labels
         gm = gallery[0]

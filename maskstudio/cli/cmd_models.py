@@ -80,13 +80,13 @@ def _settings(args):
 
 
 def _store(args, **kw):
-    from maskstudio.io.model_store import ModelStore
+    from maskstudio.io.store import ModelStore
 
     return ModelStore.from_settings(_settings(args), **kw)
 
 
 class ProgressBar:
-    """A one-line text progress bar for :class:`maskstudio.io.model_store.Progress` events."""
+    """A one-line text progress bar for :class:`maskstudio.io.download.Progress` events."""
 
     def __init__(self, stream=None, width: int = 28, min_interval_s: float = 0.1) -> None:
         self.stream = stream if stream is not None else sys.stderr
@@ -98,7 +98,7 @@ class ProgressBar:
         self._open = False
 
     def __call__(self, ev) -> None:
-        from maskstudio.io.model_store import format_bytes
+        from maskstudio.io.download import format_bytes
 
         key = (ev.stage, ev.file)
         now = time.monotonic()
@@ -151,7 +151,7 @@ def _active_ids(settings) -> set[str]:
 
 
 def _list(args) -> int:
-    from maskstudio.io.model_store import format_bytes
+    from maskstudio.io.download import format_bytes
     from maskstudio.settings import resolve_device
 
     settings = _settings(args)
@@ -288,7 +288,7 @@ def _remove(args) -> int:
 
 
 def _rehash(args) -> int:
-    from maskstudio.io.model_store import REGISTRY_PATH, record_shipped_hashes
+    from maskstudio.io.registry import REGISTRY_PATH, record_shipped_hashes
 
     changed = record_shipped_hashes()
     print(f"updated {', '.join(changed)} in {REGISTRY_PATH}" if changed else f"{REGISTRY_PATH} is up to date")

@@ -34,7 +34,7 @@ def handler(args: argparse.Namespace) -> int:
     from maskstudio.models.face_parser import parse_image
     from maskstudio.settings import resolve_device
     from maskstudio.training.common import load_parser
-    from maskstudio.training.data import read_rgb
+    from maskstudio.io.images import read_rgb
 
     for img in args.images:
         if not img.is_file():

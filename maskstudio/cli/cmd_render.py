@@ -10,8 +10,8 @@ as ``<stem>.png`` (and ``<stem>.npy`` latents into the folder ``--save-latent``)
 bar on stderr. The output is chosen from the options unless ``--output`` says: ``--dual`` →
 dual, ``--agile`` → agile, ``--edit`` → photo, else the DMN face.
 
-The exemplar's mask: ``--exemplar-mask``, else a sibling ``<stem>.mask.png`` (the gallery
-convention), else the installed face parser; with none of these the command stops with a
+The exemplar's mask: ``--exemplar-mask``, else a sibling ``<stem>.mask.png`` / ``<stem>_mask.png``
+(the gallery convention), else the installed face parser; with none of these the command stops with a
 one-line error asking for a mask.
 """
 from __future__ import annotations
@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from maskstudio.errors import ConfigError, LatentFileError, MaskFileError, MaskStudioError, RenderError, file_error
-
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-
+from maskstudio.errors import ConfigError, MaskFileError, MaskStudioError, RenderError, file_error
+from maskstudio.io.images import read_rgb, sibling_mask, write_png
+from maskstudio.io.latents import write_latent
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -55,19 +54,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # -- inputs -----------------------------------------------------------------------------------
-def read_rgb(path: Path) -> np.ndarray:
-    """uint8 HxWx3 RGB of an image file; MaskFileError naming the file otherwise."""
-    if not path.is_file():
-        raise file_error(MaskFileError, path, "no such file")
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB")).copy()
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise file_error(MaskFileError, path, f"not a readable image ({e})") from e
-
-
 def read_labels(path: Path) -> np.ndarray:
     """uint8 class map of a mask file (label PNG, colour PNG, part folder) via maskstudio.io."""
     if not path.exists():
@@ -80,14 +66,6 @@ def read_labels(path: Path) -> np.ndarray:
         raise
     except Exception as e:  # noqa: BLE001 - any decoder failure is a bad file for the user
         raise file_error(MaskFileError, path, f"not a readable mask ({type(e).__name__}: {e})") from e
-
-
-def sibling_mask(image_path: Path) -> Path | None:
-    for cand in (image_path.with_name(image_path.stem + ".mask.png"),
-                 image_path.with_name(image_path.stem + "_mask.png")):
-        if cand.is_file():
-            return cand
-    return None
 
 
 def load_exemplar(image_path: Path, mask_path: Path | None = None):
@@ -122,24 +100,26 @@ def parse_edits(items: list[str]) -> dict[str, float]:
 
 
 def parse_agile(text: str | None, branch: str):
+    """``--agile STYLE[:STRENGTH]`` + ``--agile-branch`` -> AgileSettings (None without --agile)."""
     if text is None:
         return None
-    from maskstudio.engine.types import AgileParams
+    from maskstudio.engine.render_settings import AgileSettings
 
     style, sep, strength = text.partition(":")
     try:
         s = float(strength) if sep else 1.0
     except ValueError:
         raise ConfigError(f"--agile {text!r}: STRENGTH must be a number in [0, 1]") from None
-    return AgileParams(style.strip(), s, branch)
+    return AgileSettings(style.strip(), s, branch)
 
 
 def parse_dual(text: str | None, weights: str | None):
+    """``--dual STYLE[:CODE]`` + ``--weights`` -> DualSettings (None without --dual)."""
     if text is None:
         if weights is not None:
             raise ConfigError("--weights needs --dual STYLE")
         return None
-    from maskstudio.engine.types import DEFAULT_DUAL_WEIGHTS, DualParams
+    from maskstudio.engine.render_settings import DEFAULT_DUAL_WEIGHTS, DualSettings
 
     style, sep, code = text.partition(":")
     w = DEFAULT_DUAL_WEIGHTS
@@ -148,7 +128,21 @@ def parse_dual(text: str | None, weights: str | None):
             w = tuple(float(x) for x in weights.split(",") if x.strip())
         except ValueError:
             raise ConfigError(f"--weights {weights!r}: expected comma-separated numbers") from None
-    return DualParams(style.strip(), code.strip() or None if sep else None, w)
+    return DualSettings(style.strip(), code.strip() or None if sep else None, w)
+
+
+def settings_from_args(args: argparse.Namespace):
+    """The render options as :class:`~maskstudio.engine.render_settings.RenderSettings` (the same
+    type the GUI's sliders and project files use). The output, unless ``--output`` says: dual
+    with ``--dual``, agile with ``--agile``, photo with ``--edit``, else the DMN face."""
+    from maskstudio.engine.render_settings import RenderSettings
+
+    edits = parse_edits(args.edit)
+    agile = parse_agile(args.agile, args.agile_branch)
+    dual = parse_dual(args.dual, args.weights)
+    output = args.output or ("dual" if dual else "agile" if agile else "photo" if edits else "face")
+    kw = {k: v for k, v in (("agile", agile), ("dual", dual)) if v is not None}
+    return RenderSettings(output=output, edits=edits, morph=args.morph, **kw)
 
 
 def _mask_files(folder: Path) -> list[Path]:
@@ -157,27 +151,6 @@ def _mask_files(folder: Path) -> list[Path]:
     if not files:
         raise file_error(MaskFileError, folder, "no .png masks in this folder")
     return files
-
-
-def write_png(path: Path, image: np.ndarray) -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        Image.fromarray(image).save(tmp, format="PNG")
-        tmp.replace(path)
-    except OSError as e:
-        raise file_error(MaskFileError, path, f"cannot write ({e})") from e
-
-
-def write_latent(path: Path, latent: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(path, "wb") as f:
-            np.save(f, np.ascontiguousarray(latent, dtype=np.float32))
-    except OSError as e:
-        raise file_error(LatentFileError, path, f"cannot write ({e})") from e
 
 
 class _Progress:
@@ -203,12 +176,8 @@ class _Progress:
 def build_request(labels: np.ndarray, exemplar, args: argparse.Namespace):
     from maskstudio.engine.types import RenderRequest
 
-    edits = parse_edits(args.edit)
-    agile = parse_agile(args.agile, args.agile_branch)
-    dual = parse_dual(args.dual, args.weights)
-    output = args.output or ("dual" if dual else "agile" if agile else "photo" if edits else "face")
-    return RenderRequest(labels, exemplar, output=output, size_px=args.size, edits=edits, agile=agile,
-                         dual=dual, morph=args.morph, want_latent=args.save_latent is not None)
+    kw = settings_from_args(args).to_request(size_px=args.size, want_latent=args.save_latent is not None)
+    return RenderRequest(labels, exemplar, **kw)
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -243,12 +212,12 @@ def handler(args: argparse.Namespace) -> int:
                 if not res.ok:
                     raise RenderError(f"{mpath}: {res.error}")
                 out = args.out / f"{mpath.stem}.png" if batch else args.out
-                write_png(out, res.image)
+                write_png(out, res.image, parents=True)
                 if args.save_latent is not None:
                     if res.latent is None:
                         raise RenderError(f"{mpath}: no latent was computed (needs an encoder)")
                     lat = args.save_latent / f"{mpath.stem}.npy" if batch else args.save_latent
-                    write_latent(lat, res.latent)
+                    write_latent(lat, res.latent, dim=None, parents=True)
             except MaskStudioError as e:
                 if not batch:
                     raise

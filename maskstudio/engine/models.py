@@ -16,27 +16,18 @@ shipped one (the user chose it), then the newest file; :meth:`ModelSet.select` o
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from maskstudio.errors import CheckpointError, RenderError, file_error
+from maskstudio.roles import DIRECTION_SUFFIXES, ROLE_ARCHS  # engine role -> architectures (one table)
 
 __all__ = ["ModelInfo", "ModelSet", "ROLE_ARCHS", "BOUNDARY_EXTS"]
 
-#: Architecture names (``maskstudio.models.registry.ARCHITECTURES``) that play each engine role.
-ROLE_ARCHS: dict[str, tuple[str, ...]] = {
-    "dmn": ("maskgan_dmn",),
-    "parser": ("face_parser",),
-    "encoder": ("psp_encoder", "agilegan_encoder"),
-    "stylegan": ("stylegan2",),
-    "agile": ("agilegan_generator",),
-    "dual": ("dualstylegan",),
-}
 KNOWN_ARCHS = frozenset(a for archs in ROLE_ARCHS.values() for a in archs)
-BOUNDARY_EXTS = (".npy", ".pt", ".pth")
+BOUNDARY_EXTS = DIRECTION_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -162,7 +153,7 @@ class ModelSet:
                 extras = tuple(str(x) for x in data.get("extras", []) if isinstance(x, str))
                 models[mid] = ModelInfo(mid, arch, path, source, cfg, meta, path.stat().st_mtime, extras)
             if source == "user" and root.is_dir():
-                # boundary sets: <models_dir>/<set id>/<name>.npy|.pt (model_store layout)
+                # boundary sets: <models_dir>/<set id>/<name>.npy|.pt (maskstudio.io.store layout)
                 for p in sorted(list(root.glob("*")) + list(root.glob("*/*"))):
                     if (p.suffix.lower() in BOUNDARY_EXTS and p.is_file() and not _hidden(p, root)
                             and p.parent.name != _DMN_BOUNDARIES):  # DMN style boundaries: engine.dmn_style
@@ -289,7 +280,3 @@ class ModelSet:
     def loaded_ids(self) -> list[str]:
         with self._lock:
             return sorted(self._loaded)
-
-
-def default_roots(settings) -> list[tuple[Path, str]]:
-    return [(Path(os.fspath(settings.models_dir)), "user"), (Path(settings.shipped_checkpoints), "shipped")]

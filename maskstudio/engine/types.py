@@ -167,8 +167,16 @@ class AgileParams:
             raise RenderError(f"agile strength must be in [0, 1], not {self.strength}")
 
 
+#: DualStyleGAN weight slots (one per W+ row at 1024 px): the first ``DUAL_STRUCTURE_SLOTS`` are
+#: structure (ModRes), the rest colour. Defaults: the official 0.75 structure, 1 colour. The one
+#: home of these numbers (sliders dock, CLI and :mod:`maskstudio.engine.render_settings` read them).
+N_DUAL_WEIGHTS = 18
+DUAL_STRUCTURE_SLOTS = 7
+DUAL_STRUCTURE_DEFAULT = 0.75
+DUAL_COLOUR_DEFAULT = 1.0
 #: Official DualStyleGAN default weight vector: structure 0.75 on the 7 coarse, colour 1 on the 11 fine.
-DEFAULT_DUAL_WEIGHTS: tuple[float, ...] = (0.75,) * 7 + (1.0,) * 11
+DEFAULT_DUAL_WEIGHTS: tuple[float, ...] = ((DUAL_STRUCTURE_DEFAULT,) * DUAL_STRUCTURE_SLOTS
+                                           + (DUAL_COLOUR_DEFAULT,) * (N_DUAL_WEIGHTS - DUAL_STRUCTURE_SLOTS))
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """MaskStudio project files (``*.msproj``): one zip holding everything a session needs.
 
-Layout (``FORMAT_VERSION`` 1)::
+Layout (``FORMAT_VERSION`` 2)::
 
     manifest.json          format, format_version, app_version, saved_at, names of the members,
-                           original_size_hw, exemplar name, slider state, model identities
+                           original_size_hw, exemplar name and path, render settings
+                           (:meth:`RenderSettings.to_json`), model identities
     mask.png               the painted mask, 8-bit label PNG (values 0..18)
     original.png           optional: the mask as opened (what "erase to original" restores)
     exemplar.png           optional: exemplar / source photo (RGB)
@@ -13,6 +14,10 @@ Layout (``FORMAT_VERSION`` 1)::
 
 Writes are atomic (``<file>.tmp`` then :func:`os.replace`). A file written by a newer format
 version raises :class:`~maskstudio.errors.ProjectFileError` that says so. Qt-free.
+
+Format 1 (before the typed settings) kept an untyped ``sliders`` dict in the manifest, with the
+exemplar path inside it; such files still open: the dict is migrated with
+:meth:`RenderSettings.from_legacy`.
 """
 from __future__ import annotations
 
@@ -29,11 +34,13 @@ import numpy as np
 from PIL import Image
 
 from maskstudio import __version__
-from maskstudio.errors import ProjectFileError, file_error
+from maskstudio.engine.render_settings import RenderSettings
+from maskstudio.errors import ConfigError, ProjectFileError, file_error
+from maskstudio.io.images import png_bytes as _png_bytes
 from maskstudio.labels import NUM_CLASSES
 
 FORMAT = "maskstudio-project"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SUFFIX = ".msproj"
 
 
@@ -47,17 +54,12 @@ class Project:
     exemplar_name: str | None = None
     exemplar_image: np.ndarray | None = None            # uint8 [H,W,3]
     exemplar_mask: np.ndarray | None = None             # uint8 [H,W]
-    sliders: dict[str, Any] = field(default_factory=dict)
+    render_settings: RenderSettings = field(default_factory=RenderSettings)
+    exemplar_path: str | None = None                    # where the exemplar came from (informative)
     latents: dict[str, np.ndarray] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)  # role -> identity (id, sha256, path...)
     history: list[tuple[str, np.ndarray]] = field(default_factory=list)  # optional snapshots
     app_version: str = __version__
-
-
-def _png_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _check_labels(path, name: str, arr: np.ndarray) -> np.ndarray:
@@ -83,7 +85,8 @@ def save_project(path: str | os.PathLike[str], project: Project) -> Path:
         "size_hw": list(labels.shape),
         "original_size_hw": list(project.original_size_hw) if project.original_size_hw else None,
         "exemplar_name": project.exemplar_name,
-        "sliders": project.sliders,
+        "exemplar_path": None if project.exemplar_path is None else str(project.exemplar_path),
+        "render_settings": project.render_settings.to_json(),
         "models": project.models,
         "latents": {},
         "history": [],
@@ -115,7 +118,7 @@ def save_project(path: str | os.PathLike[str], project: Project) -> Path:
     try:
         manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
     except (TypeError, ValueError) as e:
-        raise file_error(ProjectFileError, path, f"slider state or model identities are not JSON: {e}") from e
+        raise file_error(ProjectFileError, path, f"model identities are not JSON: {e}") from e
 
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -188,7 +191,17 @@ def load_project(path: str | os.PathLike[str]) -> Project:
                 proj.exemplar_image = _read_png(zf, path, manifest["exemplar"], "RGB")
             if manifest.get("exemplar_mask"):
                 proj.exemplar_mask = _check_labels(path, "exemplar mask", _read_png(zf, path, manifest["exemplar_mask"], "L"))
-            proj.sliders = dict(manifest.get("sliders") or {})
+            try:
+                if "render_settings" in manifest:
+                    proj.render_settings = RenderSettings.from_json(manifest["render_settings"])
+                    ex_path = manifest.get("exemplar_path")
+                else:   # format 1: the untyped slider dict (with the exemplar path in it)
+                    sliders = manifest.get("sliders") or {}
+                    proj.render_settings = RenderSettings.from_legacy(sliders)
+                    ex_path = sliders.get("exemplar_path") if isinstance(sliders, dict) else None
+            except ConfigError as e:
+                raise file_error(ProjectFileError, path, str(e)) from e
+            proj.exemplar_path = str(ex_path) if ex_path else None
             proj.models = dict(manifest.get("models") or {})
             for name, member in (manifest.get("latents") or {}).items():
                 try:

@@ -331,6 +331,25 @@ class MaskDocument:
         self._history_changed()
         return step.bbox
 
+    def history_snapshots(self, limit: int | None = None) -> list[tuple[str, np.ndarray]]:
+        """``(step name, map after that step)`` for the last ``limit`` applied steps (all when
+        None), oldest first — rebuilt from the undo patches on a copy. The document is not
+        touched (no undo/redo, no listener call, no revision bump), so this is safe during a
+        stroke: an unfinished stroke is not a step, its pixels are left out."""
+        n = self._index
+        k = n if limit is None else max(0, min(n, int(limit)))
+        if k == 0:
+            return []
+        active = self._active
+        state = (active._before if active is not None and active._before is not None else self._labels).copy()
+        snaps: list[tuple[str, np.ndarray]] = []
+        for step in reversed(self._steps[n - k:n]):
+            snaps.append((step.name, state.copy()))
+            y0, x0, y1, x1 = step.bbox
+            state[y0:y1, x0:x1] = step.old
+        snaps.reverse()
+        return snaps
+
     def clear_history(self) -> None:
         """Forget all steps (the current state stays; it is dirty unless it was clean)."""
         self._finish_stroke()

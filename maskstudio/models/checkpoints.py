@@ -26,7 +26,6 @@ returns a :class:`LoadedModel`. All problems raise ``CheckpointError("{path}: {p
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import json
 import os
@@ -42,6 +41,7 @@ import torch
 from torch import nn
 
 from maskstudio.errors import CheckpointError, ConfigError, file_error
+from maskstudio.files import sha256_file
 from maskstudio.models import registry
 
 __all__ = [
@@ -423,14 +423,6 @@ def checkpoint_paths(path: "str | os.PathLike[str]") -> tuple[Path, Path]:
     if p.suffix in (".safetensors", ".json"):
         p = p.with_suffix("")
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_checkpoint(path: "str | os.PathLike[str]", module: nn.Module, arch: str, config: Any,

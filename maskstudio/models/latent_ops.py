@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from maskstudio.errors import LatentFileError, file_error
+from maskstudio.roles import DIRECTION_SUFFIXES
 
 __all__ = [
     "SPACES",
@@ -47,7 +48,6 @@ __all__ = [
 ]
 
 SPACES = ("z", "w", "wplus")
-DIRECTION_SUFFIXES = (".npy", ".pt", ".pth")
 
 
 @dataclass(frozen=True, eq=False)

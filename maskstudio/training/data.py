@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from maskstudio.errors import ConfigError, MaskFileError, file_error
+from maskstudio.io.images import read_rgb  # noqa: F401 (the one image reader; used below and re-exported)
 from maskstudio.labels import MIRROR_LUT, NUM_CLASSES
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -91,21 +92,6 @@ def load_split(path: "str | os.PathLike[str]") -> dict:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise file_error(ConfigError, path, f"cannot read split: {e}") from e
-
-
-def read_rgb(path: "str | os.PathLike[str]", size: int | None = None) -> np.ndarray:
-    """uint8 HxWx3; resized (area for downscale, bicubic for upscale) when ``size`` is given."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if size is not None and im.size != (size, size):
-                resample = Image.BOX if im.size[0] > size else Image.BICUBIC
-                im = im.resize((size, size), resample)
-            return np.asarray(im, dtype=np.uint8).copy()
-    except OSError as e:
-        raise file_error(MaskFileError, path, f"cannot read image: {e}") from e
 
 
 def read_labels(path: "str | os.PathLike[str]", size: int | None = None) -> np.ndarray:

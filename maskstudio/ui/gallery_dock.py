@@ -1,6 +1,7 @@
 """Exemplar gallery: thumbnails of style references; click to use, Add… or drop image files.
 
-An exemplar's mask comes from a sibling ``<name>.mask.png`` (label or colour PNG); without one
+An exemplar's mask comes from a sibling ``<name>.mask.png`` or ``<name>_mask.png`` (label or colour
+PNG, :func:`maskstudio.io.images.sibling_mask`); without one
 the engine parses the image with the installed face parser (or reports that it needs a mask).
 """
 from __future__ import annotations
@@ -14,9 +15,9 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget,
 )
 
+from maskstudio.io.images import IMAGE_SUFFIXES, is_exemplar_image, sibling_mask  # noqa: F401 (re-exported)
 from maskstudio.ui.icons import icon, themed
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 THUMB_PX = 88
 
 
@@ -25,16 +26,6 @@ class GalleryEntry:
     name: str
     image_path: Path
     mask_path: Path | None
-
-
-def sibling_mask(image_path: Path) -> Path | None:
-    """``face.png`` -> ``face.mask.png`` when it exists."""
-    cand = image_path.with_name(image_path.stem + ".mask.png")
-    return cand if cand.is_file() else None
-
-
-def is_exemplar_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.lower().endswith(".mask.png")
 
 
 def scan_folder(folder: Path) -> list[GalleryEntry]:

@@ -1,8 +1,10 @@
 """The MaskStudio main window: canvas + live render, docks, tools, files, safety.
 
-All mask edits go through :class:`maskstudio.mask.MaskDocument`; all renders through
-:class:`maskstudio.engine.Engine` (worker thread, newest request wins). The window only wires
-widgets to them. Every action that can fail runs inside :meth:`MainWindow._guard`, which turns a
+The editing state (document, exemplar, render settings, tool state, latent, dirty and busy
+state, projects, autosave) lives in a Qt-free :class:`maskstudio.session.EditSession`
+(``self.session``); all mask edits go through its :class:`maskstudio.mask.MaskDocument`; all
+renders through :class:`maskstudio.engine.Engine` (worker thread, newest request wins). The
+window only wires widgets to them. Every action that can fail runs inside :meth:`MainWindow._guard`, which turns a
 :class:`MaskStudioError` into an error dialog (routed through :mod:`maskstudio.ui.dialogs`).
 """
 from __future__ import annotations
@@ -23,11 +25,12 @@ from PySide6.QtWidgets import (
 )
 
 from maskstudio import __version__
-from maskstudio.errors import MaskFileError, MaskStudioError, file_error
+from maskstudio.errors import MaskStudioError
+from maskstudio.io.images import read_rgb, write_png
 from maskstudio.labels import CLASSES, DISPLAY_NAMES
+from maskstudio.session import AUTOSAVE_HISTORY, MAX_PROJECT_HISTORY, AutosaveStore, EditSession
 from maskstudio.settings import Settings
 from maskstudio.ui import dialogs
-from maskstudio.ui.autosave import AutosaveStore
 from maskstudio.ui.canvas import MaskCanvas, Tool
 from maskstudio.ui.gallery_dock import GalleryEntry, GalleryWidget, is_exemplar_image, scan_folder, sibling_mask
 from maskstudio.ui.history_dock import HistoryWidget
@@ -42,38 +45,10 @@ log = logging.getLogger(__name__)
 
 AUTOSAVE_INTERVAL_MS = 60_000
 MAX_RECENT = 8
-MAX_PROJECT_HISTORY = 50   # undo steps kept in a project file
-AUTOSAVE_HISTORY = 10      # ... and in the autosave (kept small: it runs on the GUI thread every minute)
+__all__ = ["AUTOSAVE_HISTORY", "MAX_PROJECT_HISTORY", "MainWindow"]
 MASK_FILTER = "Masks (*.png *.bmp *.tif *.tiff);;All files (*)"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp);;All files (*)"
 PROJECT_FILTER = "MaskStudio project (*.msproj);;All files (*)"
-
-
-def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
-    """An image file as uint8 HxWx3 RGB; MaskFileError naming the file otherwise."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))
-    except FileNotFoundError as e:
-        raise file_error(MaskFileError, path, "no such file") from e
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise file_error(MaskFileError, path, f"not a readable image ({e.__class__.__name__}: {e})") from e
-
-
-def write_rgb(path: str | os.PathLike[str], image: np.ndarray) -> None:
-    """Atomic PNG write of an RGB image."""
-    from PIL import Image
-
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise file_error(MaskFileError, path, f"cannot write: {e.strerror or e}") from e
 
 
 def default_state_dir() -> Path:
@@ -108,15 +83,10 @@ class MainWindow(QMainWindow):
 
         self._gc = MainThreadGC(self)
 
-        self.doc = None
-        self.original_labels: np.ndarray | None = None
-        self.exemplar = None                 # engine Exemplar
-        self.exemplar_path: Path | None = None
-        self.source_photo: np.ndarray | None = None
-        self.project_path: Path | None = None
-        self.last_latent: np.ndarray | None = None
-        self._extra_dirty = False            # exemplar / slider changes (the doc tracks its own)
-        self._autosaved_revision: Any = None
+        #: the editing state; the window wires widgets to it
+        self.session = EditSession(AutosaveStore(state_dir or default_state_dir()))
+        self.autosave = self.session.autosave
+        self._wired_doc = None               # the document whose listeners this window attached
         self._stroke_active = False
         self._closing = False
 
@@ -160,15 +130,15 @@ class MainWindow(QMainWindow):
         self._make_menus()
         self._make_toolbars()
         self._connect()
+        self.session.add_listener(self._on_session_event)
 
-        self.autosave = AutosaveStore(state_dir or default_state_dir())
         self._autosave_timer = QTimer(self)
         self._autosave_timer.setInterval(AUTOSAVE_INTERVAL_MS)
         self._autosave_timer.timeout.connect(self.autosave_now)
 
         self.client = RenderClient(self.settings, engine=engine, parent=self)
         self.client.resultReady.connect(self._on_result)
-        self.client.busyChanged.connect(self.render_view.set_busy)
+        self.client.busyChanged.connect(lambda b: self.session.set_busy("render", b))
         from maskstudio.ui.latent_tools import LatentTools
 
         self.tools = LatentTools(self.client.engine, parent=self)
@@ -190,6 +160,51 @@ class MainWindow(QMainWindow):
         self.set_active_class(1)
         self.set_tool(Tool.BRUSH)
         self._autosave_timer.start()
+
+    # ================================================================== session shortcuts
+    # Read-only views of the session state (tests and wiring read them; changes go through the
+    # session's methods).
+    @property
+    def doc(self):
+        return self.session.doc
+
+    @property
+    def exemplar(self):
+        return self.session.exemplar
+
+    @property
+    def exemplar_path(self) -> Path | None:
+        return self.session.exemplar_path
+
+    @property
+    def source_photo(self) -> np.ndarray | None:
+        return self.session.source_photo
+
+    @property
+    def project_path(self) -> Path | None:
+        return self.session.project_path
+
+    @project_path.setter
+    def project_path(self, path) -> None:
+        self.session.project_path = Path(path) if path else None
+
+    @property
+    def last_latent(self) -> np.ndarray | None:
+        return self.session.latent
+
+    @property
+    def original_labels(self) -> np.ndarray | None:
+        return self.session.original_labels
+
+    def _on_session_event(self, event: str) -> None:
+        if event == "busy":
+            self.render_view.set_busy(self.session.busy)
+        elif event == "dirty":
+            self._update_title()
+        elif event == "document":
+            self._wire_document()
+        elif event == "settings":
+            self._show_settings()
 
     # ================================================================== construction
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
@@ -383,7 +398,7 @@ class MainWindow(QMainWindow):
         self.sliders.modelsRequested.connect(lambda: self.open_models_dialog())
         self.sliders.toolRequested.connect(self.run_latent_tool)
         self.sliders.cancelRequested.connect(self.cancel_latent_tool)
-        self.render_view.outputChanged.connect(lambda _o: self.request_render())
+        self.render_view.outputChanged.connect(self._on_output_changed)
         self.render_view.compareToggled.connect(lambda _on: self._ensure_reference())
 
     # ================================================================== guard / dialogs
@@ -403,39 +418,24 @@ class MainWindow(QMainWindow):
                      name: str = "Opened", history: list | None = None) -> None:
         """Start editing ``labels``. ``original``: the mask as first opened (what "erase to
         original" restores and A/B compares against) when it differs from ``labels``."""
-        from maskstudio.mask import MaskDocument
+        self.session.new_document(labels, original_size_hw=original_size_hw, original=original, history=history)
+        self.request_render()
 
-        if self.doc is not None:
-            self.doc.remove_listener(self._on_doc_changed)
-            self.doc.remove_history_listener(self._refresh_history)
-        labels = np.ascontiguousarray(labels, dtype=np.uint8)
-        if original is not None and original.shape == labels.shape and not np.array_equal(original, labels):
-            doc = MaskDocument(np.ascontiguousarray(original, dtype=np.uint8), original_size_hw=original_size_hw)
-            for step_name, snap in history or []:   # the saved undo history, step by step
-                if snap.shape == labels.shape:
-                    doc.set_labels(snap, name=step_name, respect_lock=False)
-            if not np.array_equal(doc.labels, labels):
-                doc.set_labels(labels, name="Saved edits", respect_lock=False)
-            doc.mark_clean()
-        else:
-            doc = MaskDocument(labels, original_size_hw=original_size_hw)
-        self.doc = doc
-        self.original_labels = np.array(doc.original, dtype=np.uint8)
-        doc.locked = set(doc.locked) | self._locked_pref()
-        doc.mirror = self.act_mirror.isChecked()
+    def _wire_document(self) -> None:
+        """The session has a new document: move the listeners over and show it."""
+        old, doc = self._wired_doc, self.session.doc
+        if old is not None:
+            old.remove_listener(self._on_doc_changed)
+            old.remove_history_listener(self._refresh_history)
+        self._wired_doc = doc
         doc.add_listener(self._on_doc_changed)
         doc.add_history_listener(self._refresh_history)
         self.canvas.set_document(doc)
         self.palette_widget.set_locked(set(doc.locked))
         self.render_view.set_reference(None)
         self._reference_key = None
-        self._extra_dirty = False
         self._refresh_history()
         self._update_title()
-        self.request_render()
-
-    def _locked_pref(self) -> set[int]:
-        return {r.index for r in self.palette_widget.rows if r.lock.isChecked()}
 
     def _on_doc_changed(self, bbox) -> None:
         self._update_title()
@@ -474,14 +474,14 @@ class MainWindow(QMainWindow):
         self._refresh_history()
 
     def is_dirty(self) -> bool:
-        return bool(self.doc is not None and self.doc.dirty) or self._extra_dirty
+        return self.session.dirty
 
     def _update_title(self) -> None:
-        name = self.project_path.name if self.project_path else "untitled"
-        self.setWindowTitle(f"{'*' if self.is_dirty() else ''}{name} — MaskStudio")
+        self.setWindowTitle(f"{'*' if self.is_dirty() else ''}{self.session.display_name} — MaskStudio")
 
     # ================================================================== tools
     def set_active_class(self, index: int) -> None:
+        self.session.set_active_class(index)
         self.canvas.active_class = int(index)
         self.palette_widget.set_active(int(index))
         self.canvas.update()
@@ -495,22 +495,17 @@ class MainWindow(QMainWindow):
         self.tool_actions[Tool(tool)].setChecked(True)
 
     def set_mirror(self, on: bool) -> None:
-        if self.doc is not None:
-            self.doc.mirror = bool(on)
+        self.session.set_mirror(on)
         if self.act_mirror.isChecked() != bool(on):
             self.act_mirror.setChecked(bool(on))
         self.canvas.update()
 
     def set_locked(self, cls: int, locked: bool) -> None:
-        if self.doc is None:
-            return
-        if locked:
-            self.doc.locked.add(int(cls))
-        else:
-            self.doc.locked.discard(int(cls))
-        self.palette_widget.set_locked(set(self.doc.locked))
+        self.session.set_locked(cls, locked)
+        self.palette_widget.set_locked(set(self.session.locked))
 
     def _on_brush_size(self, d: float) -> None:
+        self.session.set_brush_px(d)
         self.size_spin.blockSignals(True)
         self.size_spin.setValue(d)
         self.size_spin.blockSignals(False)
@@ -521,18 +516,36 @@ class MainWindow(QMainWindow):
             apply_theme(app, bool(on))
         self.palette_widget.refresh_theme()
         refresh_themed(self)
-        self.render_view.set_busy(self.render_view.is_busy)
+        self.render_view.set_busy(self.session.busy)   # re-draws the indicator in the new colours
         self._refresh_history()
         self.qsettings.setValue("ui/dark", bool(on))
 
     # ================================================================== rendering
+    def _pull_settings(self, mark_dirty: bool = False) -> None:
+        """The output choice + slider values into the session's RenderSettings."""
+        st = self.sliders.values(self.session.render_settings).replace(output=self.render_view.current_output())
+        self.session.set_render_settings(st, mark_dirty=mark_dirty)
+
+    def _show_settings(self) -> None:
+        """The session's RenderSettings into the output choice + sliders (no re-render)."""
+        st = self.session.render_settings
+        idx = self.render_view.output.findData(st.output)
+        if idx >= 0:
+            self.render_view.output.blockSignals(True)
+            self.render_view.output.setCurrentIndex(idx)
+            self.render_view.output.blockSignals(False)
+        self.sliders.set_values(st)
+
+    def _on_output_changed(self, _output=None) -> None:
+        self._pull_settings()
+        self.request_render()
+
     def render_request_kwargs(self) -> dict[str, Any]:
-        """The slider / output state as RenderRequest keyword arguments."""
-        kw = self.client.request_kwargs(self.render_view.current_output(), self.sliders.state(),
-                                        exemplar_name=getattr(self.exemplar, "name", "") or "")
-        if self.render_size_px:
-            kw["size_px"] = int(self.render_size_px)
-        return kw
+        """The session's render settings as RenderRequest keyword arguments."""
+        st = self.session.render_settings
+        return st.to_request(exemplar_name=getattr(self.exemplar, "name", "") or "",
+                             dual_codes=self.client.dual_codes(st.dual.style),
+                             size_px=int(self.render_size_px) if self.render_size_px else None)
 
     def request_render(self, preview: bool = False) -> None:
         if self.doc is None or self._closing:
@@ -550,8 +563,8 @@ class MainWindow(QMainWindow):
         self.request_render()
 
     def _reference_state_key(self):
-        return (getattr(self.exemplar, "key", None), self.render_view.current_output(), self.render_size_px,
-                json.dumps(self.sliders.state(), sort_keys=True))
+        return (getattr(self.exemplar, "key", None), self.render_size_px,
+                json.dumps(self.session.render_settings.to_json(), sort_keys=True))
 
     def _ensure_reference(self) -> None:
         """A/B: render the mask as opened with the current exemplar + sliders (tagged "ref")."""
@@ -573,7 +586,7 @@ class MainWindow(QMainWindow):
         self.render_view.show_result(result)
         if result.ok:
             if result.latent is not None:
-                self.last_latent = np.asarray(result.latent)
+                self.session.set_latent(result.latent)
             self.status_render.setText(f"last render {result.latency_ms:.0f} ms")
             if not result.preview:
                 self._ensure_reference()
@@ -589,8 +602,8 @@ class MainWindow(QMainWindow):
                 self.render_view.output.blockSignals(True)
                 self.render_view.output.setCurrentIndex(idx)
                 self.render_view.output.blockSignals(False)
-        self._extra_dirty = True
-        self._update_title()
+        self._pull_settings(mark_dirty=False)
+        self.session.mark_changed()
         self.request_render(preview=True)
         self._slider_settle.start()
 
@@ -600,6 +613,7 @@ class MainWindow(QMainWindow):
         self.sliders.set_status(status)
         for key, (ok, reason) in outputs.items():
             self.render_view.set_output_enabled(key, ok, reason)
+        self._pull_settings()    # new choices may have changed what the widgets show
 
     # ================================================================== exemplars
     def _load_gallery(self) -> None:
@@ -623,16 +637,12 @@ class MainWindow(QMainWindow):
         return False
 
     def set_exemplar(self, image: np.ndarray, labels: np.ndarray | None, name: str = "", path: Path | None = None) -> None:
-        self.exemplar = self.client.make_exemplar(image, labels, name=name)
-        self.exemplar_path = Path(path) if path else None
+        # a user change once the window is set up (the first exemplar of a new mask is not)
+        self.session.set_exemplar(self.client.make_exemplar(image, labels, name=name), path, mark_dirty=self._ready)
         if self.source_photo is None:
             self.canvas.set_background(image)
-        self._extra_dirty = True if self.doc is not None and self._loaded_once() else self._extra_dirty
         self._update_title()
         self.request_render()
-
-    def _loaded_once(self) -> bool:
-        return getattr(self, "_ready", False)
 
     def add_exemplars(self, paths: list | None = None) -> None:
         if paths is None:
@@ -682,8 +692,8 @@ class MainWindow(QMainWindow):
                 from maskstudio.io.masks import WORKING_SIZE
 
                 labels = np.zeros((WORKING_SIZE, WORKING_SIZE), np.uint8)
-            self.project_path = None
-            self.source_photo = None
+            self.session.project_path = None
+            self.session.source_photo = None
             self.set_document(labels)
             if self.exemplar is None and self.gallery.entries:
                 self.use_exemplar(self.gallery.entries[0])
@@ -700,8 +710,8 @@ class MainWindow(QMainWindow):
 
             self.autosave_now()
             m = read_mask(path)
-            self.project_path = None
-            self.source_photo = None
+            self.session.project_path = None
+            self.session.source_photo = None
             if self.exemplar is not None:
                 self.canvas.set_background(np.asarray(self.exemplar.image))
             self.set_document(np.asarray(m.labels, np.uint8), original_size_hw=m.original_size_hw)
@@ -720,7 +730,7 @@ class MainWindow(QMainWindow):
 
             m = read_part_folder(folder, image_id)
             labels = getattr(m, "labels", m)
-            self.project_path = None
+            self.session.project_path = None
             self.set_document(np.asarray(labels, np.uint8), original_size_hw=getattr(m, "original_size_hw", None))
             self._add_recent(folder, "parts")
             return True
@@ -738,12 +748,12 @@ class MainWindow(QMainWindow):
             image = read_rgb(path)
             self.autosave_now()
             self.statusBar().showMessage(f"Parsing {Path(path).name} with the face parser…")
-            self.render_view.set_busy(True)
+            self.session.set_busy("parse", True)
             self.client.parse_async(image, lambda labels, error, p=Path(path), img=image: self._photo_parsed(p, img, labels, error))
 
     def _photo_parsed(self, path: Path, image: np.ndarray, labels, error: str | None) -> None:
         self.statusBar().clearMessage()
-        self.render_view.set_busy(self.client.busy)
+        self.session.set_busy("parse", False)
         if error is not None:
             dialogs.show_error(self, "Open photo", f"{path}: {error}")
             return
@@ -751,65 +761,18 @@ class MainWindow(QMainWindow):
             from maskstudio.io.masks import WORKING_SIZE, resize_nearest
 
             labels = resize_nearest(np.asarray(labels, np.uint8), (WORKING_SIZE, WORKING_SIZE))
-            self.project_path = None
-            self.source_photo = image
+            self.session.project_path = None
+            self.session.source_photo = image
             self.set_document(labels, original_size_hw=image.shape[:2])
             self.canvas.set_background(image)
             self.set_exemplar(image, np.asarray(labels, np.uint8), name=path.stem, path=path)
             self._add_recent(path, "photo")
-        self.photoOpened = path
 
     # -- project ----------------------------------------------------------------------------
     def current_project(self, history_limit: int | None = None):
-        from maskstudio.io.project import Project
-
-        ex = self.exemplar
-        history = self._history_snapshots(MAX_PROJECT_HISTORY if history_limit is None else history_limit)
-        return Project(
-            labels=np.array(self.doc.labels),
-            original_labels=self.original_labels,
-            original_size_hw=getattr(self.doc, "original_size_hw", None),
-            exemplar_name=getattr(ex, "name", None) or None,
-            exemplar_image=None if ex is None else np.asarray(ex.image),
-            exemplar_mask=None if ex is None or ex.labels is None else np.asarray(ex.labels),
-            sliders={"output": self.render_view.current_output(), **self.sliders.state(),
-                     "exemplar_path": str(self.exemplar_path) if self.exemplar_path else None},
-            latents={"w_plus": self.last_latent.astype(np.float32)} if self.last_latent is not None else {},
-            models=self.client.model_identities(),
-            history=history,
-        )
-
-    def _history_snapshots(self, limit: int = MAX_PROJECT_HISTORY) -> list[tuple[str, np.ndarray]]:
-        """The mask after each applied undo step (the newest ``MAX_PROJECT_HISTORY``), for the
-        project file. Walks the document's history back and forth with the widgets detached."""
-        doc = self.doc
-        if doc is None or self.canvas._stroke is not None or doc.history_index == 0 or limit <= 0:
-            return []
-        n = int(doc.history_index)
-        names = list(doc.history)[:n]
-        current = np.array(doc.labels)
-        detached = [self.canvas._on_doc_changed, self._on_doc_changed]
-        for fn in detached:
-            doc.remove_listener(fn)
-        doc.remove_history_listener(self._refresh_history)
-        snaps: list[tuple[str, np.ndarray]] = []
-        k = min(n, limit)
-        try:
-            for _ in range(k):
-                doc.undo()
-            for i in range(n - k, n):
-                doc.redo()
-                snaps.append((names[i], np.array(doc.labels)))
-        finally:
-            while doc.history_index < n and doc.can_redo:
-                doc.redo()
-            for fn in detached:
-                doc.add_listener(fn)
-            doc.add_history_listener(self._refresh_history)
-        if not np.array_equal(doc.labels, current):   # never expected; keep the user's mask whatever happens
-            log.error("history walk changed the mask; history not saved")
-            return []
-        return snaps
+        """The session as a Project (with the identities of the models in use)."""
+        self._pull_settings()
+        return self.session.to_project(models=self.client.model_identities(), history_limit=history_limit)
 
     def save_project(self, path: str | os.PathLike[str] | None = None, ask: bool = False) -> bool:
         if self.doc is None:
@@ -819,15 +782,9 @@ class MainWindow(QMainWindow):
             if not path:
                 return False
         path = Path(path or self.project_path)
-        if path.suffix == "":
-            path = path.with_suffix(".msproj")
         with self._guard("Save project"):
-            from maskstudio.io.project import save_project
-
-            save_project(path, self.current_project())
-            self.project_path = path
-            self.doc.mark_clean()
-            self._extra_dirty = False
+            self._pull_settings()
+            path = self.session.save_project(path, models=self.client.model_identities())
             self._update_title()
             self._add_recent(path, "project")
             self.statusBar().showMessage(f"Saved {path}", 3000)
@@ -841,34 +798,25 @@ class MainWindow(QMainWindow):
         if not path:
             return False
         with self._guard("Open project"):
-            from maskstudio.io.project import load_project
-
-            proj = load_project(path)
-            self.apply_project(proj)
-            self.project_path = Path(path)
+            proj = self.session.open_project(path)
+            self._show_project(proj)
             self._update_title()
             self._add_recent(path, "project")
             return True
         return False
 
     def apply_project(self, proj) -> None:
-        self.source_photo = None
-        out = proj.sliders.get("output")
-        if out and self.render_view.output.findData(out) >= 0:
-            self.render_view.output.blockSignals(True)
-            self.render_view.output.setCurrentIndex(self.render_view.output.findData(out))
-            self.render_view.output.blockSignals(False)
-        self.sliders.set_state(proj.sliders)
-        if proj.latents.get("w_plus") is not None:
-            self.last_latent = np.asarray(proj.latents["w_plus"])
+        """Take over a loaded Project (the caller sets ``project_path``)."""
+        with self._guard("Open project"):
+            self.session.apply_project(proj)
+            self._show_project(proj)
+
+    def _show_project(self, proj) -> None:
+        """After the session took over ``proj``: its exemplar on the canvas and in the gallery."""
         if proj.exemplar_image is not None:
-            ex_path = proj.sliders.get("exemplar_path")
-            self.exemplar = self.client.make_exemplar(proj.exemplar_image, proj.exemplar_mask, name=proj.exemplar_name or "")
-            self.exemplar_path = Path(ex_path) if ex_path else None
             self.canvas.set_background(proj.exemplar_image)
             self.gallery.set_current(self.exemplar_path)
-        self.set_document(proj.labels, original_size_hw=proj.original_size_hw, original=proj.original_labels,
-                          history=proj.history)
+        self.request_render()
 
     # -- exports ----------------------------------------------------------------------------
     def export_render(self, path: str | os.PathLike[str] | None = None) -> bool:
@@ -882,7 +830,7 @@ class MainWindow(QMainWindow):
         if not path:
             return False
         with self._guard("Export render"):
-            write_rgb(path, res.image)
+            write_png(path, res.image)
             self.statusBar().showMessage(f"Exported {path}", 3000)
             return True
         return False
@@ -978,20 +926,13 @@ class MainWindow(QMainWindow):
     # ================================================================== safety
     def autosave_now(self) -> bool:
         """Write the autosave project when something changed since the last one."""
-        if self.doc is None:
-            return False
-        key = (self.doc.revision, self._extra_dirty, id(self.doc))
-        if key == self._autosaved_revision:
-            return False
+        self._pull_settings()
         try:
-            self.autosave.save(self.current_project(history_limit=AUTOSAVE_HISTORY))
+            return self.session.autosave_now(models=self.client.model_identities)
         except MaskStudioError as e:
             log.warning("autosave failed: %s", e)
             self.statusBar().showMessage(f"Autosave failed: {e}", 5000)
             return False
-        # the history walk of current_project() bumps the revision: remember the state after it
-        self._autosaved_revision = (self.doc.revision, self._extra_dirty, id(self.doc))
-        return True
 
     def _offer_recovery(self) -> bool:
         answer = dialogs.ask(self, "Recover work?",
@@ -1001,9 +942,8 @@ class MainWindow(QMainWindow):
             self.autosave.discard()
             return False
         with self._guard("Recover autosave"):
-            proj = self.autosave.load()
-            self.apply_project(proj)
-            self._extra_dirty = True
+            proj = self.session.recover()
+            self._show_project(proj)
             self._update_title()
             self._ready = True
             return True
@@ -1058,6 +998,7 @@ class MainWindow(QMainWindow):
             return
         self.autosave_now()
         kw = {"size_px": int(self.render_size_px)} if self.render_size_px else {}
+        self._pull_settings()
         with self._guard("Image2StyleGAN"):
             labels = np.array(self.doc.labels)
             if name == "refine":
@@ -1066,11 +1007,11 @@ class MainWindow(QMainWindow):
                 self.tools.capture_second(labels, self.exemplar, **kw)
             elif name in ("morph", "crossover", "expression"):
                 self.tools.combine(name, labels, self.exemplar, self.original_labels,
-                                   amount=self.sliders.face_morph.value(), **kw)
+                                   amount=self.session.render_settings.face_morph, **kw)
             else:
                 return
             self.sliders.set_tool_running(True, 0, f"{name}…")
-            self.render_view.set_busy(True)
+            self.session.set_busy("tool", True)
 
     def cancel_latent_tool(self) -> None:
         self.tools.cancel()
@@ -1081,14 +1022,14 @@ class MainWindow(QMainWindow):
     def _on_tool_finished(self, out) -> None:
         self.sliders.set_tool_running(False, 100 if not out.error else 0,
                                       "cancelled" if out.cancelled else (out.error and "failed") or f"{out.name}: done")
-        self.render_view.set_busy(self.client.busy)
+        self.session.set_busy("tool", False)
         if out.error:
             dialogs.show_error(self, "Image2StyleGAN", f"{out.name}: {out.error}")
         else:
             if out.name == "second":
                 self.sliders.second_label.setText("2nd face: set")
             if out.latent is not None and out.name != "second":
-                self.last_latent = np.asarray(out.latent, dtype=np.float32)
+                self.session.set_latent(out.latent)
             if out.image is not None:
                 from maskstudio.engine import RenderResult
 

@@ -1,6 +1,6 @@
 """The Models dialog: the same actions as ``maskstudio models`` (install, import, verify, remove)
 with a progress bar. Downloads, imports and verification run in a worker thread (``QThread``)
-and can be cancelled; the model store itself (:mod:`maskstudio.io.model_store`) is Qt-free.
+and can be cancelled; the model store itself (:mod:`maskstudio.io.store`) is Qt-free.
 
 ``ModelsDialog(settings, parent=None)`` — the main window opens it from the Models menu and
 from the slider groups' "install a model" links, then rescans the engine.
@@ -48,7 +48,7 @@ STATE_TEXT = {
 class _Worker(QThread):
     """Runs one store action off the GUI thread; progress and the outcome come back as signals."""
 
-    progress = Signal(object)          # maskstudio.io.model_store.Progress
+    progress = Signal(object)          # maskstudio.io.download.Progress
     finished_ok = Signal(object)       # the action's return value
     failed = Signal(str, bool)         # message, cancelled
 
@@ -59,7 +59,7 @@ class _Worker(QThread):
 
     def run(self) -> None:
         from maskstudio.errors import MaskStudioError
-        from maskstudio.io.model_store import DownloadCancelled
+        from maskstudio.errors import DownloadCancelled
 
         try:
             value = self._fn(progress=self.progress.emit, cancel=self.cancel_event.is_set)
@@ -81,7 +81,7 @@ class ModelsDialog(QDialog):
 
     def __init__(self, settings, parent: QWidget | None = None, *, store=None) -> None:
         super().__init__(parent)
-        from maskstudio.io.model_store import ModelStore
+        from maskstudio.io.store import ModelStore
 
         self.settings = settings
         self.store = store if store is not None else ModelStore.from_settings(settings)
@@ -175,7 +175,7 @@ class ModelsDialog(QDialog):
 
     # ------------------------------------------------------------------ table
     def refresh(self) -> None:
-        from maskstudio.io.model_store import format_bytes
+        from maskstudio.io.download import format_bytes
         from maskstudio.settings import resolve_device
 
         try:
@@ -353,7 +353,7 @@ class ModelsDialog(QDialog):
         w.start()
 
     def _on_progress(self, ev) -> None:
-        from maskstudio.io.model_store import format_bytes
+        from maskstudio.io.download import format_bytes
 
         frac = ev.fraction
         if frac is None:

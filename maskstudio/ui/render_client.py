@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
-from maskstudio.errors import LatentFileError, RenderError, file_error
+from maskstudio.errors import RenderError
+from maskstudio.io.latents import write_latent
 from maskstudio.ui.sliders_dock import GroupStatus
 
 log = logging.getLogger(__name__)
@@ -64,25 +64,11 @@ class RenderClient(QObject):
         lab = None if labels is None else np.ascontiguousarray(labels, dtype=np.uint8)
         return Exemplar(img, lab, name=name)
 
-    def request_kwargs(self, output: str, state: dict[str, Any], exemplar_name: str = "") -> dict[str, Any]:
-        from maskstudio.engine import AgileParams, DualParams
-
-        kw: dict[str, Any] = {"output": output, "want_latent": output != "face"}
-        if output != "face":
-            kw["edits"] = {k: v for k, v in (state.get("edits") or {}).items() if v}
-        if output == "agile":
-            a = state.get("agile") or {}
-            kw["agile"] = AgileParams(a.get("style") or "", float(a.get("strength", 1.0)), a.get("branch") or "auto")
-        if output == "dual":
-            d = state.get("dual") or {}
-            style = d.get("style") or ""
-            # a gallery exemplar named like one of the style model's codes is its DualStyleGAN style
-            codes = (self.engine.styles().get("dual") or {}).get(style) or []
-            code = d.get("code") or (exemplar_name if exemplar_name and exemplar_name in codes else None)
-            kw["dual"] = DualParams(style, code, tuple(d.get("weights") or ()))
-        if output in ("agile", "dual"):
-            kw["morph"] = float(state.get("morph", 1.0))
-        return kw
+    def dual_codes(self, style: str) -> list[str]:
+        """Style code names of the installed DualStyleGAN model ``style`` (empty when unknown)."""
+        if not style:
+            return []
+        return list((self.engine.styles().get("dual") or {}).get(style) or [])
 
     def submit(self, labels: np.ndarray, exemplar, *, preview: bool = False, tag: Any = None, **kw) -> int:
         from maskstudio.engine import RenderRequest
@@ -201,25 +187,4 @@ class RenderClient(QObject):
     @staticmethod
     def save_latent(path: str | os.PathLike[str], latent: np.ndarray) -> None:
         """W+ latent as ``.npy`` (official [1,18,512] float32 layout) or ``.pt`` (a tensor)."""
-        path = Path(path)
-        lat = np.asarray(latent, dtype=np.float32)
-        if lat.ndim == 2:
-            lat = lat[None]
-        if lat.ndim != 3 or lat.shape[0] != 1 or lat.shape[2] != 512:
-            raise file_error(LatentFileError, path, f"latent must be [1, n_latent, 512], got {list(lat.shape)}")
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            if path.suffix.lower() == ".pt":
-                import torch
-
-                torch.save(torch.from_numpy(lat.copy()), tmp)
-            else:
-                if path.suffix.lower() != ".npy":
-                    path = path.with_suffix(".npy")
-                    tmp = path.with_name(path.name + ".tmp")
-                with open(tmp, "wb") as f:
-                    np.save(f, lat, allow_pickle=False)
-            os.replace(tmp, path)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise file_error(LatentFileError, path, f"cannot write: {e.strerror or e}") from e
+        write_latent(path, latent)

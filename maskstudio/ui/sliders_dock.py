@@ -2,12 +2,13 @@
 
 Each group is enabled only when the engine reports its models as available; otherwise it shows a
 one-line hint and a button that opens the Models dialog. Every change emits ``changed`` (the main
-window re-renders live). The widget holds values only — no model logic.
+window re-renders live). The widget holds values only — no model logic: it reads and writes the
+slider part of a :class:`~maskstudio.engine.render_settings.RenderSettings` (:meth:`SlidersWidget.values`,
+:meth:`SlidersWidget.set_values`), where the DualStyleGAN slot layout and defaults live.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -15,11 +16,12 @@ from PySide6.QtWidgets import (
     QScrollArea, QSlider, QToolButton, QVBoxLayout, QWidget,
 )
 
+from maskstudio.engine.render_settings import (
+    COLOUR_SLOTS, DEFAULT_DUAL_WEIGHTS, N_DUAL_WEIGHTS, STRUCTURE_SLOTS, AgileSettings, DualSettings, RenderSettings,
+)
 from maskstudio.ui.icons import themed
 
-N_DUAL_WEIGHTS = 18
-STRUCTURE_SLOTS = range(0, 7)
-COLOUR_SLOTS = range(7, 18)
+__all__ = ["COLOUR_SLOTS", "GroupStatus", "N_DUAL_WEIGHTS", "STRUCTURE_SLOTS", "SlidersWidget", "ValueSlider"]
 
 
 @dataclass
@@ -189,8 +191,10 @@ class SlidersWidget(QWidget):
                                   "(a gallery exemplar with the same name selects it too)")
         self.dual_code.currentIndexChanged.connect(lambda _i: self.changed.emit("dual"))
         self._dual_codes: dict[str, list[str]] = {}
-        self.dual_structure = ValueSlider(0.0, 1.0, 0.75, steps=100, tooltip="Structure master: sets layer weights 0–6")
-        self.dual_colour = ValueSlider(0.0, 1.0, 1.0, steps=100, tooltip="Colour master: sets layer weights 7–17")
+        self.dual_structure = ValueSlider(0.0, 1.0, DEFAULT_DUAL_WEIGHTS[STRUCTURE_SLOTS.start], steps=100,
+                                          tooltip=f"Structure master: sets layer weights {STRUCTURE_SLOTS.start}–{STRUCTURE_SLOTS.stop - 1}")
+        self.dual_colour = ValueSlider(0.0, 1.0, DEFAULT_DUAL_WEIGHTS[COLOUR_SLOTS.start], steps=100,
+                                       tooltip=f"Colour master: sets layer weights {COLOUR_SLOTS.start}–{COLOUR_SLOTS.stop - 1}")
         form.addRow("Style", self.dual_style)
         form.addRow("Code", self.dual_code)
         form.addRow("Structure", self.dual_structure)
@@ -202,7 +206,7 @@ class SlidersWidget(QWidget):
         self.dual_weights: list[ValueSlider] = []
         for k in range(N_DUAL_WEIGHTS):
             kind = "structure" if k in STRUCTURE_SLOTS else "colour"
-            s = ValueSlider(0.0, 1.0, 0.75 if k in STRUCTURE_SLOTS else 1.0, steps=100,
+            s = ValueSlider(0.0, 1.0, DEFAULT_DUAL_WEIGHTS[k], steps=100,
                             tooltip=f"Layer {k} weight ({kind})")
             s.valueChanged.connect(lambda _v: self.changed.emit("dual"))
             lab = QLabel(f"w{k}")
@@ -309,37 +313,36 @@ class SlidersWidget(QWidget):
             combo.setCurrentText(cur)
         combo.blockSignals(False)
 
-    def state(self) -> dict[str, Any]:
-        return {
-            "edits": {k: round(s.value(), 4) for k, s in self.boundary_sliders.items()},
-            "agile": {"style": self.agile_style.currentText(), "strength": round(self.agile_strength.value(), 4),
-                      "branch": self.agile_branch.currentText()},
-            "dual": {"style": self.dual_style.currentText(),
-                     "code": self.dual_code.currentText() if self.dual_code.currentIndex() > 0 else None,
-                     "weights": [round(s.value(), 4) for s in self.dual_weights]},
-            "face_morph": round(self.face_morph.value(), 4),
-            "morph": round(self.morph.value(), 4),
-        }
+    def values(self, base: RenderSettings | None = None) -> RenderSettings:
+        """``base`` (default: defaults) with the slider-owned fields (edits, agile, dual, morph,
+        face_morph) read from the widgets; the output stays ``base``'s."""
+        base = base or RenderSettings()
+        return base.replace(
+            edits={k: round(s.value(), 4) for k, s in self.boundary_sliders.items()},
+            agile=AgileSettings(self.agile_style.currentText(), round(self.agile_strength.value(), 4),
+                                self.agile_branch.currentText()),
+            dual=DualSettings(self.dual_style.currentText(),
+                              self.dual_code.currentText() if self.dual_code.currentIndex() > 0 else None,
+                              tuple(round(s.value(), 4) for s in self.dual_weights)),
+            face_morph=round(self.face_morph.value(), 4),
+            morph=round(self.morph.value(), 4),
+        )
 
-    def set_state(self, st: dict[str, Any]) -> None:
-        for k, v in (st.get("edits") or {}).items():
+    def set_values(self, st: RenderSettings) -> None:
+        """Show ``st`` in the widgets without emitting ``changed`` (choices not installed here,
+        e.g. a style model of another machine, leave their combo box as it is)."""
+        for k, v in st.edits.items():
             if k in self.boundary_sliders:
                 self.boundary_sliders[k].set_value(v, emit=False)
-        agile = st.get("agile") or {}
-        if agile.get("style"):
-            self.agile_style.setCurrentText(agile["style"])
-        if "strength" in agile:
-            self.agile_strength.set_value(agile["strength"], emit=False)
-        if agile.get("branch"):
-            self.agile_branch.setCurrentText(agile["branch"])
-        dual = st.get("dual") or {}
-        if dual.get("style"):
-            self.dual_style.setCurrentText(dual["style"])
-        if dual.get("code"):
-            self.dual_code.setCurrentText(dual["code"])
-        for s, w in zip(self.dual_weights, dual.get("weights") or []):
+        if st.agile.style:
+            self.agile_style.setCurrentText(st.agile.style)
+        self.agile_strength.set_value(st.agile.strength, emit=False)
+        self.agile_branch.setCurrentText(st.agile.branch)
+        if st.dual.style:
+            self.dual_style.setCurrentText(st.dual.style)
+        if st.dual.code:
+            self.dual_code.setCurrentText(st.dual.code)
+        for s, w in zip(self.dual_weights, st.dual.weights):
             s.set_value(w, emit=False)
-        if "face_morph" in st:
-            self.face_morph.set_value(st["face_morph"], emit=False)
-        if "morph" in st:
-            self.morph.set_value(st["morph"], emit=False)
+        self.face_morph.set_value(st.face_morph, emit=False)
+        self.morph.set_value(st.morph, emit=False)

@@ -130,9 +130,7 @@ def make_window(qtbot, settings, qsettings, recorder, tmp_path):
     import gc
 
     for w in windows:
-        if w.doc is not None:
-            w.doc.mark_clean()
-        w._extra_dirty = False
+        w.session.mark_clean()
         w.close()
         w._gc.release()   # a window closed with "Cancel" keeps its guard; give it back here
     gc.collect()          # on the GUI thread, while no render thread can start a collection

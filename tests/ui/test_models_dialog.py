@@ -6,7 +6,8 @@ import pytest
 
 import model_files as mf
 from model_http import serve
-from maskstudio.io.model_store import ModelStore, load_registry
+from maskstudio.io.registry import load_registry
+from maskstudio.io.store import ModelStore
 
 BASE = load_registry()
 

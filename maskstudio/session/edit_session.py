@@ -1,0 +1,303 @@
+"""The editing session without any widget: what one MaskStudio window is working on.
+
+:class:`EditSession` holds the state the main window used to keep in its own attributes — the
+mask document and the mask as opened, the exemplar (style reference) and source photo, the
+per-region exemplar choices, the typed :class:`~maskstudio.engine.render_settings.RenderSettings`,
+the tool state (active class, locks, mirror, brush size), the latest W+ latent, the project path,
+the dirty state and the busy state — and it reads and writes projects and autosaves.
+
+No Qt and no torch (numpy, :mod:`maskstudio.mask`, :mod:`maskstudio.io.project`,
+:mod:`maskstudio.engine.types`), so every rule here is tested headless. A UI wires widgets to it:
+it calls the setters, and listens (:meth:`EditSession.add_listener`) for the events
+
+- ``"document"`` — a new :class:`~maskstudio.mask.MaskDocument` replaced the old one (re-attach
+  document listeners, show it),
+- ``"dirty"`` — the dirty state may have changed (title bar),
+- ``"busy"`` — :attr:`EditSession.busy` may have changed (busy indicator),
+- ``"exemplar"`` — the exemplar changed,
+- ``"settings"`` — the render settings were replaced (e.g. from a project: show them).
+
+Autosave snapshots are built from the undo patches (:meth:`MaskDocument.history_snapshots`) on
+copies: the live document is never walked back and forth, so an autosave during a stroke or
+while a render reads the mask changes nothing.
+
+Extending (issues 13, 17, 19): photo editing adds its source photo + alignment next to
+:attr:`source_photo` (and, when it must survive a save, a project field); per-region styles fill
+:attr:`region_styles` (class index -> exemplar key); new render choices are fields of
+:class:`RenderSettings`, not attributes here.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskstudio.engine.render_settings import RenderSettings
+from maskstudio.engine.types import Exemplar
+from maskstudio.io.project import Project, load_project, save_project
+from maskstudio.mask import MaskDocument
+from maskstudio.session.autosave import AutosaveStore
+
+#: undo steps kept in a project file, and in an autosave (the autosave is written every minute)
+MAX_PROJECT_HISTORY = 50
+AUTOSAVE_HISTORY = 10
+EVENTS = ("document", "dirty", "busy", "exemplar", "settings")
+
+Listener = Callable[[str], None]
+
+
+class EditSession:
+    """One editing session. ``autosave``: where autosaves go (None: no autosave).
+
+    Public state (read freely; change through the methods so listeners hear about it):
+
+    - ``doc``: the :class:`MaskDocument` being edited, or None before the first one.
+    - ``original_labels`` (property): the mask as first opened (what "erase to original"
+      restores and A/B compares against), read-only; None without a document.
+    - ``exemplar`` / ``exemplar_path``: the DMN style reference (:class:`Exemplar`) and the file
+      it came from (None when unknown).
+    - ``source_photo``: uint8 HxWx3 photo the mask was parsed from (None for painted masks).
+    - ``region_styles``: {class index: exemplar key} per-region exemplar choices (empty: the
+      one exemplar styles every region).
+    - ``render_settings``: the typed :class:`RenderSettings`.
+    - ``active_class``, ``locked`` (set of class indices), ``mirror``, ``brush_px``: tool state;
+      locks and mirror carry over to each new document.
+    - ``latent``: the latest W+ latent (float32 [1, n, 512]) or None.
+    - ``project_path``: the project file this session was saved to / opened from.
+    """
+
+    def __init__(self, autosave: AutosaveStore | None = None) -> None:
+        self.doc: MaskDocument | None = None
+        self.exemplar: Exemplar | None = None
+        self.exemplar_path: Path | None = None
+        self.source_photo: np.ndarray | None = None
+        self.region_styles: dict[int, str] = {}
+        self.render_settings = RenderSettings()
+        self.active_class = 1
+        self.locked: set[int] = set()
+        self.mirror = False
+        self.brush_px = 16.0
+        self.latent: np.ndarray | None = None
+        self.project_path: Path | None = None
+        self.autosave = autosave
+        self._extra_dirty = False    # exemplar / settings changes (the document tracks its own)
+        self._changes = 0            # bumped by every non-document change (autosave key)
+        self._autosaved_key: Any = None
+        self._busy: set[str] = set()
+        self._listeners: list[Listener] = []
+
+    # ------------------------------------------------------------------ listeners
+    def add_listener(self, fn: Listener) -> None:
+        """``fn(event)`` for each event of :data:`EVENTS` (see the module docstring)."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Listener) -> None:
+        self._listeners.remove(fn)
+
+    def _emit(self, event: str) -> None:
+        for fn in list(self._listeners):
+            fn(event)
+
+    # ------------------------------------------------------------------ document
+    @property
+    def original_labels(self) -> np.ndarray | None:
+        return None if self.doc is None else self.doc.original
+
+    def new_document(self, labels: np.ndarray, *, original_size_hw: tuple[int, int] | None = None,
+                     original: np.ndarray | None = None,
+                     history: list[tuple[str, np.ndarray]] | None = None) -> MaskDocument:
+        """Start editing ``labels`` (a fresh :class:`MaskDocument`, clean). ``original``: the
+        mask as first opened when it differs from ``labels`` (a saved project); ``history``:
+        saved ``(name, snapshot)`` undo steps from ``original`` to ``labels``, replayed into the
+        new document so undo walks back through them. Locks and mirror carry over."""
+        labels = np.ascontiguousarray(labels, dtype=np.uint8)
+        if original is not None and original.shape == labels.shape and not np.array_equal(original, labels):
+            doc = MaskDocument(np.ascontiguousarray(original, dtype=np.uint8), original_size_hw=original_size_hw)
+            for step_name, snap in history or []:
+                if snap.shape == labels.shape:
+                    doc.set_labels(snap, name=step_name, respect_lock=False)
+            if not np.array_equal(doc.labels, labels):
+                doc.set_labels(labels, name="Saved edits", respect_lock=False)
+            doc.mark_clean()
+        else:
+            doc = MaskDocument(labels, original_size_hw=original_size_hw)
+        doc.locked = set(self.locked)
+        doc.mirror = bool(self.mirror)
+        self.doc = doc
+        self._extra_dirty = False
+        self._emit("document")
+        self._emit("dirty")
+        return doc
+
+    # ------------------------------------------------------------------ tool state
+    def set_active_class(self, index: int) -> None:
+        self.active_class = int(index)
+
+    def set_locked(self, cls: int, locked: bool) -> None:
+        (self.locked.add if locked else self.locked.discard)(int(cls))
+        if self.doc is not None:
+            (self.doc.locked.add if locked else self.doc.locked.discard)(int(cls))
+
+    def set_mirror(self, on: bool) -> None:
+        self.mirror = bool(on)
+        if self.doc is not None:
+            self.doc.mirror = self.mirror
+
+    def set_brush_px(self, diameter_px: float) -> None:
+        self.brush_px = float(diameter_px)
+
+    # ------------------------------------------------------------------ exemplar / settings / latent
+    def set_exemplar(self, exemplar: Exemplar | None, path: str | os.PathLike[str] | None = None, *,
+                     mark_dirty: bool = True) -> None:
+        """Use ``exemplar`` as the style reference. ``mark_dirty``: it is a user change (False
+        while a document is being set up)."""
+        self.exemplar = exemplar
+        self.exemplar_path = Path(path) if path else None
+        if mark_dirty and self.doc is not None:
+            self.mark_changed()
+        self._emit("exemplar")
+
+    def set_render_settings(self, settings: RenderSettings, *, mark_dirty: bool = True) -> None:
+        if not isinstance(settings, RenderSettings):
+            raise TypeError(f"render settings must be RenderSettings, not {type(settings).__name__}")
+        changed = settings != self.render_settings
+        self.render_settings = settings
+        if changed:
+            self._changes += 1       # the autosave keeps it, dirty or not
+            if mark_dirty:
+                self.mark_changed()
+
+    def set_latent(self, latent: np.ndarray | None) -> None:
+        self.latent = None if latent is None else np.asarray(latent, dtype=np.float32)
+
+    # ------------------------------------------------------------------ dirty
+    @property
+    def dirty(self) -> bool:
+        """Unsaved changes: in the document, or in the exemplar / settings."""
+        return bool(self.doc is not None and self.doc.dirty) or self._extra_dirty
+
+    def mark_changed(self) -> None:
+        """A change outside the document (exemplar, settings) that a save should keep."""
+        self._extra_dirty = True
+        self._changes += 1
+        self._emit("dirty")
+
+    def mark_clean(self) -> None:
+        """The current state is saved."""
+        if self.doc is not None:
+            self.doc.mark_clean()
+        self._extra_dirty = False
+        self._emit("dirty")
+
+    @property
+    def display_name(self) -> str:
+        return self.project_path.name if self.project_path else "untitled"
+
+    # ------------------------------------------------------------------ busy
+    def set_busy(self, job: str, busy: bool) -> None:
+        """Record that background ``job`` (e.g. "render", "parse", "tool") started / ended."""
+        before = bool(self._busy)
+        (self._busy.add if busy else self._busy.discard)(str(job))
+        if bool(self._busy) != before:
+            self._emit("busy")
+
+    @property
+    def busy(self) -> bool:
+        """Some background job runs (the one busy flag of the window)."""
+        return bool(self._busy)
+
+    @property
+    def busy_jobs(self) -> frozenset[str]:
+        return frozenset(self._busy)
+
+    # ------------------------------------------------------------------ projects
+    def history_snapshots(self, limit: int = MAX_PROJECT_HISTORY) -> list[tuple[str, np.ndarray]]:
+        """The mask after each of the newest ``limit`` applied undo steps (from the patches)."""
+        if self.doc is None or limit <= 0:
+            return []
+        return self.doc.history_snapshots(limit)
+
+    def to_project(self, *, models: Mapping[str, Any] | None = None, history_limit: int | None = None) -> Project:
+        """The session as a :class:`Project` (arrays copied). ``models``: identities of the models
+        in use (informative). ValueError without a document."""
+        if self.doc is None:
+            raise ValueError("no document to save")
+        ex = self.exemplar
+        return Project(
+            labels=np.array(self.doc.labels),
+            original_labels=np.array(self.doc.original),
+            original_size_hw=tuple(self.doc.original_size_hw) if self.doc.original_size_hw else None,
+            exemplar_name=(ex.name or None) if ex is not None else None,
+            exemplar_image=None if ex is None else np.array(ex.image),
+            exemplar_mask=None if ex is None or ex.labels is None else np.array(ex.labels),
+            exemplar_path=str(self.exemplar_path) if self.exemplar_path else None,
+            render_settings=self.render_settings,
+            latents={"w_plus": self.latent.astype(np.float32)} if self.latent is not None else {},
+            models=dict(models or {}),
+            history=self.history_snapshots(MAX_PROJECT_HISTORY if history_limit is None else history_limit),
+        )
+
+    def apply_project(self, proj: Project) -> MaskDocument:
+        """Take over everything ``proj`` holds (the project path is left to the caller)."""
+        self.source_photo = None
+        self.set_render_settings(proj.render_settings, mark_dirty=False)
+        self._emit("settings")
+        w = proj.latents.get("w_plus")
+        self.set_latent(None if w is None else np.asarray(w))
+        if proj.exemplar_image is not None:
+            ex = Exemplar(np.ascontiguousarray(proj.exemplar_image, dtype=np.uint8),
+                          None if proj.exemplar_mask is None else np.ascontiguousarray(proj.exemplar_mask, np.uint8),
+                          name=proj.exemplar_name or "")
+            self.set_exemplar(ex, proj.exemplar_path, mark_dirty=False)
+        return self.new_document(proj.labels, original_size_hw=proj.original_size_hw,
+                                 original=proj.original_labels, history=proj.history)
+
+    def save_project(self, path: str | os.PathLike[str], *, models: Mapping[str, Any] | None = None) -> Path:
+        """Write the project to ``path`` (``.msproj`` added when there is no suffix); the session
+        is clean afterwards and remembers the path. ProjectFileError naming the file on failure."""
+        path = Path(path)
+        if path.suffix == "":
+            path = path.with_suffix(".msproj")
+        save_project(path, self.to_project(models=models))
+        self.project_path = path
+        self.mark_clean()
+        return path
+
+    def open_project(self, path: str | os.PathLike[str]) -> Project:
+        """Read ``path`` and take it over (nothing changes when reading fails)."""
+        proj = load_project(path)
+        self.apply_project(proj)
+        self.project_path = Path(path)
+        self._emit("dirty")
+        return proj
+
+    # ------------------------------------------------------------------ autosave
+    def _autosave_key(self) -> tuple:
+        doc = self.doc
+        return (id(doc), getattr(doc, "revision", None), self._extra_dirty, self._changes)
+
+    def autosave_now(self, *, models: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None) -> bool:
+        """Write the autosave when something changed since the last one. Returns True when it
+        wrote. ``models``: identities, or a function giving them (called only when writing).
+        Errors (ProjectFileError) propagate; the previous autosave then stays."""
+        if self.autosave is None or self.doc is None:
+            return False
+        key = self._autosave_key()
+        if key == self._autosaved_key:
+            return False
+        ids = models() if callable(models) else models
+        self.autosave.save(self.to_project(models=ids, history_limit=AUTOSAVE_HISTORY))
+        self._autosaved_key = key
+        return True
+
+    def recover(self) -> Project:
+        """Open the autosave of a crashed session; the result counts as unsaved work."""
+        if self.autosave is None:
+            raise ValueError("this session has no autosave store")
+        proj = self.autosave.load()
+        self.apply_project(proj)
+        self.mark_changed()
+        return proj
