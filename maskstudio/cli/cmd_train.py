@@ -81,6 +81,9 @@ def register(subparsers) -> None:
     pb.add_argument("--labels", choices=("reconstruction", "photo"), default="reconstruction",
                     help="measure the attributes on the DMN's reconstruction of each training photo (its own mask "
                          "and code: what the generator does with the code; default) or on the photo itself")
+    pb.add_argument("--direction", choices=("pattern", "normal"), default="pattern",
+                    help="edit direction: the codes' covariance with the attribute (default; = the normal in a "
+                         "whitened space) or the fitted boundary's normal itself")
     pb.add_argument("--method", choices=("ridge", "svm"), default="ridge",
                     help="ridge regression on all faces (default) or InterFaceGAN's linear SVM on the quantiles")
     pb.add_argument("--attribute", action="append", default=None, metavar="NAME",
@@ -181,7 +184,7 @@ def _train_boundaries(args) -> int:
     report = train_boundaries(args.dmn, args.data, out, attributes=args.attribute, method=args.method,
                               min_r2=args.min_r2, min_accuracy=args.min_accuracy, write_all=args.all,
                               size=args.size, device=_device(args.device), cache_dir=args.cache,
-                              measure_size=args.measure_size, labels=args.labels)
+                              measure_size=args.measure_size, labels=args.labels, direction=args.direction)
     n = sum(1 for r in report["attributes"].values() if r["separable"] or args.all)
     print(f"{n} boundaries written to {out} (report: {out / 'report.json'})")
     if out.resolve() == (SHIPPED_CHECKPOINTS / BOUNDARY_FOLDER).resolve():

@@ -85,4 +85,4 @@ def style_latent_meta(engine, request, rows) -> dict[str, Any]:
     dmn = engine.models.first("dmn")
     return {"dmn": {"id": dmn.id if dmn else None, "sha256": engine.dmn_sha256()},
             "edits": dict(request.style_edits), "conditional": bool(request.style_conditional),
-            "rows_source": [str(r) for r in rows]}
+            "note": "edits and per-region styles are already applied to the codes"}

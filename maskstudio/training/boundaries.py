@@ -126,6 +126,24 @@ def fit_svm(codes: np.ndarray, y: np.ndarray, quantile: float = 0.3, c: float = 
                        cv_r2=float("nan"), method="svm")
 
 
+def pattern_direction(codes: np.ndarray, y: np.ndarray) -> BoundaryFit:
+    """The direction along which the codes co-vary with the attribute: cov(x, y) (the "activation
+    pattern" of a linear model; for least squares it is Σ·w). In a whitened latent space (StyleGAN's
+    Z, where InterFaceGAN fits) it equals the boundary normal; in the DMN's strongly correlated code
+    space moving along the raw normal w mostly changes dimensions the generator ignores, while
+    Σ·w moves the code the way codes of lighter / redder / ... faces actually differ. The linear
+    predictor here is a 1-D least-squares fit of y on the projection."""
+    x = np.asarray(codes, np.float64)
+    y = np.asarray(y, np.float64)
+    mean = x.mean(0)
+    a = (x - mean).T @ (y - y.mean()) / len(y)
+    normal = a / np.linalg.norm(a)
+    proj = (x - mean) @ normal
+    slope, intercept = np.polyfit(proj, y, 1)
+    return BoundaryFit(normal=normal, mean=mean, scale=float(slope), bias=float(intercept), lam=float("nan"),
+                       cv_r2=float("nan"), method="pattern")
+
+
 def fit_boundary(codes, y, method: str = "ridge", **kw) -> BoundaryFit:
     if method == "ridge":
         return fit_ridge(codes, y, **kw)
@@ -177,6 +195,7 @@ def train_boundaries(dmn_path, data_dir, out_dir, *, attributes: Sequence[str] |
                      quantile: float = 0.3, device: str = "cpu", size: int | None = None,
                      val_fraction: float = 0.1, seed: int = 0, write_all: bool = False,
                      cache_dir=None, measure_size: int | None = None, labels: str = "reconstruction",
+                     direction: str = "pattern",
                      log: Callable[[str], None] = print) -> dict:
     """Fit a boundary per attribute and write the separable ones (held-out R² >= ``min_r2`` and
     accuracy >= ``min_accuracy``; every one with ``write_all``). Returns the report (also written
@@ -188,6 +207,8 @@ def train_boundaries(dmn_path, data_dir, out_dir, *, attributes: Sequence[str] |
     from maskstudio.training.data import find_pairs, read_labels, read_rgb, split_stems
     from maskstudio.training.make_samples import style_codes
 
+    if direction not in ("pattern", "normal"):
+        raise ConfigError(f"unknown direction {direction!r} (pattern or normal)")
     if labels not in ("photo", "reconstruction"):
         raise ConfigError(f"unknown label source {labels!r} (photo or reconstruction)")
     dmn_path = Path(dmn_path)
@@ -204,7 +225,7 @@ def train_boundaries(dmn_path, data_dir, out_dir, *, attributes: Sequence[str] |
     split = split_stems(pairs.stems, val_fraction, seed)
     out: dict = {"dmn": _dmn_identity(dmn_path), "size_px": size,
                  "measure_size_px": size if labels == "reconstruction" else (measure_size or size),
-                 "labels": labels,
+                 "labels": labels, "direction": direction,
                  "method": method, "quantile": quantile,
                  "split": {"rule": "maskstudio.training.data.split_stems", "seed": seed,
                            "val_fraction": val_fraction, "n_train": len(split["train"]), "n_val": len(split["val"])},
@@ -229,12 +250,20 @@ def train_boundaries(dmn_path, data_dir, out_dir, *, attributes: Sequence[str] |
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 np.save(cache, codes, allow_pickle=False)
-        if labels == "reconstruction":  # what the generator makes of each code: the DMN's own render
-            images = reconstructions(G, codes, masks)
-        elif msize != size:
-            images = np.stack([read_rgb(pairs.images[s], msize) for s in stems])
-            masks = np.stack([read_labels(pairs.masks[s], msize) for s in stems])
-        data[part] = (codes.astype(np.float64), measure_batch(images, masks, attrs))
+        ycache = None if cache is None else cache.with_name(cache.stem.replace("codes", f"labels_{labels}_{msize}") + ".npy")
+        if ycache is not None and ycache.is_file():
+            yall = np.load(ycache, allow_pickle=False)
+        else:
+            if labels == "reconstruction":  # what the generator makes of each code: the DMN's own render
+                images = reconstructions(G, codes, masks)
+            elif msize != size:
+                images = np.stack([read_rgb(pairs.images[s], msize) for s in stems])
+                masks = np.stack([read_labels(pairs.masks[s], msize) for s in stems])
+            yall = measure_batch(images, masks, ATTRIBUTES)
+            if ycache is not None:
+                np.save(ycache, yall, allow_pickle=False)
+        cols = [ATTRIBUTES.index(a) for a in attrs]
+        data[part] = (codes.astype(np.float64), yall[:, cols])
         log(f"{part}: {len(stems)} faces encoded and measured ({time.perf_counter() - t0:.0f} s)")
     (ctr, ytr_all), (cva, yva_all) = data["train"], data["val"]
     dim = ctr.shape[1]
@@ -242,6 +271,9 @@ def train_boundaries(dmn_path, data_dir, out_dir, *, attributes: Sequence[str] |
         ok_tr, ok_va = np.isfinite(ytr_all[:, j]), np.isfinite(yva_all[:, j])
         xtr, ytr, xva, yva = ctr[ok_tr], ytr_all[ok_tr, j], cva[ok_va], yva_all[ok_va, j]
         fit = fit_boundary(xtr, ytr, method)
+        ev_model = evaluate_boundary(fit, xtr, ytr, xva, yva, quantile)
+        if direction == "pattern":
+            fit = pattern_direction(xtr, ytr)
         ev = evaluate_boundary(fit, xtr, ytr, xva, yva, quantile)
         proj = (ctr - fit["mean"]) @ fit["normal"]
         std = float(proj.std())
@@ -249,19 +281,21 @@ def train_boundaries(dmn_path, data_dir, out_dir, *, attributes: Sequence[str] |
         measured_on = ("the photo" if labels == "photo" else
                        "the DMN's reconstruction of the photo (its own mask and style code, at the encoding size)")
         rec = {"attribute": a.name, "what": a.what, "measurement": f"{a.measurement}; measured on {measured_on}",
-               "labels": labels, "method": method,
-               "held_out": ev, "train": {"n": int(len(ytr)), "cv_r2": round(float(fit["cv_r2"]), 4),
+               "labels": labels, "method": method, "direction": direction,
+               "held_out": ev, "held_out_full_model": ev_model, "train": {"n": int(len(ytr)), "cv_r2": round(float(fit["cv_r2"]), 4),
                                          "lambda_rel": fit["lam"], "y_mean": round(float(ytr.mean()), 3),
                                          "y_std": round(float(ytr.std()), 3)},
                "std": std, "mean": float(fit["mean"] @ fit["normal"]),
                "attribute_per_std": round(float(fit["scale"] * std), 4), "separable": separable}
         out["attributes"][a.name] = rec
         log(f"{a.name:22s} held-out R² {ev['r2']:+.3f}  acc {ev['accuracy']:.3f}  "
-            f"(n={ev['n']})  {'ship' if separable else 'not separable'}")
+            f"(n={ev['n']}; {method} model R² {ev_model['r2']:+.3f} acc {ev_model['accuracy']:.3f})  "
+            f"{'ship' if separable else 'not separable'}")
         if separable or write_all:
             write_boundary(out_dir, a.name, fit["normal"],
-                           {k: rec[k] for k in ("what", "measurement", "labels", "method", "std", "mean",
-                                                "attribute_per_std", "held_out", "train")}
+                           {k: rec[k] for k in ("what", "measurement", "labels", "method", "direction", "std",
+                                                "mean", "attribute_per_std", "held_out", "held_out_full_model",
+                                                "train")}
                            | {"dmn": out["dmn"], "size_px": size, "dim": dim,
                               "split": out["split"]})
     out["seconds"] = round(time.perf_counter() - t0, 1)
