@@ -81,9 +81,9 @@ def register(subparsers) -> None:
     pb.add_argument("--labels", choices=("reconstruction", "photo"), default="reconstruction",
                     help="measure the attributes on the DMN's reconstruction of each training photo (its own mask "
                          "and code: what the generator does with the code; default) or on the photo itself")
-    pb.add_argument("--direction", choices=("pattern", "normal"), default="pattern",
-                    help="edit direction: the codes' covariance with the attribute (default; = the normal in a "
-                         "whitened space) or the fitted boundary's normal itself")
+    pb.add_argument("--direction", choices=("normal", "pattern"), default="normal",
+                    help="edit direction: the fitted boundary's normal (default, InterFaceGAN) or the codes' "
+                         "covariance with the attribute (= the normal in a whitened space; not evaluated for shipping)")
     pb.add_argument("--method", choices=("ridge", "svm"), default="ridge",
                     help="ridge regression on all faces (default) or InterFaceGAN's linear SVM on the quantiles")
     pb.add_argument("--attribute", action="append", default=None, metavar="NAME",

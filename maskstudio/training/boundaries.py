@@ -195,7 +195,7 @@ def train_boundaries(dmn_path, data_dir, out_dir, *, attributes: Sequence[str] |
                      quantile: float = 0.3, device: str = "cpu", size: int | None = None,
                      val_fraction: float = 0.1, seed: int = 0, write_all: bool = False,
                      cache_dir=None, measure_size: int | None = None, labels: str = "reconstruction",
-                     direction: str = "pattern",
+                     direction: str = "normal",
                      log: Callable[[str], None] = print) -> dict:
     """Fit a boundary per attribute and write the separable ones (held-out R² >= ``min_r2`` and
     accuracy >= ``min_accuracy``; every one with ``write_all``). Returns the report (also written
