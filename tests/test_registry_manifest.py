@@ -130,6 +130,7 @@ def test_record_shipped_hashes(tmp_path):
     shipped.mkdir()
     for e in SHIPPED:
         for f in e.files:
+            (shipped / f.name).parent.mkdir(parents=True, exist_ok=True)   # dmn_boundaries/<name>
             (shipped / f.name).write_bytes(f"{e.id}/{f.name}".encode())
     changed = record_shipped_hashes(reg, shipped)
     assert sorted(changed) == sorted(f.name for e in SHIPPED for f in e.files)
