@@ -95,7 +95,10 @@ def test_shipped_files_match_recorded_sha256(entry):
         assert sha256_file(p) == f.sha256, f"{p.name} changed: {fix}"
         assert f.size_bytes == p.stat().st_size, p.name
     doc = json.loads(paths[1].read_text())
-    assert doc["arch"] == entry.arch
+    if entry.is_boundary_set:  # DMN style boundaries: .npy + sidecar pairs
+        assert doc["format"] == "maskstudio_dmn_boundary"
+    else:
+        assert doc["arch"] == entry.arch
 
 
 def test_broken_registry_is_refused_with_path(tmp_path):
@@ -127,6 +130,7 @@ def test_record_shipped_hashes(tmp_path):
     shipped.mkdir()
     for e in SHIPPED:
         for f in e.files:
+            (shipped / f.name).parent.mkdir(parents=True, exist_ok=True)   # dmn_boundaries/<name>
             (shipped / f.name).write_bytes(f"{e.id}/{f.name}".encode())
     changed = record_shipped_hashes(reg, shipped)
     assert sorted(changed) == sorted(f.name for e in SHIPPED for f in e.files)

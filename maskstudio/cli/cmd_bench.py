@@ -11,8 +11,12 @@
    DMN (ngf 64, 89.7 M parameters, random weights). Beside it, in the same run, the **naive
    baseline**: what the official demo does per stroke — float32, no caching, the full forward
    including the exemplar style encoding, at the same size — so the speed-up is a ratio.
+   **DMN style sliders**: a semantic-boundary slider move (the exemplar's style code is
+   cached; only the generator runs) at the 256² preview with the installed DMN and the shipped
+   boundaries, and the same with one per-region style (one extra generator pass per move).
 2. **Latent chain** per stage (invert, edit, photo, agile, dual, and a slider move = edit +
-   photo) with official-size networks and random weights at generator size 256 and 1024.
+   photo, and that slider while dragging = a preview whose synthesis stops at the 256² layer)
+   with official-size networks and random weights at generator size 256 and 1024.
 3. Peak memory (process RSS on CPU; CUDA allocator peak per section on CUDA).
 4. **Photo memory**: the peak RSS of opening a 24 MP photo (as exemplar/photo and at full
    resolution), each in a fresh process (:mod:`maskstudio.bench.photo_memory`).
@@ -291,10 +295,13 @@ def _latent_section(args, settings, gen_size: int, dmn, dmn_cfg, labels, ex_imag
     ms.add_module("dual", "dualstylegan", DualStyleGAN(ds_cfg).eval(), ds_cfg.to_dict(),
                   extras={"exstyle_code.random": torch.randn(1, n, 512)})
     build_s = time.perf_counter() - t_build
+    # preview_target_ms: the preview scheduler stays at the 256² output (no adaptive shrinking)
     engine = Engine(settings, models=ms, device=args.device, precision=args.precision, compile=args.compile,
-                    start_worker=False)
+                    start_worker=False, preview_target_ms=1e9)
     exemplar = Exemplar(ex_image, ex_labels, name="bench")
     strokes = _Strokes(labels, seed=gen_size)
+    preview_ms: list[float] = []
+    preview_res: set[int] = set()
     stage_ms: dict[str, list[float]] = {k: [] for k in ("face", "invert", "edit", "photo", "agile", "dual")}
     slider_ms: list[float] = []
     edit_ms: list[float] = []
@@ -312,6 +319,12 @@ def _latent_section(args, settings, gen_size: int, dmn, dmn_cfg, labels, ex_imag
             # a semantic-boundary slider move: inversion cached, edit + photo run
             re_ = engine.render_sync(RenderRequest(lab, exemplar, output="photo", size_px=size,
                                                    edits={"random_w_boundary": 1.0 + i}))
+            # the same slider while dragging: a preview (synthesis stops at the 256² layer)
+            rp = engine.render_sync(RenderRequest(lab, exemplar, output="photo", size_px=size, preview=True,
+                                                  edits={"random_w_boundary": 1.5 + i}))
+            if not rp.ok:
+                raise ConfigError(f"bench: latent chain failed: {rp.error}")
+            preview_res.add(engine._render_res(gen_size, rp.size_px, True))
             ra = engine.render_sync(RenderRequest(lab, exemplar, output="agile", size_px=size,
                                                   agile=AgileParams("agile", 1.0, "A")))
             rd = engine.render_sync(RenderRequest(lab, exemplar, output="dual", size_px=size,
@@ -329,6 +342,7 @@ def _latent_section(args, settings, gen_size: int, dmn, dmn_cfg, labels, ex_imag
             stage_ms["agile"].append(ra.stage_ms.get("agile", float("nan")))
             stage_ms["dual"].append(rd.stage_ms.get("dual", float("nan")))
             edit_ms.append(re_.latency_ms)
+            preview_ms.append(rp.latency_ms)
             slider_ms.append(rd2.latency_ms)
             total_ms.append(t_photo)
     finally:
@@ -341,11 +355,13 @@ def _latent_section(args, settings, gen_size: int, dmn, dmn_cfg, labels, ex_imag
            "stages": {k: _stats(v) for k, v in stage_ms.items() if v},
            "stroke_to_photo": _stats(total_ms), "edit_slider_move": _stats(edit_ms),
            "dual_slider_move": _stats(slider_ms),
+           "edit_slider_preview": _stats(preview_ms), "preview_synthesis_px": sorted(preview_res),
            "peak_mib": _peak_mib(engine.policy)}
     st = out["stages"]
     print(f"  generator {gen_size:>4}: " + "  ".join(f"{k} {v['p50_ms']:.0f}" for k, v in st.items())
           + f" ms (p50) | stroke→photo {out['stroke_to_photo']['p50_ms']:.0f} ms"
           + f" | edit slider move {out['edit_slider_move']['p50_ms']:.0f} ms"
+          + f" (drag preview {out['edit_slider_preview']['p50_ms']:.0f} ms, synthesis at {out['preview_synthesis_px']})"
           + f" | dual slider move {out['dual_slider_move']['p50_ms']:.0f} ms | peak {out['peak_mib']:.0f} MiB",
           flush=True)
     return out
@@ -357,6 +373,100 @@ def _photo_section(args) -> dict[str, Any]:
     res = photo_memory.measure(24.0, repeats=1 if args.quick else 3)
     print(photo_memory.line(res), flush=True)
     return res
+
+
+def _submit_latency(engine, make_request, repeats: int, warmup: int = 2) -> tuple[list[float], list[float], list]:
+    """Submit ``make_request(i)`` to the worker one at a time; (wall ms, cpu ms, results)."""
+    import threading
+
+    done = threading.Event()
+    box: dict[str, Any] = {}
+
+    def cb(res) -> None:
+        box["res"] = res
+        done.set()
+
+    engine.set_callback(cb)
+    times, cpu, results = [], [], []
+    try:
+        for i in range(warmup + repeats):
+            done.clear()
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            engine.submit(make_request(i))
+            if not done.wait(600):
+                raise ConfigError("bench: the engine did not answer within 600 s")
+            dt, dc = (time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3
+            if not box["res"].ok:
+                raise ConfigError(f"bench: render failed: {box['res'].error}")
+            if i >= warmup:
+                times.append(dt)
+                cpu.append(dc)
+                results.append(box["res"])
+    finally:
+        engine.set_callback(None)
+    return times, cpu, results
+
+
+def _style_slider_section(args, settings, dmn, dmn_cfg, dmn_meta, labels, ex_image, ex_labels, reps: int) -> dict:
+    """DMN style sliders: a semantic slider move (cached code, generator only) at the 256² preview,
+    and the same with one per-region style (one extra generator pass)."""
+    import tempfile
+
+    from maskstudio.engine.models import ModelSet
+    from maskstudio.engine.pipeline import Engine
+    from maskstudio.engine.types import Exemplar, RenderRequest
+    from maskstudio.io.style_files import BOUNDARY_FOLDER, write_boundary
+
+    tmp = Path(tempfile.mkdtemp(prefix="maskstudio-bench-style-"))
+    ms = ModelSet([(tmp, "user"), (Path(settings.shipped_checkpoints), "shipped")])
+    ms.add_module("dmn", "maskgan_dmn", dmn, dmn_cfg, meta=dmn_meta)
+    engine = Engine(settings, models=ms, device=args.device, precision=args.precision, compile=args.compile)
+    try:
+        bounds = engine.dmn_boundaries()
+        note = "shipped boundaries"
+        if not bounds:  # no boundaries fit this DMN: a random unit normal of the right length
+            dim = int(dmn.num_adain_params)
+            v = np.random.default_rng(0).standard_normal(dim)
+            write_boundary(tmp / BOUNDARY_FOLDER, "random", v, {"std": 1.0})
+            engine.dmn_boundary_index.rescan()
+            bounds = engine.dmn_boundaries()
+            note = "random unit normal (no boundaries fit this DMN)"
+        name = "hair_lightness" if "hair_lightness" in bounds else sorted(bounds)[0]
+        ex = Exemplar(ex_image, ex_labels, name="bench")
+        other = Exemplar(np.ascontiguousarray(ex_image[:, ::-1]), np.ascontiguousarray(ex_labels[:, ::-1]),
+                         name="bench-mirrored")
+        size = 256
+        lab = np.array(labels)
+
+        def move(i: int, regions=None):
+            v = -3.0 + 6.0 * ((i * 0.37) % 1.0)  # a drag across the ±3 std range, never the same value twice
+            return RenderRequest(lab, ex, size_px=size, style_edits={name: round(v, 4)},
+                                 region_styles=regions or {})
+
+        engine.render_sync(RenderRequest(lab, ex, size_px=size))  # encode once
+        t1, c1, r1 = _submit_latency(engine, move, reps)
+        engine.render_sync(RenderRequest(lab, ex, size_px=size, region_styles={"hair": other}))
+        t2, c2, r2 = _submit_latency(engine, lambda i: move(i + 1000, {"hair": other}), reps)
+        passes = sorted({r.stages_run.count("face") for r in r2})
+        out = {"boundary": name, "boundaries": sorted(bounds), "note": note, "size_px": size,
+               "slider_move": _stats(t1), "slider_move_cpu": _stats(c1),
+               "stages_per_move": sorted({tuple(r.stages_run) for r in r1}),
+               "slider_move_one_region": _stats(t2), "slider_move_one_region_cpu": _stats(c2),
+               "generator_passes_per_move_one_region": passes,
+               "load_avg_1min": os.getloadavg()[0]}
+        out["region_extra_p50_ms"] = out["slider_move_one_region"]["p50_ms"] - out["slider_move"]["p50_ms"]
+    finally:
+        engine.close()
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"  DMN style slider ({name}, {note}) at {size}²: p50 {out['slider_move']['p50_ms']:.1f} ms "
+          f"p95 {out['slider_move']['p95_ms']:.1f} ms (cpu {out['slider_move_cpu']['p50_ms']:.0f}) | "
+          f"+1 region style: p50 {out['slider_move_one_region']['p50_ms']:.1f} ms "
+          f"(extra {out['region_extra_p50_ms']:.1f} ms, {passes} generator passes per move) | "
+          f"load {out['load_avg_1min']:.1f}", flush=True)
+    return out
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -420,6 +530,11 @@ def handler(args: argparse.Namespace) -> int:
                                           DenseMappingConfig().to_dict(), "random weights", labels, ex_image,
                                           ex_labels, sizes, reps_off))
         del off
+
+    # 1b. DMN style sliders --------------------------------------------------------------------
+    print("DMN style sliders (semantic boundary move -> submit -> image; style code cached):", flush=True)
+    report["dmn_style"] = _style_slider_section(args, settings, dmn, dmn_cfg, dmn_meta, labels, ex_image,
+                                                ex_labels, 8 if args.quick else 30)
 
     # 2. latent chain --------------------------------------------------------------------------
     if not args.skip_latent:

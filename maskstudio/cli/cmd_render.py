@@ -5,6 +5,13 @@
         [--edit NAME=VALUE ...] [--agile STYLE[:STRENGTH]] [--agile-branch auto|A|B]
         [--dual STYLE[:CODE] [--weights w0,...,w17] [--truncation T] [--preserve-color] [--wplus]]
         [--morph T] -o OUT.png [--save-latent OUT.npy]
+        [--region-style CLASS=IMAGE ...] [--style-latent F.npy] [--no-conditional]
+
+DMN style space (works with the shipped models alone; :mod:`maskstudio.cli.style_options`):
+``--edit hair_lightness=2`` with a DMN style boundary name moves the DMN style code 2 std along
+it; ``--region-style hair=B.png`` styles the hair from another exemplar; ``--style-latent F``
+uses a saved style latent; ``--save-latent`` writes the DMN style latent (.npy + .json) when the
+output has no StyleGAN latent (the DMN face).
 
 ``--dual STYLE:53`` picks style id 53 as the official ``--style_id 53`` does (the position in the
 style file's own order); a style code name works too.
@@ -67,6 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from maskstudio.cli.photo_render import add_photo_arguments
 
     add_photo_arguments(p)
+    from maskstudio.cli import style_options
+
+    style_options.add_arguments(p)
     p.set_defaults(func=handler)
 
 
@@ -154,19 +164,22 @@ def parse_dual(text: str | None, weights: str | None, truncation: float | None =
                         preserve_color=bool(preserve_color), wplus=bool(wplus), **extra)
 
 
-def settings_from_args(args: argparse.Namespace):
+def settings_from_args(args: argparse.Namespace, dmn_names=()):
     """The render options as :class:`~maskstudio.engine.render_settings.RenderSettings` (the same
     type the GUI's sliders and project files use). The output, unless ``--output`` says: dual
-    with ``--dual``, agile with ``--agile``, photo with ``--edit``, else the DMN face."""
+    with ``--dual``, agile with ``--agile``, photo with ``--edit`` of a StyleGAN boundary, else
+    the DMN face. ``--edit`` names in ``dmn_names`` are DMN style edits."""
+    from maskstudio.cli.style_options import split_edits
     from maskstudio.engine.render_settings import RenderSettings
 
-    edits = parse_edits(args.edit)
+    edits, style_edits = split_edits(parse_edits(args.edit), set(dmn_names))
     agile = parse_agile(args.agile, args.agile_branch)
     dual = parse_dual(args.dual, args.weights, getattr(args, "truncation", None),
                       getattr(args, "preserve_color", False), getattr(args, "wplus", False))
     output = args.output or ("dual" if dual else "agile" if agile else "photo" if edits else "face")
     kw = {k: v for k, v in (("agile", agile), ("dual", dual)) if v is not None}
-    return RenderSettings(output=output, edits=edits, morph=args.morph, **kw)
+    return RenderSettings(output=output, edits=edits, morph=args.morph, style_edits=style_edits,
+                          style_conditional=not getattr(args, "no_conditional", False), **kw)
 
 
 def _mask_files(folder: Path) -> list[Path]:
@@ -197,11 +210,21 @@ class _Progress:
         sys.stderr.flush()
 
 
-def build_request(labels: np.ndarray, exemplar, args: argparse.Namespace):
+def build_request(labels: np.ndarray, exemplar, args: argparse.Namespace, dmn_names=(), style_kw=None):
     from maskstudio.engine.types import RenderRequest
 
-    kw = settings_from_args(args).to_request(size_px=args.size, want_latent=args.save_latent is not None)
+    st = settings_from_args(args, dmn_names)
+    kw = st.to_request(size_px=args.size, want_latent=args.save_latent is not None and st.output != "face")
+    kw.update(style_kw or {})
+    kw["want_style"] = args.save_latent is not None and st.output == "face"
     return RenderRequest(labels, exemplar, **kw)
+
+
+def _dmn_boundary_names(settings) -> set[str]:
+    from maskstudio.io.style_files import find_boundaries
+
+    found, _ = find_boundaries([(settings.models_dir, "user"), (settings.shipped_checkpoints, "shipped")])
+    return set(found)
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -233,20 +256,25 @@ def handler(args: argparse.Namespace) -> int:
     if batch and args.out.suffix.lower() == ".png":
         raise ConfigError(f"{args.out}: with a mask folder or several masks, -o must be a folder")
     exemplar = load_exemplar(args.exemplar, args.exemplar_mask)
+    settings = Settings.from_env(device=args.device)
+    dmn_names = _dmn_boundary_names(settings)
+    from maskstudio.cli.style_options import parse_region_styles, style_request_kwargs
+
+    parse_region_styles(args.region_style)
     # validate the option syntax before loading any model
-    build_request(np.zeros((32, 32), np.uint8), exemplar, args)
+    build_request(np.zeros((32, 32), np.uint8), exemplar, args, dmn_names)
 
     from maskstudio.engine.pipeline import Engine
 
-    settings = Settings.from_env(device=args.device)
     engine = Engine(settings, precision=args.precision, start_worker=False)
+    style_kw = style_request_kwargs(args, engine, load_exemplar)
     failures: list[str] = []
     progress = _Progress(len(masks)) if batch else None
     try:
         for i, mpath in enumerate(masks):
             try:
                 labels = read_labels(mpath)
-                req = build_request(labels, exemplar, args)
+                req = build_request(labels, exemplar, args, dmn_names, style_kw)
                 res = engine.render_sync(req)
                 for w in res.warnings:
                     print(f"maskstudio: warning: {w}", file=sys.stderr)
@@ -254,7 +282,13 @@ def handler(args: argparse.Namespace) -> int:
                     raise RenderError(f"{mpath}: {res.error}")
                 out = args.out / f"{mpath.stem}.png" if batch else args.out
                 write_png(out, res.image, parents=True)
-                if args.save_latent is not None:
+                if args.save_latent is not None and res.style_latent is not None:  # the DMN face: its style
+                    from maskstudio.cli.style_options import style_latent_meta
+                    from maskstudio.io.style_files import write_style_latent
+
+                    lat = args.save_latent / f"{mpath.stem}.npy" if batch else args.save_latent
+                    write_style_latent(lat, res.style_latent, res.style_rows, style_latent_meta(engine, req, res.style_rows))
+                elif args.save_latent is not None:
                     if res.latent is None:
                         raise RenderError(f"{mpath}: no latent was computed (needs an encoder)")
                     lat = args.save_latent / f"{mpath.stem}.npy" if batch else args.save_latent

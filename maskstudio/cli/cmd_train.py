@@ -1,8 +1,10 @@
-"""``maskstudio train parser|dmn|samples`` — train the starter models / regenerate sample content.
+"""``maskstudio train parser|dmn|samples|boundaries`` — train the starter models, regenerate sample
+content, fit semantic boundaries in the DMN style space.
 
     maskstudio train parser --data ../shared/data --out runs/parser [--size 256] [--epochs 15]
     maskstudio train dmn --data ../shared/data --out runs/dmn --parser runs/parser/face_parser.safetensors
     maskstudio train samples --dmn checkpoints/dmn_starter.safetensors --data ../shared/data
+    maskstudio train boundaries --dmn checkpoints/dmn_starter.safetensors --data ../shared/data
 
 ``--resume`` continues from ``<out>/*_state.pt`` exactly where it stopped (same batches).
 
@@ -78,6 +80,35 @@ def register(subparsers) -> None:
     ps.add_argument("--seed", type=int, default=0)
     ps.add_argument("--device", default="auto")
     ps.set_defaults(func=_train_samples)
+
+    pb = sub.add_parser("boundaries", help="fit semantic boundaries in the DMN's style space (InterFaceGAN)",
+                        description="Encode the training faces' style codes with the DMN, measure attributes "
+                                    "inside their masks, fit one linear boundary per attribute and write the "
+                                    "separable ones (.npy [1, dim] unit normal + .json sidecar).")
+    pb.add_argument("--dmn", type=Path, required=True, help="DMN checkpoint (.safetensors)")
+    pb.add_argument("--data", type=Path, required=True, help="data folder (celebamask_pairs/)")
+    pb.add_argument("--out", type=Path, default=None,
+                    help="output folder (default: checkpoints/dmn_boundaries, the shipped set)")
+    pb.add_argument("--labels", choices=("reconstruction", "photo"), default="reconstruction",
+                    help="measure the attributes on the DMN's reconstruction of each training photo (its own mask "
+                         "and code: what the generator does with the code; default) or on the photo itself")
+    pb.add_argument("--direction", choices=("normal", "pattern"), default="normal",
+                    help="edit direction: the fitted boundary's normal (default, InterFaceGAN) or the codes' "
+                         "covariance with the attribute (= the normal in a whitened space; not evaluated for shipping)")
+    pb.add_argument("--method", choices=("ridge", "svm"), default="ridge",
+                    help="ridge regression on all faces (default) or InterFaceGAN's linear SVM on the quantiles")
+    pb.add_argument("--attribute", action="append", default=None, metavar="NAME",
+                    help="only this attribute (repeatable; default: every candidate)")
+    pb.add_argument("--min-r2", type=float, default=0.25, help="write only boundaries with held-out R² >= this")
+    pb.add_argument("--min-accuracy", type=float, default=0.8,
+                    help="... and held-out top/bottom-quantile accuracy >= this")
+    pb.add_argument("--all", action="store_true", help="write every boundary, separable or not")
+    pb.add_argument("--size", type=int, default=None, help="encode at this side (default: the DMN's native size)")
+    pb.add_argument("--measure-size", type=int, default=None,
+                    help="measure the attributes at this side (default: the encoding size)")
+    pb.add_argument("--cache", type=Path, default=None, help="folder to cache the style codes in (re-runs skip encoding)")
+    pb.add_argument("--device", default="auto")
+    pb.set_defaults(func=_train_boundaries)
 
 
 def _device(name: str) -> str:
@@ -170,4 +201,21 @@ def _train_samples(args) -> int:
                            seed=args.seed, device=_device(args.device))
     for p in written:
         print(p)
+    return 0
+
+
+def _train_boundaries(args) -> int:
+    from maskstudio.settings import SHIPPED_CHECKPOINTS
+    from maskstudio.io.style_files import BOUNDARY_FOLDER
+    from maskstudio.training.boundaries import train_boundaries
+
+    out = args.out if args.out is not None else SHIPPED_CHECKPOINTS / BOUNDARY_FOLDER
+    report = train_boundaries(args.dmn, args.data, out, attributes=args.attribute, method=args.method,
+                              min_r2=args.min_r2, min_accuracy=args.min_accuracy, write_all=args.all,
+                              size=args.size, device=_device(args.device), cache_dir=args.cache,
+                              measure_size=args.measure_size, labels=args.labels, direction=args.direction)
+    n = sum(1 for r in report["attributes"].values() if r["separable"] or args.all)
+    print(f"{n} boundaries written to {out} (report: {out / 'report.json'})")
+    if out.resolve() == (SHIPPED_CHECKPOINTS / BOUNDARY_FOLDER).resolve():
+        print("shipped set changed: run `maskstudio models rehash-shipped` and commit checkpoints/")
     return 0

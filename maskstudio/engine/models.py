@@ -74,6 +74,7 @@ class Resident:
 
 
 _NOT_CONFIGS = frozenset({"install.json", "registry.json"})
+_DMN_BOUNDARIES = "dmn_boundaries"  # maskstudio.io.style_files.BOUNDARY_FOLDER (DMN style space)
 
 
 def _hidden(path: Path, root: Path) -> bool:
@@ -126,7 +127,8 @@ class ModelSet:
         if not root.is_dir():
             return []
         out = list(root.glob("*.json")) + list(root.glob("*/*.json"))
-        return sorted(p for p in out if not _hidden(p, root) and p.name not in _NOT_CONFIGS)
+        return sorted(p for p in out if not _hidden(p, root) and p.name not in _NOT_CONFIGS
+                      and p.parent.name != _DMN_BOUNDARIES)
 
     def scan(self) -> None:
         """(Re)read both roots. Loaded modules of models that still exist unchanged stay resident."""
@@ -157,7 +159,8 @@ class ModelSet:
             if source == "user" and root.is_dir():
                 # boundary sets: <models_dir>/<set id>/<name>.npy|.pt (maskstudio.io.store layout)
                 for p in sorted(list(root.glob("*")) + list(root.glob("*/*"))):
-                    if p.suffix.lower() in BOUNDARY_EXTS and p.is_file() and not _hidden(p, root):
+                    if (p.suffix.lower() in BOUNDARY_EXTS and p.is_file() and not _hidden(p, root)
+                            and p.parent.name != _DMN_BOUNDARIES):  # DMN style boundaries: engine.dmn_style
                         bid = p.stem if p.stem not in boundaries else f"{p.parent.name}/{p.stem}"
                         space = "w" if p.stem.endswith("_w_boundary") or p.suffix != ".npy" else "z"
                         boundaries[bid] = BoundaryInfo(bid, p, source, space)

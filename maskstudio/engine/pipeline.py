@@ -175,9 +175,12 @@ class Engine:
         self.stage_counts: collections.Counter[str] = collections.Counter()
         self._lock = threading.RLock()
         self._caches = {name: StageCache(cap) for name, cap in (
-            ("parse", 8), ("style", 8), ("face", 3), ("invert", 4), ("edit", 4),
+            ("parse", 8), ("style", 8), ("face", 8), ("invert", 4), ("edit", 4),
             ("photo", 4), ("agile", 4), ("dual", 4), ("blend", 2), ("direction", 64))}
         self._callback = callback
+        from maskstudio.engine.dmn_style import BoundaryIndex
+
+        self.dmn_boundary_index = BoundaryIndex(self.models.roots)
         self.preload(preload)
         self.worker: LatestWinsWorker | None = None
         if start_worker:
@@ -255,6 +258,7 @@ class Engine:
         """Re-scan the model folders (after installing/removing models) and drop caches."""
         with self._lock:
             self.models.scan()
+            self.dmn_boundary_index.rescan()
             self.clear_cache()
         self.preload(("dmn", "parser"))
 
@@ -370,7 +374,8 @@ class Engine:
             default[d.id] = default_style_id(len(dual[d.id]), official[d.id]) if dual[d.id] else 0
         return {"agile": [a.id for a in self.models.role("agile")], "dual": dual,
                 "dual_official_ids": official, "dual_default": default,
-                "boundaries": sorted(self.models.boundaries)}
+                "boundaries": sorted(self.models.boundaries),
+                "dmn_boundaries": sorted(self.dmn_boundaries())}
 
     # -- worker plumbing ----------------------------------------------------------------------
     def _deliver(self, result: RenderResult) -> None:
@@ -395,6 +400,8 @@ class Engine:
                     image, latent = self._render(req, size, ctx)
                     res.image = image
                     res.latent = latent
+                    if req.want_style:
+                        res.style_latent, res.style_rows = self._style_export(req, ctx)
                     res.error = None
                     res.stage = ctx.stage
                     break
@@ -930,7 +937,7 @@ class Engine:
         native = self.native_size_for(dmn)
         fs = _face_size(size if native is None else min(size, native))
         mask_key = req.mask_key
-        style, style_key = self._style(req, ctx)
+        style, style_key = self._dmn_style(req, ctx)  # exemplar/given code + DMN style edits
         key = (mask_key, fs, style_key)
         face = self._caches["face"].get(key)
         if face is None:
@@ -943,7 +950,133 @@ class Engine:
             face = net.generate(onehot, style)
             ctx.end("face", t0)
             self._caches["face"].put(key, face)
+        if req.region_styles:  # per-region styles: one more (cached) pass per extra style, composited
+            face, key = self._region_faces(req, fs, face, key, ctx)
         return face, key
+
+    # -- DMN style space: semantic boundaries, given codes, per-region styles ------------------
+    def _dmn_dim(self, dmn) -> int | None:
+        from maskstudio.models.dense_mapping import DenseMappingConfig
+
+        try:
+            return DenseMappingConfig.from_dict(dmn.config).num_adain_params if dmn.config else \
+                int(self.models.load(dmn.id).module.num_adain_params)
+        except MaskStudioError:
+            return None
+
+    def dmn_boundaries(self) -> dict[str, Any]:
+        """Style boundaries (:class:`maskstudio.io.style_files.DMNBoundary`) usable with the
+        current DMN, by name (``RenderRequest.style_edits`` keys)."""
+        dmn = self.models.first("dmn")
+        if dmn is None:
+            return {}
+        return self.dmn_boundary_index.for_dmn(dmn, self._dmn_dim(dmn))[0]
+
+    def dmn_sha256(self) -> str | None:
+        dmn = self.models.first("dmn")
+        return None if dmn is None else self.dmn_boundary_index.sha_of(dmn)
+
+    def _source_style(self, src, ctx: _Ctx) -> tuple[torch.Tensor, tuple]:
+        """Unedited style code [1, D, 1, 1] of an Exemplar (encoded, cached) or a StyleCode."""
+        from types import SimpleNamespace
+
+        from maskstudio.engine.types import StyleCode
+
+        if not isinstance(src, StyleCode):
+            return self._style(SimpleNamespace(exemplar=src), ctx)
+        dmn = self.models.first("dmn")
+        assert dmn is not None
+        dim = self._dmn_dim(dmn)
+        if dim is not None and src.code.size != dim:
+            raise RenderError(f"style code {src.name or ''} has {src.code.size} values; DMN {dmn.id} needs {dim}")
+        sha = self.dmn_sha256()
+        if src.dmn_sha256 and sha and src.dmn_sha256 != sha:
+            raise RenderError(f"style code {src.name or ''} belongs to another DMN (sha256 {src.dmn_sha256[:12]}…), "
+                              f"not {dmn.id} ({sha[:12]}…)")
+        key = (src.key, dmn.id, self.policy.generation)
+        hit = self._caches["style"].get(key)
+        if hit is None:
+            hit = self.policy.tensor(torch.from_numpy(np.array(src.code)).reshape(1, -1, 1, 1), dmn.arch)
+            self._caches["style"].put(key, hit)
+        return hit, key
+
+    def _edit_style(self, req: RenderRequest, style: torch.Tensor, key: tuple) -> tuple[torch.Tensor, tuple]:
+        from maskstudio.engine.dmn_style import edit_code, edit_directions
+
+        edits = tuple(sorted((k, v) for k, v in req.style_edits.items() if v != 0.0))
+        if not edits:
+            return style, key
+        bounds = self.dmn_boundaries()
+        unknown = [k for k, _ in edits if k not in bounds]
+        if unknown:
+            known = ", ".join(sorted(bounds)) or "none for this DMN"
+            raise RenderError(f"unknown DMN style boundary {unknown[0]!r} (available: {known})")
+        cond = bool(req.style_conditional)
+        dkey = ("dmn_dirs", tuple(sorted((n, str(b.path)) for n, b in bounds.items())), tuple(k for k, _ in edits), cond)
+        offsets = self._caches["direction"].get(dkey)
+        if offsets is None:
+            offsets = edit_directions(bounds, [k for k, _ in edits], cond)
+            self._caches["direction"].put(dkey, offsets)
+        return edit_code(style, offsets, edits), key + (("style_edits", edits, cond),)
+
+    def _dmn_style(self, req: RenderRequest, ctx: _Ctx) -> tuple[torch.Tensor, tuple]:
+        """The main style: ``req.style`` (a given code) or the exemplar's encoding, edited."""
+        style, key = self._source_style(req.style, ctx) if req.style is not None else self._style(req, ctx)
+        return self._edit_style(req, style, key)
+
+    def _region_faces(self, req: RenderRequest, fs: int, face: torch.Tensor, key: tuple, ctx: _Ctx):
+        """Composite the per-region styles' faces into ``face`` (all at side ``fs``)."""
+        from maskstudio.engine.dmn_style import composite, feather_alpha, region_groups
+        from maskstudio.models.dense_mapping import one_hot
+
+        dmn = self.models.first("dmn")
+        assert dmn is not None
+        groups = region_groups(req.region_styles)
+        full_key = key + (("regions", tuple((src.key, cls) for src, cls in groups)),)
+        hit = self._caches["face"].get(full_key)
+        if hit is not None:
+            return hit, full_key
+        net = self.models.load(dmn.id).module
+        onehot = None
+        layers = []
+        for src, classes in groups:
+            style, skey = self._edit_style(req, *self._source_style(src, ctx))
+            fkey = (req.mask_key, fs, skey)
+            img = self._caches["face"].get(fkey)
+            if img is None:
+                t0 = ctx.begin("face")
+                if onehot is None:
+                    lab = torch.from_numpy(np.array(_resize_labels(req.labels, fs))).to(self.policy.device)
+                    onehot = self.policy.tensor(one_hot(lab[None]), dmn.arch)
+                img = net.generate(onehot, style)
+                ctx.end("face", t0)
+                self._caches["face"].put(fkey, img)
+            layers.append((img, feather_alpha(req.labels, classes, fs, img.device)))
+        out = composite(face, layers)
+        self._caches["face"].put(full_key, out)
+        return out, full_key
+
+    def _style_export(self, req: RenderRequest, ctx: _Ctx) -> tuple[np.ndarray, tuple[tuple[str, ...], ...]]:
+        from maskstudio.engine.dmn_style import region_groups, row_names
+
+        rows = [self._dmn_style(req, ctx)[0]]
+        names: list[tuple[str, ...]] = [()]
+        for src, classes in region_groups(req.region_styles):
+            rows.append(self._edit_style(req, *self._source_style(src, ctx))[0])
+            names.append(row_names(classes))
+        codes = torch.cat([r.reshape(1, -1).float() for r in rows]).cpu().numpy().copy()
+        return codes, tuple(names)
+
+    def style_code(self, request: RenderRequest) -> tuple[np.ndarray, tuple[tuple[str, ...], ...]]:
+        """The request's final DMN style codes (edits and per-region choices applied) without
+        generating: float32 [R, D] (row 0 main, then one per extra style) and each row's classes.
+        Raises :class:`RenderError` (e.g. no DMN, unknown boundary)."""
+        with self._lock:
+            if self.models.first("dmn") is None:
+                raise RenderError("no MaskGAN DMN installed")
+            ctx = _Ctx(None, self.policy)
+            with self.policy.inference():
+                return self._style_export(request, ctx)
 
 
 #: how each output's encoder input is brought to the encoder's size: the official scripts resize

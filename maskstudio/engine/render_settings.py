@@ -13,7 +13,8 @@ project files under ``render_settings``::
      "agile": {"style": "", "strength": 1.0, "branch": "auto"},
      "dual": {"style": "", "code": null, "weights": [0.75, ..., 1.0], "truncation": 0.75,
               "preserve_color": false, "wplus": false},
-     "face_morph": 0.0, "morph": 1.0}
+     "face_morph": 0.0, "morph": 1.0,
+     "style_edits": {"hair_lightness": 2.0}, "style_conditional": true}
 
 Missing keys take their defaults and unknown keys are ignored, so the format is extended by
 adding a field with a default here (and to ``to_json``/``from_json``); a value of the wrong type
@@ -149,6 +150,9 @@ class RenderSettings:
     - ``morph``: photo -> style amount in [0, 1] for the agile/dual outputs.
     - ``face_morph``: amount of the Image2StyleGAN morph to the 2nd face in [0, 1] (a tool
       parameter, not part of a render request; kept so a project reopens with it).
+    - ``style_edits``: {DMN style boundary name: value in std units, ±3 on the sliders} — edits
+      of the DMN's style code (every output: the DMN face feeds the StyleGAN chain too);
+      ``style_conditional``: conditional manipulation (default on).
     """
 
     output: str = "face"
@@ -157,6 +161,8 @@ class RenderSettings:
     dual: DualSettings = field(default_factory=DualSettings)
     morph: float = 1.0
     face_morph: float = 0.0
+    style_edits: Mapping[str, float] = field(default_factory=dict)
+    style_conditional: bool = True
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
@@ -170,6 +176,11 @@ class RenderSettings:
             raise ConfigError(f"render settings: dual must be DualSettings, not {self.dual!r}")
         object.__setattr__(self, "morph", _number(self.morph, "morph", 0.0, 1.0))
         object.__setattr__(self, "face_morph", _number(self.face_morph, "face morph", 0.0, 1.0))
+        style_edits = {str(_text(k, "style edit name")): _number(v, f"style edit {k!r}", -10.0, 10.0)
+                       for k, v in _mapping(self.style_edits, "style edits").items()}
+        object.__setattr__(self, "style_edits", MappingProxyType(style_edits))
+        if not isinstance(self.style_conditional, bool):
+            raise ConfigError(f"render settings: style_conditional must be true or false, not {self.style_conditional!r}")
 
     def replace(self, **changes: Any) -> RenderSettings:
         """A copy with ``changes`` (validated)."""
@@ -205,6 +216,11 @@ class RenderSettings:
                                     preserve_color=d.preserve_color, wplus=d.wplus)
         if out in ("agile", "dual"):
             kw["morph"] = self.morph
+        style_edits = {k: v for k, v in self.style_edits.items() if v}
+        if style_edits:
+            kw["style_edits"] = style_edits
+        if not self.style_conditional:
+            kw["style_conditional"] = False
         return kw
 
     # ------------------------------------------------------------------ JSON
@@ -220,6 +236,8 @@ class RenderSettings:
                      "wplus": self.dual.wplus},
             "morph": self.morph,
             "face_morph": self.face_morph,
+            "style_edits": dict(self.style_edits),
+            "style_conditional": self.style_conditional,
         }
 
     @classmethod
@@ -251,6 +269,8 @@ class RenderSettings:
                               wplus=du.get("wplus", defaults.dual.wplus)),
             morph=d.get("morph", defaults.morph),
             face_morph=d.get("face_morph", defaults.face_morph),
+            style_edits=_mapping(d.get("style_edits"), "style edits"),
+            style_conditional=d.get("style_conditional", defaults.style_conditional),
         )
 
     @classmethod

@@ -32,6 +32,19 @@ STAGES: tuple[str, ...] = (
 )
 
 
+#: Regions a per-region style is chosen for (app menu, ``render --region-style``): name -> classes.
+REGIONS: dict[str, tuple[str, ...]] = {
+    "hair": ("hair",),
+    "skin": ("skin", "nose", "l_ear", "r_ear", "neck"),
+    "lips": ("u_lip", "l_lip"),
+    "eyes": ("l_eye", "r_eye"),
+    "brows": ("l_brow", "r_brow"),
+    "background": ("background",),
+    "cloth": ("cloth",),
+    "hat": ("hat",),
+}
+
+
 def _frozen_copy(a: np.ndarray) -> np.ndarray:
     b = np.array(a, copy=True, order="C")
     b.setflags(write=False)
@@ -83,6 +96,50 @@ class Exemplar:
         if not self.key:
             arrays = [self.image] + ([self.labels] if self.labels is not None else [])
             object.__setattr__(self, "key", content_key(*arrays))
+
+
+@dataclass(frozen=True, eq=False)
+class StyleCode:
+    """A DMN style code given directly (a loaded style latent file) instead of an exemplar.
+
+    ``code``: float [dim] (or [1, dim]) — the AdaIN parameter vector ``encode_style`` returns.
+    ``dmn_sha256``: the DMN the code belongs to (None = unknown; then only the length is checked).
+    ``key``: cache identity; left empty it is a content hash of the code.
+    """
+
+    code: np.ndarray
+    name: str = ""
+    dmn_sha256: str | None = None
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        c = np.asarray(self.code, dtype=np.float32)
+        if c.ndim == 2 and c.shape[0] == 1:
+            c = c[0]
+        if c.ndim != 1 or c.size == 0 or not np.isfinite(c).all():
+            raise RenderError(f"style code {self.name}: expected a finite [dim] vector, got shape {list(c.shape)}")
+        object.__setattr__(self, "code", _frozen_copy(c))
+        if not self.key:
+            object.__setattr__(self, "key", "code:" + content_key(self.code))
+
+
+def _region_map(value: Any) -> Mapping[int, Any]:
+    """{class name or index: Exemplar | StyleCode} -> read-only {class index: source}."""
+    from maskstudio.labels import NAMES
+
+    out: dict[int, Any] = {}
+    items = value.items() if isinstance(value, Mapping) else value
+    for k, src in items:
+        if isinstance(k, str) and k in NAMES:
+            idx = NAMES.index(k)
+        elif isinstance(k, (int, np.integer)) and 0 <= int(k) < NUM_CLASSES:
+            idx = int(k)
+        else:
+            raise RenderError(f"request: region style for unknown class {k!r} (one of {', '.join(NAMES)})")
+        if not isinstance(src, (Exemplar, StyleCode)):
+            raise RenderError(f"request: region style for {NAMES[idx]} must be an Exemplar or StyleCode")
+        out[idx] = src
+    return MappingProxyType(out)
 
 
 @dataclass(frozen=True)
@@ -182,6 +239,15 @@ class RenderRequest:
       keep their stored maps).
     - ``want_latent``: return the (edited) W+ latent [1, n_latent, 512] float32 in the result.
     - ``tag``: anything; returned unchanged in the result.
+    - ``style_edits``: {DMN style boundary name: value in std units} — InterFaceGAN edits of the
+      DMN style code (the exemplar's encoding is cached; only the generator re-runs), see
+      :mod:`maskstudio.engine.dmn_style`. ``style_conditional`` (default on): each edit direction
+      is made orthogonal to the other boundaries of the set (conditional manipulation).
+    - ``style``: a :class:`StyleCode` used as the main style instead of encoding ``exemplar``.
+    - ``region_styles``: {class name or index: Exemplar | StyleCode} — per-region styles: the
+      face is also generated with each extra style and composited inside those classes
+      (feathered); one extra generator pass per distinct extra style (cached).
+    - ``want_style``: return the final DMN style codes (edits applied) in ``RenderResult.style_latent``.
     """
 
     labels: np.ndarray
@@ -198,6 +264,12 @@ class RenderRequest:
     latent: np.ndarray | None = None
     noise: tuple[np.ndarray, ...] | None = None
 
+    style_edits: Mapping[str, float] = field(default_factory=dict)
+    style_conditional: bool = True
+    style: StyleCode | None = None
+    region_styles: Mapping[Any, Any] = field(default_factory=dict)
+    want_style: bool = False
+
     def __post_init__(self) -> None:
         check_labels(self.labels, "mask")
         if self.noise is not None:
@@ -210,6 +282,14 @@ class RenderRequest:
                     raise RenderError(f"request: noise map {i} must be a finite [1, 1, H, W] array, got {a.shape}")
                 maps.append(_frozen_copy(a))
             object.__setattr__(self, "noise", tuple(maps))
+        if self.style is not None and not isinstance(self.style, StyleCode):
+            raise RenderError("request: style must be a StyleCode (a loaded DMN style latent)")
+        se = {str(k): float(v) for k, v in dict(self.style_edits).items()}
+        bad = [k for k, v in se.items() if not np.isfinite(v)]
+        if bad:
+            raise RenderError(f"request: style edit {bad[0]!r} is not a finite number")
+        object.__setattr__(self, "style_edits", MappingProxyType(se))
+        object.__setattr__(self, "region_styles", _region_map(self.region_styles))
         if self.latent is not None:
             lat = np.asarray(self.latent, dtype=np.float32)
             if lat.ndim == 2:
@@ -259,6 +339,8 @@ class RenderResult:
     - ``latent``: W+ float32 [1, n_latent, 512] when requested and computed.
     - ``warnings``: e.g. the CUDA out-of-memory fallback to CPU.
     - ``device``: where it ran ("cpu", "cuda:0"), ``dtype``: "float32" / "float16" / "bfloat16".
+    - ``style_latent``: the DMN style codes float32 [R, dim] when ``want_style`` (row 0 the main
+      style, then one row per extra region style), ``style_rows``: the class names of each row.
     """
 
     request_id: int
@@ -276,6 +358,8 @@ class RenderResult:
     device: str = "cpu"
     dtype: str = "float32"
     tag: Any = None
+    style_latent: np.ndarray | None = None
+    style_rows: tuple[tuple[str, ...], ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -9,7 +9,12 @@ Layout (``FORMAT_VERSION`` 2)::
     original.png           optional: the mask as opened (what "erase to original" restores)
     exemplar.png           optional: exemplar / source photo (RGB)
     exemplar_mask.png      optional: the exemplar's label mask
-    latents/<name>.npy     optional float32 arrays (e.g. ``w_plus`` in the official [1,18,512] layout)
+    latents/<name>.npy     optional float32 arrays (e.g. ``w_plus`` in the official [1,18,512] layout,
+                           ``dmn_style`` a loaded DMN style code [1, dim])
+    regions/<i>.png, regions/<i>_mask.png, regions/<i>.npy
+                           optional per-region styles: manifest ``region_styles`` lists
+                           {"classes", "region", "name", "image"?, "mask"?, "code"?} (an exemplar
+                           image + mask, or a DMN style code [1, dim])
     history/<i>.png        optional undo history snapshots (label PNGs) + ``history`` names in manifest
 
 Writes are atomic (``<file>.tmp`` then :func:`os.replace`). A file written by a newer format
@@ -58,6 +63,9 @@ class Project:
     latents: dict[str, np.ndarray] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)  # role -> identity (id, sha256, path...)
     history: list[tuple[str, np.ndarray]] = field(default_factory=list)  # optional snapshots
+    #: per-region styles: [{"classes": [class names], "region": str, "name": str,
+    #: "image": uint8 [H,W,3] + "mask": uint8 [H,W] | None, or "code": float32 [1, dim]}]
+    region_styles: list[dict[str, Any]] = field(default_factory=list)
     app_version: str = __version__
     # photo editing (issue 13): the source photo file as read, its alignment (the JSON of
     # maskstudio.photo.align.Alignment) and the crop's parsed (unedited) mask
@@ -127,6 +135,33 @@ def save_project(path: str | os.PathLike[str], project: Project) -> Path:
         member = f"latents/{name}.npy"
         members[member] = buf.getvalue()
         manifest["latents"][name] = member
+    from maskstudio.labels import NAMES
+
+    regions = []
+    for i, g in enumerate(project.region_styles):
+        classes = [str(c) for c in g.get("classes") or []]
+        bad = [c for c in classes if c not in NAMES]
+        if not classes or bad:
+            raise file_error(ProjectFileError, path, f"region style {i}: unknown classes {bad or classes}")
+        entry: dict[str, Any] = {"classes": classes, "region": str(g.get("region") or ""), "name": str(g.get("name") or "")}
+        if g.get("code") is not None:
+            buf = io.BytesIO()
+            np.save(buf, np.asarray(g["code"], np.float32), allow_pickle=False)
+            members[f"regions/{i}.npy"] = buf.getvalue()
+            entry["code"] = f"regions/{i}.npy"
+        else:
+            img = np.asarray(g["image"], np.uint8)
+            if img.ndim != 3 or img.shape[2] != 3:
+                raise file_error(ProjectFileError, path, f"region style {i}: image must be RGB [H,W,3], got {img.shape}")
+            members[f"regions/{i}.png"] = _png_bytes(img)
+            entry["image"] = f"regions/{i}.png"
+            if g.get("mask") is not None:
+                members[f"regions/{i}_mask.png"] = _png_bytes(_check_labels(path, f"region style {i} mask",
+                                                                            np.asarray(g["mask"])))
+                entry["mask"] = f"regions/{i}_mask.png"
+        regions.append(entry)
+    if regions:
+        manifest["region_styles"] = regions
     for i, (step_name, snap) in enumerate(project.history):
         member = f"history/{i:04d}.png"
         members[member] = _png_bytes(_check_labels(path, f"history step {i}", np.asarray(snap)))
@@ -444,4 +479,27 @@ def load_project(path: str | os.PathLike[str]) -> Project:
             proj.photo_parsed = _check_labels(path, "parsed photo mask", _read_png(
                 zf, path, photo["parsed"], "L", field_name="photo.parsed"))
             proj.whole_face = bool(photo.get("whole_face", False))
+        from maskstudio.labels import NAMES
+
+        region_groups = manifest.get("region_styles") or []
+        if not isinstance(region_groups, list) or len(region_groups) > 64:
+            raise _refuse(path, "manifest field 'region_styles'", "must be a list of at most 64 entries")
+        for i, g in enumerate(region_groups):
+            if not isinstance(g, dict):
+                raise _refuse(path, f"manifest field 'region_styles[{i}]'", "must be an object")
+            classes = [c for c in g.get("classes") or [] if c in NAMES]
+            if not classes or len(classes) != len(g.get("classes") or []):
+                raise file_error(ProjectFileError, path, f"region style {i}: bad classes {g.get('classes')!r}")
+            r: dict[str, Any] = {"classes": classes, "region": str(g.get("region") or ""),
+                                 "name": str(g.get("name") or "")}
+            if g.get("code"):
+                try:
+                    r["code"] = read_npy(_read_member(zf, path, g["code"], MAX_LATENT_BYTES + 4096), name=f"{os.fspath(path)}: region style {i} ({g['code']})", error=ProjectFileError, max_bytes=MAX_LATENT_BYTES).astype(np.float32)
+                except (KeyError, ValueError, OSError) as e:
+                    raise file_error(ProjectFileError, path, f"region style {i} ({g['code']}) is unreadable: {e}") from e
+            else:
+                r["image"] = _read_png(zf, path, g["image"], "RGB")
+                r["mask"] = (_check_labels(path, f"region style {i} mask", _read_png(zf, path, g["mask"], "L"))
+                             if g.get("mask") else None)
+            proj.region_styles.append(r)
     return proj

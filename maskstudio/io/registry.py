@@ -29,7 +29,7 @@ __all__ = ["REGISTRY_PATH", "ROLES", "LAYOUTS", "FILE_KINDS", "RegistryFile", "R
 REGISTRY_PATH = SHIPPED_CHECKPOINTS / "registry.json"
 
 LAYOUTS = ("bare_state_dict", "g_ema", "state_dict_opts", "exstyle_codes", "torch_tensor",
-           "npy_direction", "maskstudio_safetensors", "maskstudio_json")
+           "npy_direction", "maskstudio_safetensors", "maskstudio_json", "dmn_boundary_json")
 FILE_KINDS = ("weights", "config", "style_codes", "direction")
 
 

@@ -61,7 +61,11 @@ class EditSession:
       it came from (None when unknown).
     - ``source_photo``: uint8 HxWx3 photo the mask was parsed from (None for painted masks).
     - ``region_styles``: {class index: exemplar key} per-region exemplar choices (empty: the
-      one exemplar styles every region).
+      one exemplar styles every region); the sources themselves (an :class:`Exemplar` or a
+      :class:`StyleCode` from a style latent) are in ``style_sources`` by key, and
+      :meth:`region_request` gives the engine's ``region_styles`` mapping.
+    - ``style_code``: a loaded DMN style latent's main code (:class:`StyleCode`) used instead of
+      encoding the exemplar, or None.
     - ``render_settings``: the typed :class:`RenderSettings`.
     - ``active_class``, ``locked`` (set of class indices), ``mirror``, ``brush_px``: tool state;
       locks and mirror carry over to each new document.
@@ -79,6 +83,9 @@ class EditSession:
         self.photo = None   # maskstudio.photo.edit.PhotoSource | None
         self.whole_face = False
         self.region_styles: dict[int, str] = {}
+        self.style_sources: dict[str, Any] = {}   # key -> Exemplar | StyleCode (per-region styles)
+        self.region_names: dict[int, str] = {}    # class index -> region name shown in the UI
+        self.style_code: Any = None
         self.render_settings = RenderSettings()
         self.active_class = 1
         self.locked: set[int] = set()
@@ -164,6 +171,47 @@ class EditSession:
             self.mark_changed()
         self._emit("exemplar")
 
+    # ------------------------------------------------------------------ DMN style space
+    def set_region_style(self, classes, source, region: str = "", *, mark_dirty: bool = True) -> None:
+        """Style the class indices ``classes`` with ``source`` (Exemplar or StyleCode); None
+        drops their per-region choice (back to the main exemplar)."""
+        for c in classes:
+            if source is None:
+                self.region_styles.pop(int(c), None)
+                self.region_names.pop(int(c), None)
+            else:
+                self.region_styles[int(c)] = source.key
+                self.region_names[int(c)] = region or str(c)
+        if source is not None:
+            self.style_sources[source.key] = source
+        used = set(self.region_styles.values())
+        self.style_sources = {k: v for k, v in self.style_sources.items() if k in used}
+        if mark_dirty and self.doc is not None:
+            self.mark_changed()
+        self._emit("exemplar")
+
+    def clear_region(self, region: str) -> None:
+        self.set_region_style([c for c, r in self.region_names.items() if r == region], None)
+
+    def region_request(self) -> dict[int, Any]:
+        """{class index: Exemplar | StyleCode} for ``RenderRequest.region_styles``."""
+        return {c: self.style_sources[k] for c, k in self.region_styles.items() if k in self.style_sources}
+
+    def region_summary(self) -> dict[str, str]:
+        """{region name: source name} for display."""
+        out: dict[str, str] = {}
+        for c, k in sorted(self.region_styles.items()):
+            src = self.style_sources.get(k)
+            out.setdefault(self.region_names.get(c, str(c)), getattr(src, "name", "") or k[:8])
+        return out
+
+    def set_style_code(self, code, *, mark_dirty: bool = True) -> None:
+        """Use a loaded DMN style code as the main style (None: encode the exemplar again)."""
+        self.style_code = code
+        if mark_dirty and self.doc is not None:
+            self.mark_changed()
+        self._emit("exemplar")
+
     def set_render_settings(self, settings: RenderSettings, *, mark_dirty: bool = True) -> None:
         if not isinstance(settings, RenderSettings):
             raise TypeError(f"render settings must be RenderSettings, not {type(settings).__name__}")
@@ -239,7 +287,8 @@ class EditSession:
             exemplar_mask=None if ex is None or ex.labels is None else np.array(ex.labels),
             exemplar_path=str(self.exemplar_path) if self.exemplar_path else None,
             render_settings=self.render_settings,
-            latents={"w_plus": self.latent.astype(np.float32)} if self.latent is not None else {},
+            latents=self._project_latents(),
+            region_styles=self._project_regions(),
             models=dict(models or {}),
             history=self.history_snapshots(MAX_PROJECT_HISTORY if history_limit is None else history_limit),
             **self._photo_fields(),
@@ -262,6 +311,46 @@ class EditSession:
             self.whole_face = bool(on)
             self.mark_changed()
 
+    def _project_latents(self) -> dict[str, np.ndarray]:
+        out = {"w_plus": self.latent.astype(np.float32)} if self.latent is not None else {}
+        if self.style_code is not None:
+            out["dmn_style"] = np.asarray(self.style_code.code, np.float32)[None]
+        return out
+
+    def _project_regions(self) -> list[dict[str, Any]]:
+        from maskstudio.labels import NAMES
+
+        groups: dict[str, dict[str, Any]] = {}
+        for c, k in sorted(self.region_styles.items()):
+            src = self.style_sources.get(k)
+            if src is None:
+                continue
+            g = groups.setdefault(k, {"classes": [], "region": self.region_names.get(c, ""),
+                                      "name": getattr(src, "name", "") or ""})
+            g["classes"].append(NAMES[c])
+            if isinstance(src, Exemplar):
+                g["image"], g["mask"] = np.array(src.image), None if src.labels is None else np.array(src.labels)
+            else:
+                g["code"] = np.asarray(src.code, np.float32)[None]
+        return list(groups.values())
+
+    def _apply_regions(self, proj: Project) -> None:
+        from maskstudio.engine.types import StyleCode
+        from maskstudio.labels import NAMES
+
+        self.region_styles, self.style_sources, self.region_names = {}, {}, {}
+        for g in proj.region_styles:
+            if g.get("code") is not None:
+                src = StyleCode(g["code"], name=g.get("name") or "")
+            else:
+                src = Exemplar(np.ascontiguousarray(g["image"], np.uint8),
+                               None if g.get("mask") is None else np.ascontiguousarray(g["mask"], np.uint8),
+                               name=g.get("name") or "")
+            self.set_region_style([NAMES.index(c) for c in g["classes"]], src, g.get("region") or "",
+                                  mark_dirty=False)
+        code = proj.latents.get("dmn_style")
+        self.style_code = None if code is None else StyleCode(np.asarray(code, np.float32), name="project style")
+
     def apply_project(self, proj: Project) -> MaskDocument:
         """Take over everything ``proj`` holds (the project path is left to the caller)."""
         self.set_photo(None)
@@ -275,6 +364,7 @@ class EditSession:
         self._emit("settings")
         w = proj.latents.get("w_plus")
         self.set_latent(None if w is None else np.asarray(w))
+        self._apply_regions(proj)
         if proj.exemplar_image is not None:
             ex = Exemplar(np.ascontiguousarray(proj.exemplar_image, dtype=np.uint8),
                           None if proj.exemplar_mask is None else np.ascontiguousarray(proj.exemplar_mask, np.uint8),

@@ -82,6 +82,7 @@ class GalleryWidget(QWidget):
     exemplarChosen = Signal(object)
     addRequested = Signal()
     filesDropped = Signal(list)
+    regionStyleChosen = Signal(object, str)   # (GalleryEntry, region name): "Use for <region>" menu
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -101,6 +102,9 @@ class GalleryWidget(QWidget):
         self.list.setStyleSheet(_LIST_SHEET)
         self.list.setToolTip("Click an exemplar to use it as the style reference; drop image files here to add them")
         self.list.itemClicked.connect(self._clicked)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._context_menu)
+        self.regions: tuple[str, ...] = ()   # offered in the context menu (set by the main window)
         self.list.filesDropped.connect(self.filesDropped)
         lay.addWidget(self.list, 1)
         row = QHBoxLayout()
@@ -151,6 +155,26 @@ class GalleryWidget(QWidget):
 
     def _clicked(self, item: QListWidgetItem) -> None:
         self.exemplarChosen.emit(self.entries[self.list.row(item)])
+
+    def region_menu(self, row: int):
+        """The context menu of thumbnail ``row``: "Use as exemplar", "Use for <region>" per region."""
+        from PySide6.QtWidgets import QMenu
+
+        entry = self.entries[row]
+        menu = QMenu(self)
+        menu.addAction("Use as exemplar", lambda: self.exemplarChosen.emit(entry))
+        if self.regions:
+            menu.addSeparator()
+        for region in self.regions:
+            act = menu.addAction(f"Use for {region}", lambda r=region: self.regionStyleChosen.emit(entry, r))
+            act.setToolTip(f"Style the {region} with this exemplar (per-region DMN style)")
+        return menu
+
+    def _context_menu(self, pos) -> None:
+        item = self.list.itemAt(pos)
+        if item is None:
+            return
+        self.region_menu(self.list.row(item)).exec(self.list.viewport().mapToGlobal(pos))
 
     def _update_hint(self) -> None:
         self.hint.setText(f"{len(self.entries)} exemplars" if self.entries else "No exemplars yet — Add… or drop images")

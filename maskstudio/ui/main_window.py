@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
 
     renderShown = Signal(object)     # every RenderResult the view accepted (tests wait on it)
     toolFinished = Signal(object)    # Image2StyleGAN tool outcome
+    styleExported = Signal(object, object)   # (path written or None, error text or None)
 
     def __init__(self, settings: Settings | None = None, *, engine=None, qsettings: QSettings | None = None,
                  state_dir: Path | None = None, open_sample: bool = True, offer_recovery: bool = True,
@@ -263,7 +264,10 @@ class MainWindow(QMainWindow):
                                  "Export the edited, aligned face crop alone (photo editing)")
         self.act_export_label = A("Export mask as &label PNG…", lambda: self.export_mask(kind="label"), "Ctrl+Shift+E", "mdi6.export", "Export the mask as an 8-bit label PNG (values 0–18)")
         self.act_export_color = A("Export mask as &colour PNG…", lambda: self.export_mask(kind="color"), None, "mdi6.palette-outline", "Export the mask as a colour PNG (CelebAMask-HQ palette)")
-        self.act_export_latent = A("Export &latents…", lambda: self.export_latents(), None, "mdi6.vector-point", "Export the W+ latent (.npy [1,18,512] or .pt)")
+        self.act_export_latent = A("Export &latents…", lambda: self.export_latents(), None, "mdi6.vector-point",
+                                   "Export the W+ latent (.npy [1,18,512] or .pt); without one, the DMN style latent")
+        self.act_load_style = A("Load DMN st&yle latent…", lambda: self.load_style_latent(), None, "mdi6.folder-open-outline",
+                                "Use a saved DMN style latent (.npy + .json) as the style of the render")
         self.act_quit = A("&Quit", self.close, QKeySequence.StandardKey.Quit, "mdi6.exit-to-app")
 
         self.act_undo = A("&Undo", self.undo, "Ctrl+Z", "mdi6.undo", "Undo")
@@ -325,7 +329,8 @@ class MainWindow(QMainWindow):
         f.addAction(self.act_save)
         f.addAction(self.act_save_as)
         f.addSeparator()
-        for a in (self.act_export_render, self.act_export_crop, self.act_export_label, self.act_export_color, self.act_export_latent):
+        for a in (self.act_export_render, self.act_export_crop, self.act_export_label, self.act_export_color,
+                  self.act_export_latent, self.act_load_style):
             f.addAction(a)
         f.addSeparator()
         f.addAction(self.act_quit)
@@ -427,6 +432,13 @@ class MainWindow(QMainWindow):
         self.sliders.modelsRequested.connect(lambda: self.open_models_dialog())
         self.sliders.toolRequested.connect(self.run_latent_tool)
         self.sliders.cancelRequested.connect(self.cancel_latent_tool)
+        from maskstudio.engine.types import REGIONS
+
+        self.gallery.regions = tuple(REGIONS)
+        self.gallery.regionStyleChosen.connect(lambda e, r: self.use_region_style(e, r))
+        self.sliders.dmn_style.regionCleared.connect(lambda r: self.clear_region_style(r))
+        self.sliders.dmn_style.loadRequested.connect(lambda: self.load_style_latent())
+        self.sliders.dmn_style.exportRequested.connect(lambda: self.export_style_latent())
         self.render_view.outputChanged.connect(self._on_output_changed)
         self.render_view.compareToggled.connect(lambda _on: self._ensure_reference())
 
@@ -573,9 +585,15 @@ class MainWindow(QMainWindow):
     def render_request_kwargs(self) -> dict[str, Any]:
         """The session's render settings as RenderRequest keyword arguments."""
         st = self.session.render_settings
-        return st.to_request(exemplar_name=getattr(self.exemplar, "name", "") or "",
-                             dual_codes=self.client.dual_codes(st.dual.style),
-                             size_px=int(self.render_size_px) if self.render_size_px else None)
+        kw = st.to_request(exemplar_name=getattr(self.exemplar, "name", "") or "",
+                           dual_codes=self.client.dual_codes(st.dual.style),
+                           size_px=int(self.render_size_px) if self.render_size_px else None)
+        regions = self.session.region_request()
+        if regions:
+            kw["region_styles"] = regions
+        if self.session.style_code is not None:
+            kw["style"] = self.session.style_code
+        return kw
 
     def request_render(self, preview: bool = False) -> None:
         if self.doc is None or self._closing:
@@ -700,6 +718,9 @@ class MainWindow(QMainWindow):
         # a user change once the window is set up (the first exemplar of a new mask is not)
         self.session.set_exemplar(self.client.make_exemplar(image, labels, name=name), path,
                                   mark_dirty=self._ready if mark_dirty is None else mark_dirty)
+        if self.session.style_code is not None:   # a chosen exemplar replaces a loaded style latent
+            self.session.set_style_code(None, mark_dirty=self._ready)
+            self._show_style_sources()
         if self.source_photo is None:
             self.canvas.set_background(image)
         self._update_title()
@@ -971,6 +992,7 @@ class MainWindow(QMainWindow):
 
     def _show_project(self, proj) -> None:
         """After the session took over ``proj``: its exemplar on the canvas and in the gallery."""
+        self._show_style_sources()
         if proj.exemplar_image is not None:
             self.canvas.set_background(proj.exemplar_image)
             self.gallery.set_current(self.exemplar_path)
@@ -1038,11 +1060,8 @@ class MainWindow(QMainWindow):
         return False
 
     def export_latents(self, path: str | os.PathLike[str] | None = None) -> bool:
-        if self.last_latent is None:
-            dialogs.show_error(self, "Export latents",
-                               "No latent yet: the StyleGAN outputs need an encoder and a generator — install them in Models…, "
-                               "then choose a StyleGAN output in the render view")
-            return False
+        if self.last_latent is None:   # no StyleGAN latent: the DMN style latent is always there
+            return self.export_style_latent(path)
         path = path or dialogs.get_save_path(self, "Export latents", "NumPy latent (*.npy);;PyTorch latent (*.pt)",
                                              self._export_suggestion("latent.npy"))
         if not path:
@@ -1051,6 +1070,93 @@ class MainWindow(QMainWindow):
             self.client.save_latent(path, self.last_latent)
             self._remember_export(path)
             self.statusBar().showMessage(f"Exported {path}", 3000)
+            return True
+        return False
+
+    # -- DMN style space: per-region styles, style latents ------------------------------------
+    def _show_style_sources(self) -> None:
+        self.sliders.dmn_style.set_regions(self.session.region_summary())
+        code = self.session.style_code
+        self.sliders.dmn_style.loaded_label.setText(
+            f"Style: {code.name or 'loaded latent'} (Load… again or pick an exemplar to replace)" if code is not None else "")
+
+    def use_region_style(self, entry: GalleryEntry, region: str) -> bool:
+        """Style ``region`` (a :data:`~maskstudio.engine.types.REGIONS` name) with a gallery entry."""
+        from maskstudio.engine.types import REGIONS
+        from maskstudio.labels import NAMES
+
+        with self._guard(f"Use for {region}"):
+            image = read_rgb(entry.image_path)
+            labels = self._read_mask_labels(entry.mask_path) if entry.mask_path is not None else None
+            ex = self.client.make_exemplar(image, labels, name=entry.name)
+            self.session.set_region_style([NAMES.index(c) for c in REGIONS[region]], ex, region)
+            self._show_style_sources()
+            self.request_render()
+            return True
+        return False
+
+    def clear_region_style(self, region: str) -> None:
+        self.session.clear_region(region)
+        self._show_style_sources()
+        self.request_render()
+
+    def _style_request(self):
+        from maskstudio.engine import RenderRequest
+
+        return RenderRequest(np.asarray(self.doc.labels), self.exemplar, **self.render_request_kwargs())
+
+    def export_style_latent(self, path: str | os.PathLike[str] | None = None, wait: bool = False) -> bool:
+        """Write the current DMN style latent (slider edits and per-region styles applied):
+        ``.npy`` [R, dim] + ``.json`` naming the DMN. The codes are computed off the GUI thread."""
+        if self.doc is None or self.exemplar is None:
+            dialogs.show_error(self, "Export style latent", "Nothing to export: open a mask and choose an exemplar")
+            return False
+        path = path or dialogs.get_save_path(self, "Export DMN style latent", "DMN style latent (*.npy)", self._last_dir())
+        if not path:
+            return False
+        with self._guard("Export style latent"):
+            req = self._style_request()
+        engine = self.client.engine
+
+        def work():
+            from maskstudio.cli.style_options import style_latent_meta
+            from maskstudio.io.style_files import write_style_latent
+
+            codes, rows = engine.style_code(req)
+            return write_style_latent(path, codes, rows, style_latent_meta(engine, req, rows))[0]
+
+        def done(written, error) -> None:
+            if error:
+                dialogs.show_error(self, "Export style latent", error)
+            else:
+                self.statusBar().showMessage(f"Exported {written} (+ .json)", 3000)
+            self.styleExported.emit(written, error)
+
+        job = self.client.run_in_thread(work, done)
+        if wait:
+            job.wait()
+        return True
+
+    def load_style_latent(self, path: str | os.PathLike[str] | None = None) -> bool:
+        """Use a DMN style latent file as the style: row 0 the main style, the others per region."""
+        from maskstudio.engine.types import StyleCode
+        from maskstudio.io.style_files import read_style_latent
+        from maskstudio.labels import NAMES
+
+        path = path or dialogs.get_open_path(self, "Load DMN style latent", "DMN style latent (*.npy *.json)")
+        if not path:
+            return False
+        with self._guard("Load style latent"):
+            lat = read_style_latent(path)
+            name = Path(path).stem
+            self.session.set_style_code(StyleCode(lat.codes[0], name=name, dmn_sha256=lat.dmn_sha256))
+            for c in list(self.session.region_styles):
+                self.session.set_region_style([c], None, mark_dirty=False)
+            for i, classes in enumerate(lat.rows[1:], start=1):
+                code = StyleCode(lat.codes[i], name=f"{name}[{i}]", dmn_sha256=lat.dmn_sha256)
+                self.session.set_region_style([NAMES.index(c) for c in classes], code, "+".join(classes))
+            self._show_style_sources()
+            self.request_render()
             return True
         return False
 

@@ -115,6 +115,7 @@ class RenderClient(QObject):
         }
         groups["dual"].codes = {k: list(v) for k, v in (st.get("dual") or {}).items()}
         groups["dual"].official_ids = dict(st.get("dual_official_ids") or {})
+        groups["dmn_style"] = self.dmn_style_status(av)
         photo = av.get("photo")
         if photo is None or not photo.available:
             groups["tools"] = GroupStatus(False, f"Needs the StyleGAN chain: {photo.reason if photo else 'unavailable'}")
@@ -124,6 +125,24 @@ class RenderClient(QObject):
         groups["morph"] = GroupStatus(morph_ok, "" if morph_ok else "Needs an AgileGAN or DualStyleGAN style model")
         outputs = {k: (bool(av[k].available), av[k].reason) for k in ("face", "photo", "agile", "dual") if k in av}
         return groups, outputs
+
+    def dmn_style_status(self, av=None) -> GroupStatus:
+        """The "Semantic (DMN style)" group: boundaries of the DMN style space for the active DMN."""
+        av = av if av is not None else self.engine.availability()
+        face = av.get("face")
+        if face is None or not face.available:
+            return GroupStatus(False, face.reason if face is not None else "no DMN installed")
+        bounds = self.engine.dmn_boundaries()
+        if not bounds:
+            return GroupStatus(False, "No DMN style boundaries for this DMN "
+                                      "(make them: maskstudio train boundaries --dmn W --data DIR)")
+        tips = {}
+        for name, b in bounds.items():
+            ho = b.meta.get("held_out") or {}
+            tips[name] = (f"{b.what}: move the DMN style code along the '{name}' boundary, in std units of the "
+                          f"training codes (held-out R² {ho.get('r2', '?')}, accuracy {ho.get('accuracy', '?')})")
+        order = sorted(bounds, key=lambda n: (n.split("_")[0] not in ("hair", "skin", "lip", "background"), n))
+        return GroupStatus(True, "", order, tips=tips)
 
     def model_identities(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -32,6 +32,7 @@ class GroupStatus:
     codes: dict[str, list[str]] = field(default_factory=dict)  # DualStyleGAN: model id -> style code names by style id
     official_ids: dict[str, bool] = field(default_factory=dict)  # DualStyleGAN: ids are the official --style_id
     note: str = ""  # a line shown in the group when available (Image2StyleGAN: the loss in use)
+    tips: dict[str, str] = field(default_factory=dict)          # choice -> tooltip (DMN style boundaries)
 
 
 class ValueSlider(QWidget):
@@ -117,6 +118,7 @@ class SlidersWidget(QWidget):
         outer.addWidget(scroll)
         self.groups: dict[str, _Group] = {}
         self.boundary_sliders: dict[str, ValueSlider] = {}
+        self._build_dmn_style()
         self._build_boundaries()
         self._build_agile()
         self._build_dual()
@@ -131,6 +133,13 @@ class SlidersWidget(QWidget):
         self.groups[key] = g
         self.lay.addWidget(g)
         return g
+
+    def _build_dmn_style(self) -> None:
+        from maskstudio.ui.style_sliders import StyleGroup   # (imports ValueSlider from here)
+
+        self.dmn_style = StyleGroup()
+        self.dmn_style.changed.connect(lambda: self.changed.emit("dmn_style"))
+        self.lay.addWidget(self.dmn_style)
 
     def _build_boundaries(self) -> None:
         g = self._group("edit", "Semantic edits (StyleGAN2 boundaries)")
@@ -315,6 +324,9 @@ class SlidersWidget(QWidget):
 
     # ---------------------------------------------------------------- status / state
     def set_status(self, status: dict[str, GroupStatus]) -> None:
+        ds = status.get("dmn_style", GroupStatus(False, "No DMN style boundaries"))
+        self.dmn_style.set_available(ds.available, ds.reason)
+        self.dmn_style.set_boundaries([{"name": n, "tooltip": ds.tips.get(n, "")} for n in ds.choices])
         for key, g in self.groups.items():
             st = status.get(key, GroupStatus(False, "Not available"))
             g.set_status(st)
@@ -380,6 +392,8 @@ class SlidersWidget(QWidget):
                               preserve_color=self.dual_keep_colours.isChecked(), wplus=base.dual.wplus),
             face_morph=round(self.face_morph.value(), 4),
             morph=round(self.morph.value(), 4),
+            style_edits={k: round(s.value(), 4) for k, s in self.dmn_style.sliders.items()},
+            style_conditional=self.dmn_style.conditional.isChecked(),
         )
 
     def set_values(self, st: RenderSettings) -> None:
@@ -408,3 +422,4 @@ class SlidersWidget(QWidget):
             s.set_value(w, emit=False)
         self.face_morph.set_value(st.face_morph, emit=False)
         self.morph.set_value(st.morph, emit=False)
+        self.dmn_style.set_state({"style_edits": dict(st.style_edits), "style_conditional": st.style_conditional})

@@ -271,9 +271,12 @@ def test_exports_exist_and_reopen_identically(qtbot, make_window, tmp_path, reco
     w.act_open_parts.trigger()
     assert not recorder.errors
     np.testing.assert_array_equal(w.doc.labels, painted)
-    # latents need the StyleGAN chain: without it the user is told so (no file, no crash)
-    assert not w.export_latents(tmp_path / "w.npy")
-    assert "encoder" in recorder.errors[-1][1]
+    # no StyleGAN chain: Export latents writes the DMN style latent (issue 19)
+    with qtbot.waitSignal(w.styleExported, timeout=30_000):
+        assert w.export_latents(tmp_path / "w.npy")
+    from maskstudio.io.style_files import read_style_latent
+
+    assert read_style_latent(tmp_path / "w.npy").codes.shape[0] == 1 and not recorder.errors
 
 
 def test_latent_export_formats(tmp_path):
