@@ -161,7 +161,9 @@ def test_list_json(tmp_path, capsys):
     rc, out, _ = run(capsys, "models", "list", "--json", "--role", "boundary-set", "--models-dir", str(md))
     doc = json.loads(out)
     assert rc == 0 and doc["models_dir"] == str(md) and doc["device"] == "cpu"
-    assert [m["id"] for m in doc["models"]] == ["e4e_directions", "interfacegan_stylegan2_ffhq"]
+    assert [m["id"] for m in doc["models"]] == ["e4e_directions", "interfacegan_stylegan2_ffhq",
+                                                "dmn_starter_boundaries"]
     assert doc["models"][0]["state"] == "available" and doc["models"][1]["state"] == "manual"
+    assert doc["models"][2]["state"] == "shipped"  # the DMN style boundaries ship in checkpoints/
     rc, _, err = run(capsys, "models", "list", "--role", "painter", "--models-dir", str(md))
     assert rc == 2 and "no model has role 'painter'" in err
