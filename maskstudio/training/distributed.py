@@ -108,6 +108,15 @@ def _destroy() -> None:
         dist.destroy_process_group()
 
 
+def rank_log(log, info: DistInfo):
+    """``log`` on the main rank, a no-op elsewhere (only rank 0 prints, as only it writes)."""
+    return log if info.is_main else _quiet
+
+
+def _quiet(*args, **kwargs) -> None:
+    pass
+
+
 def teardown(info: DistInfo) -> None:
     """End of a training call: wait until every rank (rank 0 writing files) is done."""
     barrier(info)

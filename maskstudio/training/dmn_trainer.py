@@ -125,14 +125,11 @@ def train_dmn(data_dir, out_dir, cfg: DMNTrainConfig, *, parser_path=None, resum
     dist = ddp.setup(cfg.device)
     try:
         return _train(data_dir, out, cfg, dist, parser_path=parser_path, resume=resume, cache_dir=cache_dir,
-                      show_progress=show_progress and dist.is_main, log=log if dist.is_main else _quiet,
+                      show_progress=show_progress and dist.is_main, log=ddp.rank_log(log, dist),
                       stop_at=stop_at)
     finally:
         ddp.teardown(dist)
 
-
-def _quiet(*args, **kwargs) -> None:
-    pass
 
 
 def _train(data_dir, out: Path, cfg: DMNTrainConfig, dist: "ddp.DistInfo", *, parser_path, resume: bool,
