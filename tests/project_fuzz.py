@@ -5,7 +5,6 @@ each: the manifest, the zip directory or one member.
 """
 from __future__ import annotations
 
-import io
 import json
 import struct
 import zipfile
@@ -68,7 +67,7 @@ def _patch_local_header(path: Path, member: str, *, flag: int | None = None, met
         if data[cd + 46:cd + 46 + n].decode() == member:
             break
         cd = data.find(b"PK\x01\x02", cd + 4)
-    for off, base in ((lh + 6, lh), (cd + 8, cd)):
+    for off in (lh + 6, cd + 8):
         if flag is not None:
             struct.pack_into("<H", data, off, flag)
         if method is not None:

@@ -33,7 +33,7 @@ def _tiny_net(seed=0, cfg=TINY) -> DenseMappingNetwork:
     torch.manual_seed(seed)
     net = DenseMappingNetwork(cfg).eval()
     with torch.no_grad():  # make buffers non-trivial so a lost buffer would show
-        for name, b in net.named_buffers():
+        for b in net.buffers():
             b.add_(torch.randn_like(b) * 0.1)
     return net
 

@@ -22,9 +22,9 @@ def test_list_shows_states_device_and_folder(tmp_path, capsys):
     rc, out, _ = run(capsys, "models", "list", "--models-dir", str(md))
     assert rc == 0
     assert f"models folder: {md}" in out and "device: cpu" in out
-    line = next(l for l in out.splitlines() if l.startswith("maskgan_dmn "))
+    line = next(ln for ln in out.splitlines() if ln.startswith("maskgan_dmn "))
     assert "manual" in line and "CC BY-NC-SA 4.0" in line
-    line = next(l for l in out.splitlines() if l.startswith("e4e_directions "))
+    line = next(ln for ln in out.splitlines() if ln.startswith("e4e_directions "))
     assert "available" in line and "MIT" in line
 
 
@@ -51,7 +51,7 @@ def test_install_from_mirror_with_progress_then_verify_list_remove(tmp_path, cap
     assert "download age.pt [" in err and "100.0%" in err  # the progress bar, on stderr
     assert "e4e_directions: licence MIT (https://github.com/omertov/encoder4editing" in err
     rc, out, _ = run(capsys, "models", "list", "--models-dir", md)
-    assert "installed" in next(l for l in out.splitlines() if l.startswith("e4e_directions "))
+    assert "installed" in next(ln for ln in out.splitlines() if ln.startswith("e4e_directions "))
     rc, out, _ = run(capsys, "models", "verify", "e4e_directions", "--models-dir", md)
     assert rc == 0 and "ok      e4e_directions" in out
     rc, out, _ = run(capsys, "models", "remove", "e4e_directions", "--models-dir", md)
@@ -150,7 +150,7 @@ def test_list_marks_the_model_the_engine_uses(tmp_path, capsys):
     if not (SHIPPED_CHECKPOINTS / "face_parser.safetensors").is_file():
         pytest.skip("shipped face parser not present")
     rc, out, _ = run(capsys, "models", "list", "--models-dir", str(tmp_path / "m"))
-    line = next(l for l in out.splitlines() if l.startswith("face_parser "))
+    line = next(ln for ln in out.splitlines() if ln.startswith("face_parser "))
     assert "shipped" in line and " * " in line
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 import engine_models as em
 from maskstudio.cli.main import main
-from maskstudio.engine import DualParams, Engine, Exemplar, RenderRequest
+from maskstudio.engine import DualParams, Engine, RenderRequest
 from maskstudio.settings import Settings
 
 SIZE = 64

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import random
-import resource
 import struct
 import subprocess
 import sys
@@ -32,7 +31,6 @@ from maskstudio.errors import (
     DownloadCancelled,
     DownloadError,
     LatentFileError,
-    MaskFileError,
     MaskStudioError,
 )
 

@@ -1,7 +1,6 @@
 """Face finding and alignment on synthetic phone photos (maskstudio.photo.align)."""
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np

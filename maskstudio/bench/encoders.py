@@ -56,13 +56,13 @@ def main() -> int:
 
     psp = PSPEncoderModel(PSPConfig()).to(device).eval()
     with torch.no_grad():
-        record("psp_encode_256", _time(lambda: psp.encode(x), args.repeats, device))
+        record("psp_encode_256", _time(lambda m=psp: m.encode(x), args.repeats, device))
         codes = psp.encode(x)
-        record("psp_zplus_to_wplus", _time(lambda: psp.to_wplus(codes), args.repeats, device))
+        record("psp_zplus_to_wplus", _time(lambda m=psp: m.to_wplus(codes), args.repeats, device))
     del psp
     agile = AgileEncoderModel(AgileEncoderConfig()).to(device).eval()
     with torch.no_grad():
-        record("agilegan_encode_mu_256", _time(lambda: agile.encode_mu(x), args.repeats, device))
+        record("agilegan_encode_mu_256", _time(lambda m=agile: m.encode_mu(x), args.repeats, device))
     del agile
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

@@ -82,7 +82,7 @@ def photo_section(settings, *, device: str = "cpu", precision: str = "auto", qui
             for paste in (False, True):
                 strokes = _Strokes(src.parsed, seed=1)
 
-                def one():
+                def one(strokes=strokes, whole=whole, paste=paste):
                     render_edit(engine, src, np.array(strokes.paint()), whole_face=whole, paste=paste)
 
                 what = "whole-face" if whole else "local"

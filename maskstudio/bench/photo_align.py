@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from maskstudio.bench import write_json
 
 
 def synthetic_photo(crop: np.ndarray, rng: np.random.Generator, size_wh=(1600, 1200), quality: int = 90, *,
@@ -142,7 +143,7 @@ def main(argv=None) -> int:
     }
     print(json.dumps(out, indent=2))
     if args.json:
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+        write_json(args.json, out)
     return 0
 
 

@@ -12,13 +12,14 @@ same modules (the baseline). Nothing is asserted here; the fuzz suite holds the 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from maskstudio.bench import write_json
 from typing import Any
 
 _MAKE = """
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     res = measure(a.megapixels, a.repeats)
     print(line(res), flush=True)
     if a.json is not None:
-        a.json.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+        write_json(a.json, res)
     return 0
 
 

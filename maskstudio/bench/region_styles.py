@@ -20,13 +20,13 @@ generator time. No assertions: numbers for the model card / README.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from maskstudio.bench import write_json
 
 
 def _faces(data: Path | None, size: int):
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     res = {"composite": {"hair": [], "skin": [], "ms": []}, "spatial": {"hair": [], "skin": [], "ms": []}}
     n = min(a.pairs, len(faces) // 3) if len(faces) >= 3 else 0
-    for t in range(n):
+    for _ in range(n):
         ia, im_ = rng.choice(len(faces), 2, replace=False)
         others = [j for j in range(len(faces)) if j not in (ia, im_)]
         ib = max(others, key=lambda j: abs(light[j] - light[ia]))  # the most different hair
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
             res["spatial"]["ms"].append((time.perf_counter() - t0) * 1e3)
         imgs = {k: to_lab(to_uint8_image(v)) for k, v in (("a", fa), ("b", fb), ("composite", comp), ("spatial", spat))}
 
-        def mean(k, cls):
+        def mean(k, cls, imgs=imgs, mask=mask):
             return imgs[k][mask == cls].mean(0)
 
         for m in ("composite", "spatial"):
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         print(f"{m:10s} hair→B {out[m]['hair_to_b']:.3f}  skin leak {out[m]['skin_leak']:.3f}  "
               f"time p50 {out[m]['extra_ms_p50']} ms  ({n} triples, {source})")
     if a.json:
-        a.json.write_text(json.dumps(out, indent=1) + "\n")
+        write_json(a.json, out, indent=1)
     return 0
 
 

@@ -66,8 +66,8 @@ def main(argv=None) -> int:
             rimg = torch.from_numpy(np.array(Image.fromarray(ex_rgb).resize((size, size), Image.BICUBIC)))
             rimg = rimg.permute(2, 0, 1)[None].float().div(127.5).sub(1).to(a.device)
             style = G.encode_style(roh, rimg)
-            res[f"dmn_encode_style_{size}_ms"] = _median_ms(lambda: G.encode_style(roh, rimg), a.repeats)
-            res[f"dmn_generate_{size}_ms"] = _median_ms(lambda: G.generate(oh, style), a.repeats)
+            res[f"dmn_encode_style_{size}_ms"] = _median_ms(lambda roh=roh, rimg=rimg: G.encode_style(roh, rimg), a.repeats)
+            res[f"dmn_generate_{size}_ms"] = _median_ms(lambda oh=oh, style=style: G.generate(oh, style), a.repeats)
         res["parser_512_input_ms"] = _median_ms(lambda: parse_image(parser, ex_rgb), a.repeats)
     res["threads"] = torch.get_num_threads()
     res["device"] = a.device

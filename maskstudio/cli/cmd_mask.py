@@ -121,14 +121,14 @@ def info_handler(args: argparse.Namespace) -> int:
 
 
 def bench_handler(args: argparse.Namespace) -> int:
-    from maskstudio.mask.bench import run_benchmark, print_report
+    from maskstudio.bench.mask import run_benchmark, print_report
 
     if args.repeat < 1:
         raise MaskStudioError("--repeat must be at least 1")
     results = run_benchmark(repeat=args.repeat)
     print_report(results, sys.stdout)
     if args.json is not None:
-        from maskstudio.mask.bench import write_json
+        from maskstudio.bench.mask import write_json
 
         write_json(args.json, results)
     return 0

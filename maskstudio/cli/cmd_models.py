@@ -13,7 +13,6 @@ per-user data folder). Progress goes to stderr; results to stdout.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path

@@ -199,7 +199,7 @@ def spatial_mix_generate(net, onehot: torch.Tensor, codes: list[torch.Tensor], w
         h, w = x.shape[-2:]
         wts = [F.adaptive_avg_pool2d(wk.to(x.dtype), (h, w)) for wk in weights]
 
-        def param(j: int) -> torch.Tensor:
+        def param(j: int, k: int = k, x: torch.Tensor = x, wts: list = wts) -> torch.Tensor:
             return sum(wk * code.reshape(1, -1)[:, (k + j) * c:(k + j + 1) * c, None, None].to(x.dtype)
                        for wk, code in zip(wts, codes))
 

@@ -28,6 +28,7 @@ or models are re-scanned.
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from typing import Any, Callable
@@ -53,6 +54,8 @@ from maskstudio.errors import MaskStudioError, RenderError
 __all__ = ["Engine", "StageCache", "to_uint8_image"]
 
 STYLE_SIZE_PX = 512
+
+_log = logging.getLogger(__name__)
 
 
 class StageCache:
@@ -241,8 +244,8 @@ class Engine:
                 try:
                     self.models.load(m.id)
                     loaded.append(m.id)
-                except Exception:  # noqa: BLE001 - reported when a render needs the model
-                    pass
+                except Exception as e:  # noqa: BLE001 - reported again when a render needs the model
+                    _log.debug("preload of %s failed: %s", m.id, e)
         return loaded
 
     @property

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import http.client
+import logging
 import os
 import shutil
 import socket
@@ -27,6 +28,8 @@ from maskstudio.errors import DiskSpaceError, DownloadCancelled, DownloadError
 from maskstudio.files import CHUNK_BYTES
 
 __all__ = ["Progress", "ProgressFn", "CancelFn", "Downloader", "format_bytes"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -207,8 +210,8 @@ class _Fetch:
                 pass
             try:
                 resp.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
+            except Exception as e:  # noqa: BLE001 - closing a broken connection
+                _log.debug("closing the connection failed: %s", e)
         self._thread.join(timeout=0.2)  # a thread still connecting ends at its own timeout (daemon)
 
 

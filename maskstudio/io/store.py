@@ -304,7 +304,7 @@ class ModelStore:
                 name = e.files[0].name if len(e.files) == 1 else weights[0]
             if name not in names:
                 raise ConfigError(f"{e.id} has no file {name!r} (files: {', '.join(sorted(names))})")
-            if not urllib.parse.urlsplit(url).scheme in ("http", "https"):
+            if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
                 raise ConfigError(f"{url}: only http:// and https:// URLs can be downloaded")
             mapped[name] = url
         files = tuple(dataclasses.replace(f, urls=(mapped[f.name],)) if f.name in mapped else f for f in e.files)

@@ -379,7 +379,7 @@ class DenseMappingNetwork(nn.Module):
         chunks = style.split(c, dim=1)  # beta0, gamma0, beta1, gamma1, ...
         x = onehot
         k = 0
-        for i, layer in enumerate(self.model):
+        for layer in self.model:
             if isinstance(layer, _AdaINResBlock):
                 params = [(chunks[k + 1], chunks[k]), (chunks[k + 3], chunks[k + 2])]
                 k += 4

@@ -148,7 +148,7 @@ def _detect(sd: Mapping[str, Any]) -> dict[str, Any] | None:
     if any(i not in by_index for i in idx):
         return None
     widths = []
-    for b, n in enumerate(BLOCKS, start=1):
+    for b in range(1, len(BLOCKS) + 1):
         k = f"features.{_LAYOUT[f'conv{b}_1']}.weight"
         if k not in sd:
             break

@@ -200,7 +200,6 @@ def train_boundaries(dmn_path, data_dir, out_dir, *, attributes: Sequence[str] |
     """Fit a boundary per attribute and write the separable ones (held-out R² >= ``min_r2`` and
     accuracy >= ``min_accuracy``; every one with ``write_all``). Returns the report (also written
     to ``<out>/report.json``)."""
-    import cv2
 
     from maskstudio.io.style_files import write_boundary
     from maskstudio.training.common import load_dmn

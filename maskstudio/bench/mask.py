@@ -1,6 +1,6 @@
 """Benchmark of the mask document (not a test): medians of the interactive operations.
 
-    python -m maskstudio.mask.bench [--repeat 50] [--json PATH]
+    python -m maskstudio.bench.mask [--repeat 50] [--json PATH]
     maskstudio mask bench [--repeat 50] [--json PATH]
 
 Operations on a 512 x 512 face-like mask, single thread (OpenCV limited to one thread):
@@ -17,7 +17,6 @@ processes share the machine). Target: a stroke op <= 2 ms median on one core.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -31,6 +30,7 @@ import numpy as np
 from maskstudio import labels as L
 from maskstudio.mask.document import MaskDocument
 from maskstudio.mask.raster import polygon_footprint
+from maskstudio.bench import write_json
 
 SIZE = 512
 STROKE_POINTS = 100
@@ -185,17 +185,8 @@ def print_report(report: dict, out=sys.stdout) -> None:
               f"{r['note']}", file=out)
 
 
-def write_json(path: str | os.PathLike, report: dict) -> None:
-    from maskstudio.errors import MaskStudioError
-
-    try:
-        Path(path).write_text(json.dumps(report, indent=2) + "\n")
-    except OSError as e:
-        raise MaskStudioError(f"{os.fspath(path)}: cannot write ({e.strerror or e})") from e
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m maskstudio.mask.bench", description="Benchmark MaskDocument operations (medians).")
+    parser = argparse.ArgumentParser(prog="python -m maskstudio.bench.mask", description="Benchmark MaskDocument operations (medians).")
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
     args = parser.parse_args(argv)
