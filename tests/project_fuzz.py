@@ -25,7 +25,7 @@ def png_claiming(w: int, h: int, bit_depth: int = 8, color_type: int = 0) -> byt
 
 
 def base_project(path: Path) -> Path:
-    from maskstudio.io.project import Project, save_project
+    from maskstudio.session.project import Project, save_project
 
     lab = np.zeros((32, 32), np.uint8)
     lab[8:24, 8:24] = 1

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maskstudio.io.project import Project, save_project
+from maskstudio.session.project import Project, save_project
 from maskstudio.session import AutosaveStore, EditSession, remove_stale_tmp
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +27,7 @@ def crashed_process(folder: Path, value: int, session_id: str = "victim") -> Non
     """A real process that autosaves and is then killed with SIGKILL (no clean exit)."""
     code = (
         "import sys, time, numpy as np\n"
-        "from maskstudio.io.project import Project\n"
+        "from maskstudio.session.project import Project\n"
         "from maskstudio.session import AutosaveStore\n"
         f"s = AutosaveStore({str(folder)!r}, session_id={session_id!r})\n"
         "s.start_session()\n"

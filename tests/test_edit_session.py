@@ -11,7 +11,7 @@ import pytest
 from maskstudio.engine.render_settings import AgileSettings, RenderSettings
 from maskstudio.engine.types import Exemplar
 from maskstudio.errors import ProjectFileError
-from maskstudio.io.project import load_project
+from maskstudio.session.project import load_project
 from maskstudio.session import AUTOSAVE_HISTORY, AutosaveStore, EditSession
 
 H = W = 32

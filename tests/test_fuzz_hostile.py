@@ -431,7 +431,7 @@ def test_hostile_projects_are_refused_naming_the_file_and_field(tmp_path):
     from project_fuzz import hostile_projects
 
     from maskstudio.errors import ProjectFileError
-    from maskstudio.io.project import load_project
+    from maskstudio.session.project import load_project
 
     expect = {  # case -> words the message must contain (besides the file name)
         "render_settings_str": "render_settings", "v1_sliders_str": "sliders", "models_list": "models",
@@ -459,7 +459,7 @@ def test_project_bomb_stays_within_memory(tmp_path):
     from project_fuzz import hostile_projects
 
     cases = hostile_projects(tmp_path / "p")
-    code = (f"from maskstudio.io.project import load_project\nfrom maskstudio.errors import ProjectFileError\n"
+    code = (f"from maskstudio.session.project import load_project\nfrom maskstudio.errors import ProjectFileError\n"
             f"for p in {[str(cases[k]) for k in ('bomb', 'history_8000sq', 'mask_30000sq', 'latent_1e12')]!r}:\n"
             f"    try:\n        load_project(p)\n    except ProjectFileError as e:\n        print(e)\n"
             f"    else:\n        raise SystemExit('accepted ' + p)\n")

@@ -6,7 +6,7 @@ import pytest
 
 import photo_fixtures as pf
 from maskstudio.errors import ProjectFileError
-from maskstudio.io.project import Project, load_project, save_project
+from maskstudio.session.project import Project, load_project, save_project
 
 
 @pytest.fixture(scope="module")

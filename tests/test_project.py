@@ -7,7 +7,7 @@ import pytest
 
 from maskstudio.errors import ProjectFileError
 from maskstudio.engine.render_settings import AgileSettings, DualSettings, RenderSettings
-from maskstudio.io.project import FORMAT_VERSION, Project, load_project, save_project
+from maskstudio.session.project import FORMAT_VERSION, Project, load_project, save_project
 
 
 def _project(rng):

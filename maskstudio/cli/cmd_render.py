@@ -283,11 +283,11 @@ def handler(args: argparse.Namespace) -> int:
                 out = args.out / f"{mpath.stem}.png" if batch else args.out
                 write_png(out, res.image, parents=True)
                 if args.save_latent is not None and res.style_latent is not None:  # the DMN face: its style
-                    from maskstudio.cli.style_options import style_latent_meta
+                    from maskstudio.engine.dmn_style import style_latent_meta
                     from maskstudio.io.style_files import write_style_latent
 
                     lat = args.save_latent / f"{mpath.stem}.npy" if batch else args.save_latent
-                    write_style_latent(lat, res.style_latent, res.style_rows, style_latent_meta(engine, req, res.style_rows))
+                    write_style_latent(lat, res.style_latent, res.style_rows, style_latent_meta(engine, req))
                 elif args.save_latent is not None:
                     if res.latent is None:
                         raise RenderError(f"{mpath}: no latent was computed (needs an encoder)")

@@ -81,8 +81,3 @@ def style_request_kwargs(args: argparse.Namespace, engine, load_exemplar) -> dic
     return kw
 
 
-def style_latent_meta(engine, request, rows) -> dict[str, Any]:
-    dmn = engine.models.first("dmn")
-    return {"dmn": {"id": dmn.id if dmn else None, "sha256": engine.dmn_sha256()},
-            "edits": dict(request.style_edits), "conditional": bool(request.style_conditional),
-            "note": "edits and per-region styles are already applied to the codes"}

@@ -35,7 +35,7 @@ from maskstudio.engine.types import REGIONS, Exemplar, StyleCode  # noqa: F401  
 from maskstudio.errors import RenderError
 from maskstudio.labels import NAMES
 
-__all__ = ["REGIONS", "BoundaryIndex", "edit_code", "edit_directions", "feather_alpha", "composite", "dmn_sha256",
+__all__ = ["REGIONS", "BoundaryIndex", "style_latent_meta", "edit_code", "edit_directions", "feather_alpha", "composite", "dmn_sha256",
            "spatial_mix_generate"]
 
 
@@ -50,6 +50,15 @@ def dmn_sha256(info) -> str | None:
         return json.loads(path.read_text(encoding="utf-8")).get("sha256")
     except (OSError, ValueError):
         return None
+
+
+def style_latent_meta(engine, request) -> dict[str, Any]:
+    """The JSON sidecar of a DMN style latent written for ``request`` (app and ``render --save-latent``):
+    which DMN the codes belong to, and the edits already applied to them."""
+    dmn = engine.models.first("dmn")
+    return {"dmn": {"id": dmn.id if dmn else None, "sha256": engine.dmn_sha256()},
+            "edits": dict(request.style_edits), "conditional": bool(request.style_conditional),
+            "note": "edits and per-region styles are already applied to the codes"}
 
 
 class BoundaryIndex:

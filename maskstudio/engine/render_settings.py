@@ -277,7 +277,7 @@ class RenderSettings:
     def from_legacy(cls, sliders: Any) -> RenderSettings:
         """Migrate the untyped slider dict of project format 1 (``{"output", "edits", "agile",
         "dual", "face_morph", "morph", "exemplar_path"}``; ``exemplar_path`` is session state,
-        read by :func:`maskstudio.io.project.load_project`, and ignored here)."""
+        read by :func:`maskstudio.session.project.load_project`, and ignored here)."""
         d = dict(_mapping(sliders, "sliders"))
         d.pop("exemplar_path", None)
         d.pop("version", None)

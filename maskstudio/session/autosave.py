@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-from maskstudio.io.project import Project, load_project, save_project
+from maskstudio.session.project import Project, load_project, save_project
 
 PREFIX = "autosave-"
 AUTOSAVE_SUFFIX = ".msproj"

@@ -6,7 +6,7 @@ per-region exemplar choices, the typed :class:`~maskstudio.engine.render_setting
 the tool state (active class, locks, mirror, brush size), the latest W+ latent, the project path,
 the dirty state and the busy state — and it reads and writes projects and autosaves.
 
-No Qt and no torch (numpy, :mod:`maskstudio.mask`, :mod:`maskstudio.io.project`,
+No Qt and no torch (numpy, :mod:`maskstudio.mask`, :mod:`maskstudio.session.project`,
 :mod:`maskstudio.engine.types`), so every rule here is tested headless. A UI wires widgets to it:
 it calls the setters, and listens (:meth:`EditSession.add_listener`) for the events
 
@@ -37,7 +37,7 @@ import numpy as np
 
 from maskstudio.engine.render_settings import RenderSettings
 from maskstudio.engine.types import Exemplar
-from maskstudio.io.project import Project, load_project, save_project
+from maskstudio.session.project import Project, load_project, save_project
 from maskstudio.mask import MaskDocument
 from maskstudio.session.autosave import AutosaveStore, CrashedAutosave
 

@@ -67,7 +67,7 @@ def run_gui(settings: Settings | None = None, *, project: str | None = None, scr
     shot = Path(screenshot) if screenshot else None
     proj = None
     if project:
-        from maskstudio.io.project import load_project
+        from maskstudio.session.project import load_project
 
         proj = load_project(project)       # before any window: errors become one CLI line
     if shot is None:

@@ -1119,11 +1119,11 @@ class MainWindow(QMainWindow):
         engine = self.client.engine
 
         def work():
-            from maskstudio.cli.style_options import style_latent_meta
+            from maskstudio.engine.dmn_style import style_latent_meta
             from maskstudio.io.style_files import write_style_latent
 
             codes, rows = engine.style_code(req)
-            return write_style_latent(path, codes, rows, style_latent_meta(engine, req, rows))[0]
+            return write_style_latent(path, codes, rows, style_latent_meta(engine, req))[0]
 
         def done(written, error) -> None:
             if error:

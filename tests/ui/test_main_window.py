@@ -475,7 +475,7 @@ def test_slider_move_rerenders_live_and_latents_export(qtbot, make_window, photo
     np.testing.assert_array_equal(torch.load(tmp_path / "w.pt", weights_only=True).numpy(), lat)
     # the project keeps the latent, the output choice and the slider values
     assert w.save_project(tmp_path / "photo.msproj")
-    from maskstudio.io.project import load_project
+    from maskstudio.session.project import load_project
 
     proj = load_project(tmp_path / "photo.msproj")
     np.testing.assert_array_equal(proj.latents["w_plus"], w.last_latent)
@@ -764,7 +764,7 @@ def test_tablet_pressure_scales_the_brush(qtbot, make_window):
 def test_timer_autosave_writes_in_the_background_and_close_waits_for_it(qtbot, make_window, tmp_path):
     import threading
 
-    from maskstudio.io.project import load_project
+    from maskstudio.session.project import load_project
 
     w = make_window()
     wait_full_render(qtbot, w)
