@@ -170,6 +170,33 @@ def test_preview_reuses_exemplar_style_and_reports_size(models_dir, inputs):
     assert full.stages_run == ["face"] and full.size_px == SIZE  # style encoded once for both
 
 
+def test_latent_preview_synthesis_layer_follows_measured_time(models_dir, inputs):
+    """A latent slider drag stops synthesis at a reduced layer chosen from measured synthesis time;
+    the release renders at the generator's full resolution."""
+    labels, ex = inputs
+    too_slow = Engine(make_settings(models_dir), style_size_px=SIZE, start_worker=False, synthesis_target_ms=1e-6)
+    fast = Engine(make_settings(models_dir), style_size_px=SIZE, start_worker=False, synthesis_target_ms=1e9)
+    try:
+        gen = em.SG_CFG["size"]  # the tiny generator's resolution (below the 64² preview side)
+        for eng, expect in ((too_slow, [16, 16, 16]), (fast, [gen, gen, gen])):
+            eng.synthesis_preview = PreviewScheduler(eng.synthesis_preview.target_ms, sizes=(16, 32, 64),
+                                                     initial_px=32)
+            got = []
+            for v in (0.5, 1.0, 1.5):
+                r = eng.render_sync(req(labels, ex, output="photo", preview=True, edits={"age_w_boundary": v}))
+                assert r.ok, r.error
+                assert r.image.shape[:2] == (r.size_px, r.size_px)  # upscaled to the preview side
+                got.append(r.synthesis_px)
+            # too slow: one layer down per measured preview, to the smallest; fast: up to what the
+            # preview side needs (the smallest power of two >= it), never above the generator
+            assert got[1:] == expect[1:], got
+            full = eng.render_sync(req(labels, ex, output="photo", edits={"age_w_boundary": 1.5}))
+            assert full.ok and full.synthesis_px == gen
+    finally:
+        too_slow.close()
+        fast.close()
+
+
 def test_errors_are_values_and_requests_are_validated(engine, inputs):
     labels, ex = inputs
     with pytest.raises(RenderError, match="not a class"):

@@ -301,12 +301,17 @@ def _latent_section(args, settings, gen_size: int, dmn, dmn_cfg, labels, ex_imag
             # a semantic-boundary slider move: inversion cached, edit + photo run
             re_ = engine.render_sync(RenderRequest(lab, exemplar, output="photo", size_px=size,
                                                    edits={"random_w_boundary": 1.0 + i}))
-            # the same slider while dragging: a preview (synthesis stops at the 256² layer)
-            rp = engine.render_sync(RenderRequest(lab, exemplar, output="photo", size_px=size, preview=True,
-                                                  edits={"random_w_boundary": 1.5 + i}))
-            if not rp.ok:
-                raise ConfigError(f"bench: latent chain failed: {rp.error}")
-            preview_res.add(engine._render_res(gen_size, rp.size_px, True))
+            # the same slider while dragging: previews whose synthesis stops at a reduced layer
+            # (chosen by the engine from measured synthesis time), four moves of the drag
+            drag_ms = []
+            for j in range(4):
+                rp = engine.render_sync(RenderRequest(lab, exemplar, output="photo", size_px=size, preview=True,
+                                                      edits={"random_w_boundary": 1.5 + i + 0.1 * j}))
+                if not rp.ok:
+                    raise ConfigError(f"bench: latent chain failed: {rp.error}")
+                if rp.synthesis_px:
+                    preview_res.add(rp.synthesis_px)
+                drag_ms.append(rp.latency_ms)
             ra = engine.render_sync(RenderRequest(lab, exemplar, output="agile", size_px=size,
                                                   agile=AgileParams("agile", 1.0, "A")))
             rd = engine.render_sync(RenderRequest(lab, exemplar, output="dual", size_px=size,
@@ -324,7 +329,7 @@ def _latent_section(args, settings, gen_size: int, dmn, dmn_cfg, labels, ex_imag
             stage_ms["agile"].append(ra.stage_ms.get("agile", float("nan")))
             stage_ms["dual"].append(rd.stage_ms.get("dual", float("nan")))
             edit_ms.append(re_.latency_ms)
-            preview_ms.append(rp.latency_ms)
+            preview_ms.extend(drag_ms)
             slider_ms.append(rd2.latency_ms)
             total_ms.append(t_photo)
     finally:
@@ -343,7 +348,7 @@ def _latent_section(args, settings, gen_size: int, dmn, dmn_cfg, labels, ex_imag
     print(f"  generator {gen_size:>4}: " + "  ".join(f"{k} {v['p50_ms']:.0f}" for k, v in st.items())
           + f" ms (p50) | stroke→photo {out['stroke_to_photo']['p50_ms']:.0f} ms"
           + f" | edit slider move {out['edit_slider_move']['p50_ms']:.0f} ms"
-          + f" (drag preview {out['edit_slider_preview']['p50_ms']:.0f} ms, synthesis at {out['preview_synthesis_px']})"
+          + f" (drag preview {out['edit_slider_preview']['p50_ms']:.0f} ms, synthesis at {out['preview_synthesis_px']}²)"
           + f" | dual slider move {out['dual_slider_move']['p50_ms']:.0f} ms | peak {out['peak_mib']:.0f} MiB",
           flush=True)
     return out

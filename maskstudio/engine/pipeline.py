@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from maskstudio.engine.device import DevicePolicy, is_oom
 from maskstudio.engine.models import ModelSet
-from maskstudio.engine.preview import PreviewScheduler
+from maskstudio.engine.preview import SYNTHESIS_PREVIEW_SIZES, PreviewScheduler
 from maskstudio.engine.types import (
     OUTPUTS,
     EmbeddingResult,
@@ -132,6 +132,7 @@ class _Ctx:
         self.stage_ms: dict[str, float] = {}
         self.stages_run: list[str] = []
         self.stage = ""
+        self.synthesis_px: int | None = None  # the StyleGAN layer a render stopped at (None: no synthesis)
 
     def begin(self, stage: str) -> float:
         self.stage = stage
@@ -159,6 +160,7 @@ class Engine:
         cuda_graphs: bool = False,
         callback: Callable[[RenderResult], None] | None = None,
         preview_target_ms: float | None = None,
+        synthesis_target_ms: float | None = None,
         style_size_px: int | None = None,
         start_worker: bool = True,
         preload: tuple[str, ...] = ("dmn", "parser"),
@@ -174,6 +176,13 @@ class Engine:
         self.models.set_policy(self.policy)
         target = preview_target_ms if preview_target_ms is not None else (30.0 if self.policy.is_cuda else 100.0)
         self.preview = PreviewScheduler(target, initial_px=512 if self.policy.is_cuda else 256)
+        # StyleGAN-side previews (a latent slider drag) stop synthesis at a reduced layer and upscale;
+        # which layer is chosen from the measured synthesis time, like the DMN preview side. On CPU
+        # a 1024 generator's layers up to 64² (all 512 channels) cost ~0.4 s on 2 cores, so there it
+        # settles at 32-64²; the release renders at full resolution.
+        s_target = synthesis_target_ms if synthesis_target_ms is not None else (30.0 if self.policy.is_cuda else 250.0)
+        self.synthesis_preview = PreviewScheduler(s_target, sizes=SYNTHESIS_PREVIEW_SIZES,
+                                                  initial_px=256 if self.policy.is_cuda else 64)
         self.style_size_px = None if style_size_px is None else int(style_size_px)
         self.stage_counts: collections.Counter[str] = collections.Counter()
         self._lock = threading.RLock()
@@ -421,6 +430,7 @@ class Engine:
                     break
                 finally:
                     res.stage_ms.update(ctx.stage_ms)
+                    res.synthesis_px = ctx.synthesis_px
                     res.stages_run.extend(ctx.stages_run)
                     self.stage_counts.update(ctx.stages_run)
             res.latency_ms = (time.perf_counter() - t0) * 1e3
@@ -721,22 +731,23 @@ class Engine:
         module = self.models.load(mid).module
         return mid, (module if where == "module" else module.decoder)
 
-    @staticmethod
-    def _render_res(gen_size: int, size: int, preview: bool) -> int:
+    def _render_res(self, gen_size: int, size: int, preview: bool) -> int:
         """Synthesis resolution: full for final renders; for previews the smallest power of two
-        >= the preview size (the ToRGB skip image at that resolution is a valid low-res render)."""
+        >= the preview size (the ToRGB skip image at that resolution is a valid low-res render),
+        at most what :attr:`synthesis_preview` measured to fit its time target."""
         if not preview:
             return gen_size
         r = 8
         while r < size and r < gen_size:
             r *= 2
-        return min(r, gen_size)
+        return min(r, gen_size, max(8, self.synthesis_preview.size_px))
 
     def _photo(self, req: RenderRequest, wplus: torch.Tensor, edit_key: tuple, size: int, ctx: _Ctx):
         mid, gen = self._photo_generator()
         res = self._render_res(int(gen.size), size, req.preview)
         noise_key = None if req.noise is None else content_key(*req.noise)
         key = (edit_key, mid, res, size, noise_key)
+        ctx.synthesis_px = res
         hit = self._caches["photo"].get(key)
         if hit is not None:
             return hit
@@ -749,8 +760,13 @@ class Engine:
             if len(req.noise) != gen.num_layers:
                 raise RenderError(f"request has {len(req.noise)} noise maps, generator {mid} needs {gen.num_layers}")
             noise = [torch.from_numpy(np.array(n)).to(device=p.device, dtype=p.dtype) for n in req.noise]
+        t_syn = time.perf_counter()
         img = gen.synthesis(wplus.to(device=p.device, dtype=p.dtype), noise, randomize_noise=False, max_res=res,
                             check=ctx.token.check if ctx.token is not None else None)
+        if req.preview:
+            self.policy.synchronize()
+            self.synthesis_preview.set_max(int(gen.size))
+            self.synthesis_preview.record(res, (time.perf_counter() - t_syn) * 1e3)
         img = _resize_t(img, size)
         ctx.end("photo", t0)
         self._caches["photo"].put(key, img)

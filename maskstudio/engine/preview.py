@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["PreviewScheduler", "PREVIEW_SIZES"]
+__all__ = ["PreviewScheduler", "PREVIEW_SIZES", "SYNTHESIS_PREVIEW_SIZES"]
 
 PREVIEW_SIZES: tuple[int, ...] = (96, 128, 160, 192, 224, 256, 320, 384, 448, 512)
+#: the StyleGAN layers a latent preview may stop at (each has a ToRGB skip image)
+SYNTHESIS_PREVIEW_SIZES: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024)
 
 
 class PreviewScheduler:

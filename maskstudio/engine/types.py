@@ -339,6 +339,8 @@ class RenderResult:
     - ``latent``: W+ float32 [1, n_latent, 512] when requested and computed.
     - ``warnings``: e.g. the CUDA out-of-memory fallback to CPU.
     - ``device``: where it ran ("cpu", "cuda:0"), ``dtype``: "float32" / "float16" / "bfloat16".
+    - ``synthesis_px``: the StyleGAN layer the photo synthesis stopped at (reduced for previews;
+      None when the output has no photo synthesis).
     - ``style_latent``: the DMN style codes float32 [R, dim] when ``want_style`` (row 0 the main
       style, then one row per extra region style), ``style_rows``: the class names of each row.
     """
@@ -358,6 +360,7 @@ class RenderResult:
     device: str = "cpu"
     dtype: str = "float32"
     tag: Any = None
+    synthesis_px: int | None = None
     style_latent: np.ndarray | None = None
     style_rows: tuple[tuple[str, ...], ...] = ()
 
