@@ -11,7 +11,7 @@ import hashlib
 import os
 import stat
 from pathlib import Path
-from typing import Callable
+from typing import IO, Callable
 
 from maskstudio.errors import MaskFileError, MaskStudioError, file_error
 
@@ -157,6 +157,7 @@ def read_npy(source: str | os.PathLike[str] | bytes, *, name: str | None = None,
     import numpy as np
 
     label = name or (os.fspath(source) if not isinstance(source, (bytes, bytearray)) else "<npy>")
+    f: IO[bytes]
     if isinstance(source, (bytes, bytearray)):
         f = io.BytesIO(source)
         total = len(source)

@@ -196,7 +196,7 @@ def spatial_mix_generate(net, onehot: torch.Tensor, codes: list[torch.Tensor], w
     in space — Σ_k weight_k(x, y) · code_k, the weights (summing to 1, [1,1,S,S]) pooled to each
     AdaIN layer's resolution (the bottleneck, S/2^n_downsample). One generator pass for any number
     of styles. Uses the network's own layers; same result as ``net.generate`` for one code."""
-    from maskstudio.models.dense_mapping import _AdaINResBlock, _instance_stats_norm
+    from maskstudio.models.dense_mapping import _AdaINConv, _AdaINResBlock, _instance_stats_norm
 
     c = net.cfg.bottleneck_channels
     x = onehot
@@ -214,6 +214,7 @@ def spatial_mix_generate(net, onehot: torch.Tensor, codes: list[torch.Tensor], w
 
         y = x
         for u, unit in enumerate(layer.conv_block):
+            assert isinstance(unit, _AdaINConv)  # an _AdaINResBlock holds two _AdaINConv units
             beta, gamma = param(2 * u), param(2 * u + 1)
             y = unit.conv(F.pad(y, (1, 1, 1, 1), mode="reflect"))
             y = _instance_stats_norm(y) * gamma + beta

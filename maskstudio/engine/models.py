@@ -81,6 +81,15 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
+def _set_latent_avg(module: Any, extras: dict[str, Any]) -> None:
+    """``module.set_latent_avg(extras["latent_avg"])`` where both exist (pSp encoders)."""
+    if "latent_avg" not in extras:
+        return
+    setter = getattr(module, "set_latent_avg", None)
+    if setter is not None:
+        setter(extras["latent_avg"])
+
+
 def _read_config(path: Path) -> dict[str, Any]:
     check_regular_file(path, "checkpoint config", CheckpointError)  # a FIFO here would hang the scan
     if path.stat().st_size > 16 << 20:
@@ -152,8 +161,9 @@ class ModelSet:
                 mid = path.stem
                 if mid in models:  # first root wins (user shadows shipped)
                     continue
-                cfg = data.get("config") if isinstance(data.get("config"), dict) else {}
-                meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+                cfg_doc, meta_doc = data.get("config"), data.get("meta")
+                cfg = cfg_doc if isinstance(cfg_doc, dict) else {}
+                meta = meta_doc if isinstance(meta_doc, dict) else {}
                 extras = tuple(str(x) for x in data.get("extras", []) if isinstance(x, str))
                 models[mid] = ModelInfo(mid, arch, path, source, cfg, meta, path.stat().st_mtime, extras)
             if source == "user" and root.is_dir():
@@ -246,11 +256,9 @@ class ModelSet:
             loaded = load_checkpoint(info.weights_path, device="cpu", dtype=torch.float32)
             extras = dict(getattr(loaded, "extras", None) or {})
             module = loaded.module
-            if "latent_avg" in extras and hasattr(module, "set_latent_avg"):
-                module.set_latent_avg(extras["latent_avg"])  # pSp: part of the official file, not the state dict
+            _set_latent_avg(module, extras)  # pSp: part of the official file, not the state dict
             module = policy.prepare(module, info.arch)
-            if "latent_avg" in extras and hasattr(module, "set_latent_avg"):
-                module.set_latent_avg(extras["latent_avg"])  # again, on the policy device/dtype
+            _set_latent_avg(module, extras)  # again, on the policy device/dtype
             res = Resident(info=info, module=module,
                            extras=extras,
                            config=dict(getattr(loaded, "config", None) or info.config))

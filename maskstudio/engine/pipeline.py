@@ -43,6 +43,7 @@ from maskstudio.engine.preview import SYNTHESIS_PREVIEW_SIZES, PreviewScheduler
 from maskstudio.engine.types import (
     OUTPUTS,
     EmbeddingResult,
+    Exemplar,
     RenderRequest,
     RenderResult,
     StageStatus,
@@ -95,7 +96,7 @@ def _resize_labels(labels: np.ndarray, size: int) -> np.ndarray:
         return labels
     from PIL import Image
 
-    return np.asarray(Image.fromarray(labels).resize((size, size), Image.NEAREST))
+    return np.asarray(Image.fromarray(labels).resize((size, size), Image.Resampling.NEAREST))
 
 
 def _resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
@@ -103,7 +104,7 @@ def _resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
         return image
     from PIL import Image
 
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
 
 
 def _face_size(size_px: int) -> int:
@@ -170,7 +171,8 @@ class Engine:
 
             settings = Settings.from_env()
         self.settings = settings
-        self.policy = DevicePolicy(device or getattr(settings, "device", "auto"), precision=precision,
+        default_device: str = getattr(settings, "device", "auto")
+        self.policy = DevicePolicy(device or default_device, precision=precision,
                                    compile=compile, cuda_graphs=cuda_graphs)
         self.models = models if models is not None else ModelSet.from_settings(settings, policy=self.policy)
         self.models.set_policy(self.policy)
@@ -884,8 +886,7 @@ class Engine:
         self._caches["dual"].put(key, img)
         return img
 
-    def _exemplar_labels(self, req: RenderRequest, ctx: _Ctx) -> np.ndarray:
-        ex = req.exemplar
+    def _exemplar_labels(self, ex: Exemplar, ctx: _Ctx) -> np.ndarray:
         if ex.labels is not None:
             return ex.labels
         parser = self.models.first("parser")
@@ -908,16 +909,16 @@ class Engine:
         self._caches["parse"].put(key, labels)
         return labels
 
-    def _style(self, req: RenderRequest, ctx: _Ctx) -> tuple[torch.Tensor, tuple]:
+    def _style(self, ex: Exemplar, ctx: _Ctx) -> tuple[torch.Tensor, tuple]:
+        """Style code of the exemplar ``ex`` (encoded by the DMN, cached) and its cache key."""
         dmn = self.models.first("dmn")
         assert dmn is not None
-        ex = req.exemplar
         s = self.style_size_for(dmn)
         key = (ex.key, dmn.id, s, self.policy.generation)
         hit = self._caches["style"].get(key)
         if hit is not None:
             return hit, key
-        labels = self._exemplar_labels(req, ctx)
+        labels = self._exemplar_labels(ex, ctx)
         t0 = ctx.begin("style")
         from maskstudio.models.dense_mapping import one_hot
 
@@ -997,12 +998,10 @@ class Engine:
 
     def _source_style(self, src, ctx: _Ctx) -> tuple[torch.Tensor, tuple]:
         """Unedited style code [1, D, 1, 1] of an Exemplar (encoded, cached) or a StyleCode."""
-        from types import SimpleNamespace
-
         from maskstudio.engine.types import StyleCode
 
         if not isinstance(src, StyleCode):
-            return self._style(SimpleNamespace(exemplar=src), ctx)
+            return self._style(src, ctx)
         dmn = self.models.first("dmn")
         assert dmn is not None
         dim = self._dmn_dim(dmn)
@@ -1040,7 +1039,7 @@ class Engine:
 
     def _dmn_style(self, req: RenderRequest, ctx: _Ctx) -> tuple[torch.Tensor, tuple]:
         """The main style: ``req.style`` (a given code) or the exemplar's encoding, edited."""
-        style, key = self._source_style(req.style, ctx) if req.style is not None else self._style(req, ctx)
+        style, key = self._source_style(req.style, ctx) if req.style is not None else self._style(req.exemplar, ctx)
         return self._edit_style(req, style, key)
 
     def _region_faces(self, req: RenderRequest, fs: int, face: torch.Tensor, key: tuple, ctx: _Ctx):

@@ -254,7 +254,7 @@ def _shrink(im, max_side: int):
     if k >= 2:
         im = im.reduce(k)
     if im.size != (tw, th):
-        im = im.resize((tw, th), Image.BOX)
+        im = im.resize((tw, th), Image.Resampling.BOX)
     return im
 
 
@@ -292,7 +292,7 @@ def read_rgb(path: PathLike, size: int | None = None, *, max_side: int | None = 
             out = _shrink(out, limit)
         out = oriented(out, orientation)
         if size is not None and out.size != (size, size):
-            resample = Image.BOX if out.size[0] > size else Image.BICUBIC
+            resample = Image.Resampling.BOX if out.size[0] > size else Image.Resampling.BICUBIC
             out = out.resize((size, size), resample)
         arr = np.asarray(out)
         if not arr.flags.writeable:

@@ -162,10 +162,10 @@ def load_registry(path: str | os.PathLike[str] | None = None) -> dict[str, Regis
         raise file_error(ConfigError, p, f"unsupported registry format {data.get('format')!r} (expected 1)")
     out: dict[str, RegistryEntry] = {}
     for i, d in enumerate(data["models"]):
-        e = _parse_entry(d, p, i)
-        if e.id in out:
-            raise file_error(ConfigError, p, f"duplicate model id {e.id!r}")
-        out[e.id] = e
+        entry = _parse_entry(d, p, i)
+        if entry.id in out:
+            raise file_error(ConfigError, p, f"duplicate model id {entry.id!r}")
+        out[entry.id] = entry
     return out
 
 

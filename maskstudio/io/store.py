@@ -56,11 +56,14 @@ is the on-disk store that ties them together.
 """
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime as _dt
+import functools
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -129,6 +132,10 @@ class VerifyResult:
 
 def _now_utc() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _checksum_progress(progress: ProgressFn, name: str, done: int, total: int) -> None:
+    progress(Progress("checksum", name, done, total))
 
 
 def _folder_size(p: Path) -> int:
@@ -345,7 +352,7 @@ class ModelStore:
         f = open(work / f"{model_id}.lock", "a+b")
         try:
             try:
-                if os.name == "nt":  # pragma: no cover - Windows
+                if sys.platform == "win32":  # pragma: no cover - Windows
                     import msvcrt
 
                     msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
@@ -411,7 +418,7 @@ class ModelStore:
         sources = {name: "import:" + os.fspath(p.resolve()) for name, p in named.items()}
         return self._install_from(e, named, sources, progress=progress, cancel=cancel)
 
-    def _match_files(self, e: RegistryEntry, files: list[Path]) -> dict[str, Path]:
+    def _match_files(self, e: RegistryEntry, files: builtins.list[Path]) -> dict[str, Path]:
         """Map user files to the entry's registry file names (by name, else by order/kind)."""
         for p in files:
             if p.is_dir():
@@ -444,11 +451,11 @@ class ModelStore:
     def _install_from(self, e: RegistryEntry, files: Mapping[str, Path], sources: Mapping[str, str], *,
                       progress: ProgressFn | None, cancel: CancelFn | None) -> ModelStatus:
         self.models_dir.mkdir(parents=True, exist_ok=True)
-        originals = []
+        originals: builtins.list[dict[str, Any]] = []
         for name, p in files.items():
             if progress is not None:
                 progress(Progress("checksum", name, 0, p.stat().st_size))
-            digest = sha256_file(p, (lambda d, t, n=name: progress(Progress("checksum", n, d, t))) if progress else None)
+            digest = sha256_file(p, functools.partial(_checksum_progress, progress, name) if progress else None)
             rf = next((f for f in e.files if f.name == name), None)
             if rf is not None and rf.sha256 is not None and digest != rf.sha256:
                 raise file_error(CheckpointError, p, f"checksum mismatch: sha256 {digest[:12]}… differs from the "
@@ -508,7 +515,7 @@ class ModelStore:
 
     # ---------------------------------------------------------------- verify / remove
     def verify(self, model_id: str | None = None, *, progress: ProgressFn | None = None,
-               deep: bool = True) -> list[VerifyResult]:
+               deep: bool = True) -> builtins.list[VerifyResult]:
         """Check installed (and shipped) models. ``model_id`` None: every installed/shipped one.
 
         Installed: the install record, every recorded file's SHA-256, and (``deep``) a full load
@@ -596,7 +603,7 @@ class ModelStore:
         shutil.rmtree(part, ignore_errors=True)
         self._cleanup_partial_root()
 
-    def clean_leftovers(self) -> list[Path]:
+    def clean_leftovers(self) -> builtins.list[Path]:
         """Remove staging/trash folders left by a crash (never partial downloads)."""
         out = []
         work = self.models_dir / WORK_DIR

@@ -260,7 +260,8 @@ def read_style_latent(path: "str | os.PathLike[str]") -> StyleLatent:
         rows.append(_class_names(classes, js))
     if rows[0]:
         raise file_error(LatentFileError, js, "rows[0] is the main style and must have no classes")
-    if int(meta.get("dim", arr.shape[1])) != arr.shape[1]:
+    dim = int(arr.shape[1])
+    if int(meta.get("dim", dim)) != dim:
         raise file_error(LatentFileError, js, f"says dim {meta.get('dim')}, the .npy has {arr.shape[1]}")
     arr.setflags(write=False)
     return StyleLatent(arr, tuple(rows), dict(meta), npy)

@@ -161,7 +161,7 @@ class Stroke:
                 ty0, tx0, ty1, tx1 = tight
                 doc._push(self.name, tight, self._before[ty0:ty1, tx0:tx1].copy(),
                           doc._labels[ty0:ty1, tx0:tx1].copy())
-        self._before = None  # type: ignore[assignment]
+        self._before = None
         self._primary = None
         return self.bbox
 
@@ -186,9 +186,11 @@ class MaskDocument:
         self._labels = np.array(arr, dtype=np.uint8, order="C", copy=True)
         self._original = self._labels.copy()
         self._original.setflags(write=False)
-        self.original_size_hw: tuple[int, int] = (
-            tuple(int(v) for v in original_size_hw) if original_size_hw else self._labels.shape
-        )  # type: ignore[assignment]
+        if original_size_hw:
+            oh, ow = original_size_hw
+        else:
+            oh, ow = self._labels.shape
+        self.original_size_hw: tuple[int, int] = (int(oh), int(ow))
         self.memory_budget_bytes = int(memory_budget_bytes)
         self.locked: set[int] = set()
         self.mirror: bool = False
@@ -217,7 +219,8 @@ class MaskDocument:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self._labels.shape  # type: ignore[return-value]
+        h, w = self._labels.shape
+        return h, w
 
     def class_counts(self) -> np.ndarray:
         """int64 [19]: pixels per class."""
@@ -385,6 +388,7 @@ class MaskDocument:
             return raster(mpts)
         if bbox is None:
             return None, None
+        assert mask is not None  # footprints are (None, None) or (bbox, mask)
         k = int(two_a)
         y0, x0, y1, x1 = bbox
         w = self.shape[1]
@@ -625,7 +629,7 @@ class MaskDocument:
     def _selection(self, shape: str, corners: Sequence[float]) -> np.ndarray | None:
         if len(corners) != 4:
             raise ValueError(f"a selection needs two corners (x0, y0, x1, y1), got {corners!r}")
-        bbox, mask = selection_footprint(shape, *corners, self.shape)
+        bbox, mask = selection_footprint(shape, corners[0], corners[1], corners[2], corners[3], self.shape)
         if bbox is None:
             return None
         full = np.zeros(self.shape, bool)

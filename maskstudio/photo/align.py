@@ -146,8 +146,9 @@ class Alignment:
             lm = d.get("landmarks") or {}
             pts = np.array([lm.get(n, [0.0, 0.0]) for n in _LM_NAMES], dtype=np.float64)
             w, h = (int(v) for v in d["photo_size"])
+            bx, by, bw, bh = (float(v) for v in box)
             return cls((w, h), int(d["crop_size"]), m,
-                       FaceBox(*(float(v) for v in box), float(d.get("face_angle_deg", 0.0))),
+                       FaceBox(bx, by, bw, bh, float(d.get("face_angle_deg", 0.0))),
                        pts, int(d.get("face_index", 0)), int(d.get("faces_found", 1)))
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"alignment: {e}") from e
@@ -243,6 +244,7 @@ _CASCADES: dict[str, object] = {}
 
 def _cascade(name: str):
     import cv2
+    import cv2.data  # the cascade folder; OpenCV's stubs do not list this submodule on ``cv2``
 
     c = _CASCADES.get(name)
     if c is None:

@@ -161,7 +161,7 @@ def match_colours(render: np.ndarray, photo: np.ndarray, parsed: np.ndarray, edi
         den = cv2.resize(wgt, (ws, hs), interpolation=cv2.INTER_AREA)
         num = cv2.GaussianBlur(num, (0, 0), sigma / f)
         den = cv2.GaussianBlur(den, (0, 0), sigma / f)[..., None]
-        off = np.where(den > 1e-4, num / np.maximum(den, 1e-6), 0.0).astype(np.float32)
+        off: np.ndarray = np.where(den > 1e-4, num / np.maximum(den, 1e-6), 0.0).astype(np.float32)
         off = cv2.resize(off, (w, h), interpolation=cv2.INTER_LINEAR)
         res[reg] += off[reg]
     ow = out[win]

@@ -50,7 +50,7 @@ class LandmarkError(FaceError):
     """A landmark could not be found in a class map (no such class, e.g. a profile)."""
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray | None:
+def _largest_component(mask: np.ndarray) -> tuple[np.ndarray, ...] | None:
     """(ys, xs) pixel indices of the largest 8-connected component of a bool mask, or None."""
     import cv2
 
@@ -134,7 +134,7 @@ def _measure(folder: str, size: int = 512) -> None:  # pragma: no cover - run on
         with Image.open(f) as im:
             lab = np.asarray(im if im.mode == "L" else Image.frombytes("L", im.size, im.tobytes()))
         if lab.shape != (size, size):
-            lab = np.asarray(Image.fromarray(lab).resize((size, size), Image.NEAREST))
+            lab = np.asarray(Image.fromarray(lab).resize((size, size), Image.Resampling.NEAREST))
         try:
             rows.append(landmarks_from_labels(lab))
         except LandmarkError:

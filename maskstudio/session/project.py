@@ -378,10 +378,12 @@ def _read_png(zf: zipfile.ZipFile, path, member: str, mode: str, *, field_name: 
     where = f"{field_name or 'member'} ({member})"
     data = _read_member(zf, path, member)
     label = f"{os.fspath(path)}: {where}"
-    budget = dict(max_pixels=MAX_PIXELS, max_side=MAX_SIDE, what="mask") if mode == "L" else \
-        dict(max_pixels=MAX_IMAGE_PIXELS, max_side=MAX_IMAGE_SIDE, what="image")
+    if mode == "L":
+        max_pixels, max_side, what = MAX_PIXELS, MAX_SIDE, "mask"
+    else:
+        max_pixels, max_side, what = MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, "image"
     try:
-        with open_image(data, name=label, **budget) as im:
+        with open_image(data, name=label, max_pixels=max_pixels, max_side=max_side, what=what) as im:
             if expect_hw is not None and (im.size[1], im.size[0]) != expect_hw:
                 raise _refuse(path, where, f"is {im.size[0]}x{im.size[1]}, the mask is {expect_hw[1]}x{expect_hw[0]}")
             if mode == "L":
