@@ -232,7 +232,7 @@ def blend_with_photo(style: "AgileGANGenerator", photo: nn.Module, strength: flo
     """Parameters and noise maps ``(1-s)·photo + s·style`` for ``style`` (a
     ``torch.func.functional_call`` mapping), from the StyleGAN2 ``photo`` it was fine-tuned
     from. RenderError (naming ``style_name`` / ``photo_name``) when a layer has no match."""
-    ref = dict(photo.named_parameters())
+    ref: dict[str, Tensor] = dict(photo.named_parameters())
     ref.update((k, b) for k, b in photo.named_buffers() if k.startswith("noises."))
     n_ab = len(style.to_rgbsA)
     out: dict[str, Tensor] = {}

@@ -18,6 +18,7 @@ from torch import nn
 
 from maskstudio.models.psp import (
     EncoderTrunkConfig,
+    GradualStyleBlock,
     GradualStyleEncoder,
     build_decoder,
     check_decoder_width,
@@ -54,7 +55,9 @@ class VAEStyleEncoder(GradualStyleEncoder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        width = self.styles[0].out_c
+        head = self.styles[0]
+        assert isinstance(head, GradualStyleBlock)
+        width = head.out_c
         self.fc_mu = nn.Linear(width, width)
         self.fc_var = nn.Linear(width, width)
 

@@ -34,7 +34,7 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -172,8 +172,9 @@ def _torch_load_safe(path: Path):
     _check_input(path)
     # torch checks the type of every object it builds against these: numpy.ndarray stays the
     # real class (a forged huge array then ends in MemoryError, reported below)
-    allowed = [(obj if name == "numpy.ndarray" else _SAFE_NUMPY_GLOBALS.get(name, obj), name)
-               for name, obj in TORCH_ALLOWED_GLOBALS.items()]
+    allowed: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = [
+        (obj if name == "numpy.ndarray" else _SAFE_NUMPY_GLOBALS.get(name, obj), name)
+        for name, obj in TORCH_ALLOWED_GLOBALS.items()]
     try:
         with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -487,7 +488,7 @@ def save_checkpoint(path: "str | os.PathLike[str]", module: nn.Module, arch: str
         key = (t.untyped_storage().data_ptr(), t.storage_offset())
         if t.numel() and key in seen:  # safetensors refuses shared storage
             t = t.clone()
-        seen.add((t.untyped_storage().data_ptr(), t.storage_offset()))
+        seen.add((t.untyped_storage().data_ptr(), int(t.storage_offset())))
         tensors[name] = t
 
     for k, v in module.state_dict().items():

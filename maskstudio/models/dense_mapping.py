@@ -254,9 +254,10 @@ def _up_layer(mode: str, cin: int, cout: int) -> nn.Module:
     return _SubPixelConv(cin, cout)
 
 
-def _encoder_stem(cin: int) -> nn.Sequential:
+def _encoder_stem(cin: int, last_relu: bool = True) -> nn.Sequential:
     a, b, c = _ENC_WIDTHS
-    return nn.Sequential(_EncConv(cin, a, 7, 1, 3), _EncConv(a, b, 4, 2, 1), _EncConv(b, c, 4, 2, 1))
+    return nn.Sequential(_EncConv(cin, a, 7, 1, 3), _EncConv(a, b, 4, 2, 1),
+                         _EncConv(b, c, 4, 2, 1, relu=last_relu))
 
 
 class _LabelEncoder(nn.Module):
@@ -265,8 +266,7 @@ class _LabelEncoder(nn.Module):
     def __init__(self, label_nc: int):
         super().__init__()
         c = _ENC_WIDTHS[-1]
-        self.model = _encoder_stem(label_nc)
-        self.model[-1].relu = False  # fea1 is taken before the activation
+        self.model = _encoder_stem(label_nc, last_relu=False)  # fea1 is taken before the activation
         self.model_last = nn.Sequential(nn.ReLU(), _EncConv(c, c, 4, 2, 1), _EncConv(c, c, 4, 2, 1),
                                         _EncConv(c, c, 4, 2, 1, relu=False))
 

@@ -212,6 +212,7 @@ class DualStyleGAN(nn.Module):
 
         def modres(out: Tensor, j: int) -> Tensor:
             if ext[j] and j <= self.res_index:
+                assert resstyles is not None  # ext[j] implies use_res and any(ext): set above
                 return self.res[j](out, resstyles[:, j], w[j])
             return out
 

@@ -113,6 +113,8 @@ class _Up(nn.Module):
 class FaceParser(nn.Module):
     MEAN = (0.485, 0.456, 0.406)
     STD = (0.229, 0.224, 0.225)
+    mean: torch.Tensor  # non-persistent buffers
+    std: torch.Tensor
 
     def __init__(self, cfg: FaceParserConfig | None = None) -> None:
         super().__init__()

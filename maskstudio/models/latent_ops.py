@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, cast
 
 import numpy as np
 import torch
@@ -380,6 +381,24 @@ def _features(net: FeatureNet, x: torch.Tensor) -> list[torch.Tensor]:
     return [out] if isinstance(out, torch.Tensor) else list(out)
 
 
+class _StyleGenerator(Protocol):
+    """The generator attributes embedding reads (set in ``__init__`` by the rosinality-style
+    generators; ``num_layers``/``noises`` only for the noise stage, ``style_dim`` optional)."""
+
+    n_latent: int
+    num_layers: int
+    style_dim: int
+    noises: torch.nn.Module
+
+    def get_latent(self, z: torch.Tensor) -> torch.Tensor: ...
+
+
+def _style_generator(generator: torch.nn.Module) -> _StyleGenerator:
+    """``generator`` seen through :class:`_StyleGenerator`: nn.Module types attributes it does
+    not declare as ``Tensor | Module``, these are plain ints and a method."""
+    return cast(_StyleGenerator, generator)
+
+
 def _render(generator: torch.nn.Module, wplus: torch.Tensor,
             noise: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
     if noise is None:
@@ -393,18 +412,20 @@ def stored_noise(generator: torch.nn.Module) -> list[torch.Tensor]:
     """The generator's stored noise maps ``noises.noise_i`` (what ``randomize_noise=False`` uses)."""
     if not hasattr(generator, "noises") or not hasattr(generator, "num_layers"):
         raise ValueError(f"{type(generator).__name__} has no stored noise maps to optimise")
-    n = int(generator.num_layers)  # type: ignore[arg-type]
-    return [getattr(generator.noises, f"noise_{i}") for i in range(n)]
+    g = _style_generator(generator)
+    n = int(g.num_layers)
+    return [getattr(g.noises, f"noise_{i}") for i in range(n)]
 
 
 @torch.no_grad()
 def mean_latent(generator: torch.nn.Module, n: int = 4096, seed: int = 0) -> torch.Tensor:
     """Mean of the mapping network over ``n`` seeded z draws -> [1, D]."""
-    style_dim = int(generator.style_dim) if hasattr(generator, "style_dim") else 512
+    gen = _style_generator(generator)
+    style_dim = int(gen.style_dim) if hasattr(generator, "style_dim") else 512
     ref = next(generator.parameters())
     g = torch.Generator(device="cpu").manual_seed(int(seed))
     z = torch.randn(n, style_dim, generator=g).to(ref)
-    return generator.get_latent(z).mean(0, keepdim=True)
+    return gen.get_latent(z).mean(0, keepdim=True)
 
 
 def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -509,11 +530,12 @@ def embed(
     target = target_image.detach().to(ref)
     m = _prepare_mask(mask, target)
     base_noise = stored_noise(generator) if noise_steps > 0 else None
+    n_latent = int(_style_generator(generator).n_latent)
     if init_wplus is None:
         w0 = mean_latent(generator, n_mean, seed)
-        w0 = w0.unsqueeze(1).repeat(1, int(generator.n_latent), 1)
+        w0 = w0.unsqueeze(1).repeat(1, n_latent, 1)
     else:
-        w0 = init_wplus.detach().to(ref).reshape(1, int(generator.n_latent), -1)
+        w0 = init_wplus.detach().to(ref).reshape(1, n_latent, -1)
     wplus = w0.clone().requires_grad_(True)
     opt = torch.optim.Adam([wplus], lr=lr)
     target_feats = None

@@ -49,6 +49,7 @@ __all__ = [
 
 LATENT_SPACES = ("zplus", "wplus")
 _C = TypeVar("_C", bound="EncoderTrunkConfig")
+_E = TypeVar("_E", bound="GradualStyleEncoder")
 
 
 class GradualStyleBlock(nn.Module):
@@ -110,7 +111,7 @@ class EncoderTrunkConfig:
             raise ConfigError(f"{name}: need 0 < coarse_ind <= middle_ind <= n_styles")
         decoder = getattr(self, "decoder", None)
         if decoder is not None:  # canonical form (int channel keys, all fields) for JSON round trips
-            self.decoder = StyleGAN2Config.from_dict(dict(decoder)).to_dict()
+            self.decoder: dict[str, Any] | None = StyleGAN2Config.from_dict(dict(decoder)).to_dict()
 
     def _check_extra(self) -> None:
         """Subclass checks, run after the stage check and before the size/index checks."""
@@ -184,7 +185,7 @@ class GradualStyleEncoder(nn.Module):
         self.latlayer2 = nn.Conv2d(depths[1], width, kernel_size=1)
 
     @classmethod
-    def from_config(cls, cfg: EncoderTrunkConfig) -> "GradualStyleEncoder":
+    def from_config(cls: type[_E], cfg: EncoderTrunkConfig) -> _E:
         return cls(cfg.n_styles, cfg.input_nc, cfg.input_size, cfg.units, cfg.depths,
                    cfg.se_reduction, cfg.coarse_ind, cfg.middle_ind)
 
@@ -229,7 +230,7 @@ def prepare_input(image: torch.Tensor, size: int = 256) -> torch.Tensor:
     return F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False)
 
 
-def build_decoder(decoder_cfg: dict[str, Any] | None) -> nn.Module | None:
+def build_decoder(decoder_cfg: dict[str, Any] | None) -> StyleGAN2Generator | None:
     """The StyleGAN2 generator stored under ``decoder.*`` (None: no decoder)."""
     if decoder_cfg is None:
         return None

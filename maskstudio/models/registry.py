@@ -92,7 +92,7 @@ def config_to_dict(config: Any) -> dict[str, Any]:
         return dict(config)
     if hasattr(config, "to_dict"):
         return dict(config.to_dict())
-    if dataclasses.is_dataclass(config):
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
         return dataclasses.asdict(config)
     raise ConfigError(f"cannot turn {type(config).__name__} into a config dict")
 

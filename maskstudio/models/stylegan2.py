@@ -142,6 +142,8 @@ class FusedLeakyReLU(nn.Module):
 class Blur(nn.Module):
     """FIR smoothing with buffer ``kernel`` (``× upsample_factor²``) and fixed padding."""
 
+    kernel: Tensor
+
     def __init__(self, kernel: Sequence[float], pad: tuple[int, int], upsample_factor: int = 1):
         super().__init__()
         k = make_fir_kernel(kernel)
@@ -156,6 +158,8 @@ class Blur(nn.Module):
 
 class Upsample(nn.Module):
     """×2 FIR up-sampling (ToRGB skip path), buffer ``kernel``."""
+
+    kernel: Tensor
 
     def __init__(self, kernel: Sequence[float] = BLUR_KERNEL, factor: int = 2):
         super().__init__()
@@ -253,7 +257,7 @@ class ModulatedConv2d(nn.Module):
         """Per-sample weights [B, out, in, k, k] for styles [B, style_dim]."""
         b = style.shape[0]
         s = self.modulation(style)
-        w = self.weight
+        w: Tensor = self.weight
         if w.dtype in (torch.float16, torch.bfloat16):
             s, w = s.float(), w.float()
         w = self.scale * w * s.view(b, 1, self.in_ch, 1, 1)
@@ -532,7 +536,7 @@ def register_noise_buffers(module: nn.Module, num_layers: int) -> None:
         module.register_buffer(f"noise_{i}", torch.randn(1, 1, r, r))
 
 
-def build_stem(module: nn.Module, cfg: StyleGAN2Config) -> dict[int, int]:
+def build_stem(module: MappingLatents, cfg: StyleGAN2Config) -> dict[int, int]:
     """Give ``module`` the size attributes (``size``, ``style_dim``, ``log_size``,
     ``num_layers``, ``n_latent``, ``channels``) and the layers every rosinality-style generator
     starts with, registered (and randomly initialised) in this order: ``style`` (mapping),
@@ -600,13 +604,20 @@ def _detect(sd: Any) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------- generator
 
 
-class MappingLatents:
+class MappingLatents(nn.Module):
     """``get_latent`` / ``mean_latent`` for an ``nn.Module`` generator with a mapping network
-    ``style`` and a ``ConstantInput`` ``input`` (set up by :func:`build_stem`)."""
+    ``style`` and a ``ConstantInput`` ``input``; declares the stem :func:`build_stem` sets up."""
 
+    size: int
+    style_dim: int
+    log_size: int
+    num_layers: int
+    n_latent: int
+    channels: dict[int, int]
     style: nn.Module
     input: ConstantInput
-    style_dim: int
+    conv1: StyledConv
+    to_rgb1: ToRGB
 
     def get_latent(self, z: Tensor) -> Tensor:
         """Mapping network: z [..., 512] → w."""

@@ -154,7 +154,7 @@ def _detect(sd: Mapping[str, Any]) -> dict[str, Any] | None:
             break
         widths.append(int(sd[k].shape[0]))
     if len(widths) < len(BLOCKS):  # a cut trunk: unknown widths keep the ImageNet defaults
-        widths += list(VGG16Config.widths[len(widths):])  # type: ignore[arg-type]
+        widths += list(VGG16Config.widths[len(widths):])
     last = by_index[idx[-1]]
     if layer_index(last) > layer_index(VGG16Config.last_layer):
         last = VGG16Config.last_layer

@@ -70,7 +70,7 @@ def to_lab(image: np.ndarray) -> np.ndarray:
 def _region(labels: np.ndarray, classes: tuple[int, ...], erode_px: int) -> np.ndarray:
     import cv2
 
-    m = np.isin(labels, classes).astype(np.uint8)
+    m: np.ndarray = np.isin(labels, classes).astype(np.uint8)
     if erode_px > 0:
         k = 2 * erode_px + 1
         m = cv2.erode(m, np.ones((k, k), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=1)

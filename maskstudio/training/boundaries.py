@@ -213,10 +213,10 @@ def train_boundaries(dmn_path, data_dir, out_dir, *, attributes: Sequence[str] |
     dmn_path = Path(dmn_path)
     out_dir = Path(out_dir)
     attrs: list[Attribute] = list(ATTRIBUTES) if not attributes else []
-    for a in attributes or ():
-        if a not in BY_NAME:
-            raise ConfigError(f"unknown attribute {a!r} (known: {', '.join(BY_NAME)})")
-        attrs.append(BY_NAME[a])
+    for attr_name in attributes or ():
+        if attr_name not in BY_NAME:
+            raise ConfigError(f"unknown attribute {attr_name!r} (known: {', '.join(BY_NAME)})")
+        attrs.append(BY_NAME[attr_name])
     t0 = time.perf_counter()
     G, loaded = load_dmn(dmn_path, device)
     size = size or int(loaded.meta.get("native_size_px") or loaded.meta.get("train", {}).get("size", 256))

@@ -106,7 +106,7 @@ def read_labels(path: "str | os.PathLike[str]", size: int | None = None) -> np.n
                 # palette index = class index in CelebAMask-HQ masks; keep the indices
                 im = Image.frombytes("L", im.size, im.tobytes())
             if size is not None and im.size != (size, size):
-                im = im.resize((size, size), Image.NEAREST)
+                im = im.resize((size, size), Image.Resampling.NEAREST)
             arr = np.asarray(im, dtype=np.uint8).copy()
     except OSError as e:
         raise file_error(MaskFileError, path, f"cannot read label PNG: {e}") from e
@@ -174,7 +174,7 @@ def _affine(image: np.ndarray, labels: np.ndarray | None, scale: float, dy: floa
     import cv2
 
     h, w = image.shape[:2]
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)  # about the centre; angle 0 = scale only
+    m: np.ndarray = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)  # about the centre; angle 0 = scale only
     m[:, 2] += (dx, dy)
     m = m.astype(np.float32)
     img = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)

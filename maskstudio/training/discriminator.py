@@ -63,18 +63,24 @@ class MultiScaleDiscriminator(nn.Module):
         return out
 
 
+def _mean(losses: list[torch.Tensor]) -> torch.Tensor:
+    """Mean of scalar losses, added left to right like ``sum``; there is always at least one scale."""
+    if not losses:
+        raise ValueError("no discriminator outputs to average")
+    total = losses[0]
+    for loss in losses[1:]:
+        total = total + loss
+    return total / len(losses)
+
+
 def lsgan_loss(outputs: list[list[torch.Tensor]], real: bool) -> torch.Tensor:
     """Least-squares GAN loss over the patch maps of every scale (mean over scales)."""
     target = 1.0 if real else 0.0
-    return sum(F.mse_loss(o[-1], torch.full_like(o[-1], target)) for o in outputs) / len(outputs)
+    return _mean([F.mse_loss(o[-1], torch.full_like(o[-1], target)) for o in outputs])
 
 
 def feature_matching_loss(fake: list[list[torch.Tensor]], real: list[list[torch.Tensor]]) -> torch.Tensor:
     """L1 between discriminator activations (all but the patch map) of fake and real, averaged."""
-    total = 0.0
-    count = 0
-    for f_scale, r_scale in zip(fake, real):
-        for f, r in zip(f_scale[:-1], r_scale[:-1]):
-            total = total + F.l1_loss(f, r.detach())
-            count += 1
-    return total / max(1, count)
+    return _mean([F.l1_loss(f, r.detach())
+                  for f_scale, r_scale in zip(fake, real)
+                  for f, r in zip(f_scale[:-1], r_scale[:-1])])

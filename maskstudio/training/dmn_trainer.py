@@ -221,7 +221,8 @@ def _train(data_dir, out: Path, cfg: DMNTrainConfig, dist: "ddp.DistInfo", *, pa
     bar = common.progress(cfg.steps, step, "dmn", show_progress)
     t0 = time.time()
     hist: dict[str, float] = {}
-    first, last = [], []
+    first: list[dict[str, float]] = []
+    last: list[dict[str, float]] = []
     G.train()
     D.train()
     while step < cfg.steps:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,7 +84,7 @@ class DMNScores:
         return d
 
     def to_dict(self) -> dict:
-        d = {"size": self.size, "count": self.count, "own_exemplar": {"parse": self.own.to_dict(),
+        d: dict[str, Any] = {"size": self.size, "count": self.count, "own_exemplar": {"parse": self.own.to_dict(),
              "l1": round(self.l1, 4), "psnr_db": round(self.psnr_db, 3)},
              "other_exemplar": {"parse": self.other.to_dict()}}
         if self.tex_real is not None:

@@ -168,7 +168,8 @@ def _train(data_dir, out: Path, cfg: ParserTrainConfig, dist: "ddp.DistInfo", *,
     mcfg = FaceParserConfig.from_dict({**FaceParserConfig().to_dict(), "input_size": cfg.size, **cfg.model})
     model = FaceParser(mcfg).to(cfg.device)
     if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        # torch's stubs omit the documented Module.to(memory_format=...) form
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step = 0
     if state is None and cfg.init:

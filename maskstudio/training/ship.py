@@ -84,7 +84,7 @@ def ship(kind: str, run: Path, eval_json: Path | None, commands: list[str], note
     split_note = ("seeded and deterministic (`split_stems`, seed 0, 10 % held out); the held-out file stems "
                   "are listed in the JSON's `meta.train.split.val_stems`")
     card = [f"# {title}", "",
-            f"`{st.name}` + `{js.name}` — architecture `{arch}`, config `{json.dumps(loaded.module.cfg.to_dict())}`, "
+            f"`{st.name}` + `{js.name}` — architecture `{arch}`, config `{json.dumps(loaded.config)}`, "
             f"{n_params:,} parameters, stored as float16 ({st.stat().st_size / 1e6:.1f} MB).", "",
             f"Date: {date}. Trained on CPU (2 shared cores; no GPU was available).", "",
             "## Data and terms", "", TERMS, "",
