@@ -76,7 +76,7 @@ def photo_section(settings, *, device: str = "cpu", precision: str = "auto", qui
                              *_timed(lambda: warp_crop(photo, align_face(photo, parser).crop_from_photo, 512),
                                      reps)))
             src = open_photo(path, parser)
-        from maskstudio.cli.cmd_bench import _Strokes
+        from maskstudio.bench.engine import _Strokes
 
         for whole in (False, True):
             for paste in (False, True):
