@@ -83,7 +83,7 @@ class _JobThread(QThread):
         self.name = name
         self._fn = fn
         self._cancel_exceptions = cancel_exceptions
-        self._on_done = on_done
+        self._on_done: Callable[[JobOutcome], None] | None = on_done
         self._owner = owner
         self.ctx = JobContext(self)
         # bound methods of this QObject: queued to the GUI thread (where the job object lives),
@@ -147,7 +147,7 @@ class JobRunner(QObject):
 
         if exclusive and self._exclusive is not None:
             raise RenderError(f"{name}: {self._exclusive.name} is still running (cancel it first)")
-        state = {"job": None}
+        state: dict[str, _JobThread | None] = {"job": None}
 
         def on_done(out: JobOutcome) -> None:
             if self._exclusive is state["job"]:
