@@ -67,6 +67,11 @@ class JobContext:
     def progress(self, percent: int, text: str = "") -> None:
         self.report((int(percent), str(text)))
 
+    def wait(self, ms: int = 30000) -> bool:
+        """Block until the job's thread ended (its outcome is still delivered through the GUI
+        thread's event loop). True when it did within ``ms``."""
+        return self._job.wait(ms)
+
 
 #: every job whose thread has not been reaped yet: a job outlives the runner (or widget) that
 #: started it until its thread has ended, so no QThread is ever destroyed while it runs
