@@ -30,13 +30,13 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(0)
         lab = np.zeros((n, n), np.uint8)
         lab[n // 5:4 * n // 5, n // 4:3 * n // 4] = 1
-        s.new_document(lab)
+        doc = s.new_document(lab)
         s.set_exemplar(Exemplar(rng.integers(0, 256, (n, n, 3), dtype=np.uint8), lab), mark_dirty=False)
         for i in range(30):
-            s.doc.stroke([(n * 0.1 + i * n / 50, n * 0.12), (n * 0.6, n * 0.8 - i * n / 100)], n / 25, 13)
+            doc.stroke([(n * 0.1 + i * n / 50, n * 0.12), (n * 0.6, n * 0.8 - i * n / 100)], n / 25, 13)
         snap_ms, write_ms = [], []
         for i in range(args.rounds):
-            s.doc.stroke([(n * 0.12 + i, n * 0.14), (n * 0.4, n * 0.6)], n / 50, 2 + i % 10)
+            doc.stroke([(n * 0.12 + i, n * 0.14), (n * 0.4, n * 0.6)], n / 50, 2 + i % 10)
             t0 = time.perf_counter()
             snap = s.autosave_snapshot()
             t1 = time.perf_counter()

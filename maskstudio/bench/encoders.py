@@ -46,7 +46,7 @@ def main() -> int:
     device = torch.device(args.device)
     torch.manual_seed(0)
     x = (torch.rand(args.batch, 3, 256, 256) * 2 - 1).to(device)
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, float | str]] = {}
 
     def record(name: str, times: list[float]) -> None:
         results[name] = {"median_ms": statistics.median(times), "min_ms": min(times),

@@ -117,7 +117,8 @@ class _Strokes:
         return self.doc.labels
 
 
-def _engine_latency(engine, labels, exemplar, size: int, repeats: int, warmup: int = 2) -> list[float]:
+def _engine_latency(engine, labels, exemplar, size: int, repeats: int,
+                    warmup: int = 2) -> tuple[list[float], list[float]]:
     """Stroke -> submit -> image in the callback, one stroke at a time (no queueing)."""
     import threading
 
@@ -132,7 +133,8 @@ def _engine_latency(engine, labels, exemplar, size: int, repeats: int, warmup: i
         done.set()
 
     engine.set_callback(cb)
-    times, cpu = [], []
+    times: list[float] = []
+    cpu: list[float] = []
     for i in range(warmup + repeats):
         done.clear()
         c0 = time.process_time()
@@ -154,7 +156,7 @@ def _engine_latency(engine, labels, exemplar, size: int, repeats: int, warmup: i
 
 
 def _naive_latency(net, labels, ex_image, ex_labels, size: int, repeats: int, warmup: int = 1,
-                   out_size: int | None = None) -> list[float]:
+                   out_size: int | None = None) -> tuple[list[float], list[float]]:
     """The official demo's per-stroke work: fp32, full forward incl. style encoding, no caches
     (at ``size``; upscaled to ``out_size`` when the DMN's native size is smaller)."""
     import torch
@@ -164,7 +166,8 @@ def _naive_latency(net, labels, ex_image, ex_labels, size: int, repeats: int, wa
 
     strokes = _Strokes(labels, seed=size)
     dev = next(net.parameters()).device
-    times, cpu = [], []
+    times: list[float] = []
+    cpu: list[float] = []
     for i in range(warmup + repeats):
         c0 = time.process_time()
         t0 = time.perf_counter()
@@ -218,7 +221,8 @@ def _dmn_section(args, settings, name: str, module, config: dict, note: str,
             naive_ms, naive_cpu = _naive_latency(naive_net, labels, ex_image, ex_labels, gen,
                                                  max(2, reps[size] // 2), out_size=size)
             del naive_net
-            entry = {"generated_px": gen, "engine": _stats(eng_ms), "engine_cpu": _stats(eng_cpu), "peak_mib": peak,
+            entry: dict[str, Any] = {"generated_px": gen, "engine": _stats(eng_ms), "engine_cpu": _stats(eng_cpu),
+                                     "peak_mib": peak,
                      "naive": _stats(naive_ms), "naive_cpu": _stats(naive_cpu),
                      "load_avg_1min": os.getloadavg()[0]}
             entry["speedup_p50"] = entry["naive"]["p50_ms"] / entry["engine"]["p50_ms"]
@@ -337,7 +341,7 @@ def _latent_section(args, settings, gen_size: int, dmn, dmn_cfg, labels, ex_imag
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
-    out = {"generator_size": gen_size, "output_size": size, "build_s": build_s,
+    out: dict[str, Any] = {"generator_size": gen_size, "output_size": size, "build_s": build_s,
            "device": str(engine.policy.device),
            "stages": {k: _stats(v) for k, v in stage_ms.items() if v},
            "stroke_to_photo": _stats(total_ms), "edit_slider_move": _stats(edit_ms),
@@ -436,7 +440,7 @@ def _style_slider_section(args, settings, dmn, dmn_cfg, dmn_meta, labels, ex_ima
         engine.render_sync(RenderRequest(lab, ex, size_px=size, region_styles={"hair": other}))
         t2, c2, r2 = _submit_latency(engine, lambda i: move(i + 1000, {"hair": other}), reps)
         passes = sorted({r.stages_run.count("face") for r in r2})
-        out = {"boundary": name, "boundaries": sorted(bounds), "note": note, "size_px": size,
+        out: dict[str, Any] = {"boundary": name, "boundaries": sorted(bounds), "note": note, "size_px": size,
                "slider_move": _stats(t1), "slider_move_cpu": _stats(c1),
                "stages_per_move": sorted({tuple(r.stages_run) for r in r1}),
                "slider_move_one_region": _stats(t2), "slider_move_one_region_cpu": _stats(c2),

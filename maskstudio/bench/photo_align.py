@@ -53,9 +53,9 @@ def synthetic_photo(crop: np.ndarray, rng: np.random.Generator, size_wh=(1600, 1
     bg += rng.normal(0, 6, size=(h, w, 3)).astype(np.float32)
     face = cv2.warpAffine(crop, m, (w, h), flags=cv2.INTER_LINEAR)
     e = s // 16
-    a = np.zeros((s, s), np.float32)
-    a[e:-e, e:-e] = 1
-    a = cv2.warpAffine(cv2.GaussianBlur(a, (0, 0), e / 2), m, (w, h))[..., None]
+    inside = np.zeros((s, s), np.float32)
+    inside[e:-e, e:-e] = 1
+    a = cv2.warpAffine(cv2.GaussianBlur(inside, (0, 0), e / 2), m, (w, h))[..., None]
     img = np.clip(a * face + (1 - a) * bg, 0, 255).round().astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG", quality=quality)
@@ -89,7 +89,9 @@ def main(argv=None) -> int:
     meta = json.loads((SHIPPED_CHECKPOINTS / "face_parser.json").read_text())["meta"]
     stems = meta["train"]["split"]["val_stems"][: args.n]
     models = ModelSet.from_settings(Settings.from_env(device="cpu"), policy=DevicePolicy("cpu"))
-    parser = models.load(models.first("parser").id).module
+    parser_info = models.first("parser")
+    assert parser_info is not None, "the shipped face parser is missing"
+    parser = models.load(parser_info.id).module
     rng = np.random.default_rng(args.seed)
     cm_orig, cm_photo = ConfusionMatrix(), ConfusionMatrix()
     cm_small, cm_large = ConfusionMatrix(), ConfusionMatrix()

@@ -66,7 +66,8 @@ def main(argv=None) -> int:
     codes = style_codes(net, np.stack([f[0] for f in faces]), np.stack([f[1] for f in faces]))
     light = np.array([measure(im, lb)["hair_lightness"] for im, lb in faces])
     rng = np.random.default_rng(0)
-    res = {"composite": {"hair": [], "skin": [], "ms": []}, "spatial": {"hair": [], "skin": [], "ms": []}}
+    res: dict[str, dict[str, list[float]]] = {"composite": {"hair": [], "skin": [], "ms": []},
+                                              "spatial": {"hair": [], "skin": [], "ms": []}}
     n = min(a.pairs, len(faces) // 3) if len(faces) >= 3 else 0
     for _ in range(n):
         ia, im_ = rng.choice(len(faces), 2, replace=False)

@@ -54,16 +54,18 @@ def main(argv=None) -> int:
     template = read_label_png(RESOURCES / "sample" / "template_mask.png", resize=False).labels
     ex = sorted(p for p in (RESOURCES / "gallery").glob("*.png") if is_exemplar_image(p))[0]
     ex_rgb = read_rgb(ex)
-    ex_mask = read_label_png(sibling_mask(ex), resize=False).labels
+    ex_mask_path = sibling_mask(ex)
+    assert ex_mask_path is not None, f"{ex}: a shipped exemplar without its mask"
+    ex_mask = read_label_png(ex_mask_path, resize=False).labels
 
     def tens(mask, size):
-        m = np.asarray(Image.fromarray(mask).resize((size, size), Image.NEAREST)).astype(np.int64)
+        m = np.asarray(Image.fromarray(mask).resize((size, size), Image.Resampling.NEAREST)).astype(np.int64)
         return one_hot(torch.from_numpy(m)[None].to(a.device))
 
     with torch.no_grad():
         for size in (128, 256, 512):
             oh, roh = tens(template, size), tens(ex_mask, size)
-            rimg = torch.from_numpy(np.array(Image.fromarray(ex_rgb).resize((size, size), Image.BICUBIC)))
+            rimg = torch.from_numpy(np.array(Image.fromarray(ex_rgb).resize((size, size), Image.Resampling.BICUBIC)))
             rimg = rimg.permute(2, 0, 1)[None].float().div(127.5).sub(1).to(a.device)
             style = G.encode_style(roh, rimg)
             res[f"dmn_encode_style_{size}_ms"] = _median_ms(lambda roh=roh, rimg=rimg: G.encode_style(roh, rimg), a.repeats)

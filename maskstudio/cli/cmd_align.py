@@ -58,9 +58,10 @@ def handler(args: argparse.Namespace) -> int:
     parser = parser_module(load_parser_models(args.device))
     src = open_photo(args.photo, parser, size=args.size, face=args.face)
     write_png(args.out, src.crop)
-    if args.json is not None:
-        write_json(args.json, src.alignment.to_json())
     al = src.alignment
+    assert al is not None  # open_photo always aligns
+    if args.json is not None:
+        write_json(args.json, al.to_json())
     print(f"{args.out}: face {al.face_index} of {al.n_faces}, box {al.box.to_list()}, "
           f"angle {al.angle_deg:+.1f}°, scale {al.scale:.3f} crop px per photo px")
     return 0

@@ -92,7 +92,7 @@ class ProgressBar:
         self.width = width
         self.min_interval_s = min_interval_s
         self._last = 0.0
-        self._key = None
+        self._key: tuple[str, str] | None = None   # (stage, file) of the line being drawn
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._open = False
 

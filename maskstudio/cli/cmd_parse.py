@@ -48,7 +48,7 @@ def handler(args: argparse.Namespace) -> int:
     from maskstudio.training.distributed import shard_for_this_rank
 
     images, device = shard_for_this_rank(args.images, args.device)
-    parser = load_parser(args.parser or default_parser_path(), resolve_device(device))
+    parser = load_parser(args.parser or default_parser_path(), resolve_device(device or "auto"))
     args.out.mkdir(parents=True, exist_ok=True)
     for img in images:
         rgb = read_rgb(img)  # big photos are shrunk while decoding (bounded memory) ...

@@ -103,7 +103,7 @@ def load_exemplar(image_path: Path, mask_path: Path | None = None):
     image = read_rgb(image_path)
     mpath = mask_path if mask_path is not None else sibling_mask(image_path)
     labels = read_labels(mpath) if mpath is not None else None
-    if labels is not None and labels.shape != image.shape[:2]:
+    if mpath is not None and labels is not None and labels.shape != image.shape[:2]:
         from maskstudio.engine.pipeline import _resize_labels
 
         if labels.shape[0] != labels.shape[1] or image.shape[0] != image.shape[1]:
@@ -280,6 +280,7 @@ def handler(args: argparse.Namespace) -> int:
                     print(f"maskstudio: warning: {w}", file=sys.stderr)
                 if not res.ok:
                     raise RenderError(f"{mpath}: {res.error}")
+                assert res.image is not None  # res.ok: an image and no error
                 out = args.out / f"{mpath.stem}.png" if batch else args.out
                 write_png(out, res.image, parents=True)
                 if args.save_latent is not None and res.style_latent is not None:  # the DMN face: its style

@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
-        if "gui" in parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
+        subparsers = parser._subparsers   # the COMMAND group (build_parser adds it)
+        commands = subparsers._group_actions[0].choices if subparsers is not None else None
+        if commands is not None and "gui" in commands:
             args = parser.parse_args(["gui", *(argv or sys.argv[1:])])
         else:
             parser.print_help()

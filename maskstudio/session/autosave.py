@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 import uuid
 from collections.abc import Iterable
@@ -51,9 +52,7 @@ __all__ = ["AutosaveStore", "CrashedAutosave", "remove_stale_tmp", "STALE_TMP_AG
 # ---------------------------------------------------------------------------- OS file locks
 def _try_lock(fh: IO[bytes]) -> bool:
     """Exclusive, non-blocking lock on an open file; False when another holder has it."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
+    if sys.platform == "win32":
         import msvcrt
 
         try:
@@ -62,6 +61,8 @@ def _try_lock(fh: IO[bytes]) -> bool:
             return True
         except OSError:
             return False
+    import fcntl
+
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True

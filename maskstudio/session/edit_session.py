@@ -281,7 +281,7 @@ class EditSession:
         return Project(
             labels=np.array(self.doc.labels),
             original_labels=np.array(self.doc.original),
-            original_size_hw=tuple(self.doc.original_size_hw) if self.doc.original_size_hw else None,
+            original_size_hw=self.doc.original_size_hw,
             exemplar_name=(ex.name or None) if ex is not None else None,
             exemplar_image=None if ex is None else np.array(ex.image),
             exemplar_mask=None if ex is None or ex.labels is None else np.array(ex.labels),
@@ -340,6 +340,7 @@ class EditSession:
 
         self.region_styles, self.style_sources, self.region_names = {}, {}, {}
         for g in proj.region_styles:
+            src: StyleCode | Exemplar
             if g.get("code") is not None:
                 src = StyleCode(g["code"], name=g.get("name") or "")
             else:
@@ -357,6 +358,8 @@ class EditSession:
         if proj.photo_file is not None:
             from maskstudio.photo.edit import PhotoSource
 
+            # load_project and save_project refuse a photo without its parsed mask
+            assert proj.photo_parsed is not None, "a project's source photo needs its parsed mask"
             self.set_photo(PhotoSource.from_saved(proj.photo_file, proj.photo_name or "photo",
                                                   proj.photo_alignment or {}, proj.photo_parsed))
         self.whole_face = bool(proj.whole_face)

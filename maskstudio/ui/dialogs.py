@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QAbstractButton, QFileDialog, QMessageBox, QWidget
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +52,15 @@ def ask(parent: QWidget | None, title: str, text: str, choices: tuple[str, ...] 
     box.setWindowTitle(title)
     box.setText(text)
     box.setIcon(QMessageBox.Icon.Question)
-    buttons = {}
+    buttons: dict[QAbstractButton, str] = {}
     for label in choices:
         role = QMessageBox.ButtonRole.RejectRole if label == "Cancel" else QMessageBox.ButtonRole.AcceptRole
         if label in ("Discard", "Don't save", "No"):
             role = QMessageBox.ButtonRole.DestructiveRole
-        buttons[box.addButton(label, role)] = label
+        button = box.addButton(label, role)
+        buttons[button] = label
         if label == default:
-            box.setDefaultButton(list(buttons)[-1])
+            box.setDefaultButton(button)
     box.exec()
     return buttons.get(box.clickedButton(), default or choices[-1])
 

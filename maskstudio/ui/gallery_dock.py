@@ -166,7 +166,10 @@ class GalleryWidget(QWidget):
         if self.regions:
             menu.addSeparator()
         for region in self.regions:
-            act = menu.addAction(f"Use for {region}", lambda r=region: self.regionStyleChosen.emit(entry, r))
+            def use_for(r: str = region) -> None:
+                self.regionStyleChosen.emit(entry, r)
+
+            act = menu.addAction(f"Use for {region}", use_for)
             act.setToolTip(f"Style the {region} with this exemplar (per-region DMN style)")
         return menu
 

@@ -67,6 +67,11 @@ class JobContext:
     def progress(self, percent: int, text: str = "") -> None:
         self.report((int(percent), str(text)))
 
+    def wait(self, ms: int = 30000) -> bool:
+        """Block until the job's thread ended (its outcome is still delivered through the GUI
+        thread's event loop). True when it did within ``ms``."""
+        return self._job.wait(ms)
+
 
 #: every job whose thread has not been reaped yet: a job outlives the runner (or widget) that
 #: started it until its thread has ended, so no QThread is ever destroyed while it runs
@@ -83,7 +88,7 @@ class _JobThread(QThread):
         self.name = name
         self._fn = fn
         self._cancel_exceptions = cancel_exceptions
-        self._on_done = on_done
+        self._on_done: Callable[[JobOutcome], None] | None = on_done
         self._owner = owner
         self.ctx = JobContext(self)
         # bound methods of this QObject: queued to the GUI thread (where the job object lives),
@@ -147,7 +152,7 @@ class JobRunner(QObject):
 
         if exclusive and self._exclusive is not None:
             raise RenderError(f"{name}: {self._exclusive.name} is still running (cancel it first)")
-        state = {"job": None}
+        state: dict[str, _JobThread | None] = {"job": None}
 
         def on_done(out: JobOutcome) -> None:
             if self._exclusive is state["job"]:

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, cast
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, QSize, QStandardPaths, Qt, QTimer, Signal
@@ -29,6 +29,7 @@ from maskstudio import __version__
 from maskstudio.errors import MaskStudioError
 from maskstudio.io.images import read_rgb, write_png
 from maskstudio.labels import CLASSES, DISPLAY_NAMES
+from maskstudio.mask import MaskDocument
 from maskstudio.session import AUTOSAVE_HISTORY, MAX_PROJECT_HISTORY, AutosaveStore, EditSession, remove_stale_tmp
 from maskstudio.settings import Settings
 from maskstudio.ui import dialogs
@@ -52,6 +53,12 @@ IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp);;All files (*)"
 PROJECT_FILTER = "MaskStudio project (*.msproj);;All files (*)"
 
 
+def _pref_number(q: QSettings, key: str, default: float) -> str | int | float:
+    """A numeric preference as stored: the text read back from the settings file, or the number
+    set in this run (``QSettings.value`` is typed ``object``)."""
+    return cast("str | int | float", q.value(key, default))
+
+
 def default_state_dir() -> Path:
     loc = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
     return Path(loc or Path.home() / ".maskstudio")
@@ -73,10 +80,10 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings.from_env()
         self.qsettings = qsettings or QSettings()
         app = QApplication.instance()
-        if app is not None:  # before any icon is made: icons take the theme's colour
+        if isinstance(app, QApplication):  # before any icon is made: icons take the theme's colour
             apply_theme(app, str(self.qsettings.value("ui/dark", "false")).lower() == "true")
         #: side of full renders (None: the mask's side, 512); a preference for slow CPUs
-        self.render_size_px = render_size_px or (int(self.qsettings.value("render/size_px", 0) or 0) or None)
+        self.render_size_px = render_size_px or (int(_pref_number(self.qsettings, "render/size_px", 0) or 0) or None)
         self.setWindowTitle("MaskStudio")
         self.setWindowIcon(icon("mdi6.face-woman-shimmer"))
         self.resize(1440, 860)
@@ -86,9 +93,9 @@ class MainWindow(QMainWindow):
         self._gc = MainThreadGC(self)
 
         #: the editing state; the window wires widgets to it
-        self.session = EditSession(AutosaveStore(state_dir or default_state_dir()))
-        self.autosave = self.session.autosave
-        self._wired_doc = None               # the document whose listeners this window attached
+        self.autosave = AutosaveStore(state_dir or default_state_dir())
+        self.session = EditSession(self.autosave)
+        self._wired_doc: MaskDocument | None = None   # the document whose listeners this window attached
         self._source_path: Path | None = None  # the mask / photo / part folder opened (export suggestions)
         self._stroke_active = False
         self._closing = False
@@ -465,6 +472,7 @@ class MainWindow(QMainWindow):
     def _wire_document(self) -> None:
         """The session has a new document: move the listeners over and show it."""
         old, doc = self._wired_doc, self.session.doc
+        assert doc is not None  # "document" is emitted by new_document, after it set the document
         if old is not None:
             old.remove_listener(self._on_doc_changed)
             old.remove_history_listener(self._refresh_history)
@@ -554,7 +562,7 @@ class MainWindow(QMainWindow):
 
     def set_dark(self, on: bool) -> None:
         app = QApplication.instance()
-        if app is not None:
+        if isinstance(app, QApplication):
             apply_theme(app, bool(on))
         self.palette_widget.refresh_theme()
         refresh_themed(self)
@@ -670,7 +678,7 @@ class MainWindow(QMainWindow):
         target = {"edit": "photo", "agile": "agile", "dual": "dual"}.get(group)
         if target and self.render_view.current_output() == "face":
             idx = self.render_view.output.findData(target)
-            item = self.render_view.output.model().item(idx)
+            item = self.render_view.output_item(idx)
             if item is not None and item.isEnabled():
                 self.render_view.output.blockSignals(True)
                 self.render_view.output.setCurrentIndex(idx)
@@ -692,7 +700,7 @@ class MainWindow(QMainWindow):
     def _load_gallery(self) -> None:
         for entry in scan_folder(Path(self.settings.resources) / "gallery"):
             self.gallery.add_entry(entry)
-        for p in self.qsettings.value("gallery/user", [], type=list) or []:
+        for p in cast("list[str]", self.qsettings.value("gallery/user", [], type=list)) or []:
             path = Path(p)
             if path.is_file():
                 self.gallery.add_entry(GalleryEntry(path.stem, path, sibling_mask(path)))
@@ -728,10 +736,10 @@ class MainWindow(QMainWindow):
 
     def add_exemplars(self, paths: list | None = None) -> None:
         if paths is None:
-            p = dialogs.get_open_path(self, "Add exemplar image", IMAGE_FILTER)
-            if not p:
+            chosen = dialogs.get_open_path(self, "Add exemplar image", IMAGE_FILTER)
+            if not chosen:
                 return
-            paths = [p]
+            paths = [chosen]
         added = []
         last = None
         for p in paths:
@@ -748,7 +756,7 @@ class MainWindow(QMainWindow):
         if last is not None:   # what is shown as selected is what renders
             self.use_exemplar(last)
         if added:
-            user = list(self.qsettings.value("gallery/user", [], type=list) or [])
+            user = list(cast("list[str]", self.qsettings.value("gallery/user", [], type=list)) or [])
             self.qsettings.setValue("gallery/user", list(dict.fromkeys(user + added)))
 
     # ================================================================== files
@@ -960,7 +968,9 @@ class MainWindow(QMainWindow):
             path = dialogs.get_save_path(self, "Save project", PROJECT_FILTER, self._last_dir())
             if not path:
                 return False
-        path = Path(path or self.project_path)
+        target = path or self.project_path
+        assert target is not None  # no path given: the project's own (asked for above when it has none)
+        path = Path(target)
         with self._guard("Save project"):
             self._pull_settings()
             path = self.session.save_project(path, models=self.client.model_identities())
@@ -1187,7 +1197,8 @@ class MainWindow(QMainWindow):
 
     def recent_files(self) -> list[tuple[str, str]]:
         try:
-            return [tuple(x) for x in json.loads(self.qsettings.value("files/recent", "[]") or "[]")]
+            # "files/recent" is only ever set to JSON text (_add_recent)
+            return [tuple(x) for x in json.loads(cast(str, self.qsettings.value("files/recent", "[]")) or "[]")]
         except (ValueError, TypeError):
             return []
 
@@ -1198,8 +1209,9 @@ class MainWindow(QMainWindow):
             a = self.recent_menu.addAction("(none)")
             a.setEnabled(False)
             return
-        openers = {"project": self.open_project, "mask": self.open_mask, "photo": self.open_photo,
-                   "parts": self.open_part_folder}
+        openers: dict[str, Callable[[str], object]] = {
+            "project": self.open_project, "mask": self.open_mask, "photo": self.open_photo,
+            "parts": self.open_part_folder}
         for path, kind in rec:
             a = self.recent_menu.addAction(f"{Path(path).name}  ({kind})")
             a.setToolTip(path)
@@ -1216,10 +1228,10 @@ class MainWindow(QMainWindow):
         self.act_dark.setChecked(str(q.value("ui/dark", "false")).lower() == "true")
         if not self.act_dark.isChecked():
             app = QApplication.instance()
-            if app is not None:
+            if isinstance(app, QApplication):
                 apply_theme(app, False)
-        self.canvas.set_brush_size(float(q.value("tools/brush_px", 16.0)))
-        self.opacity_slider.setValue(int(q.value("canvas/opacity", 60)))
+        self.canvas.set_brush_size(float(_pref_number(q, "tools/brush_px", 16.0)))
+        self.opacity_slider.setValue(int(_pref_number(q, "canvas/opacity", 60)))
         self._rebuild_recent_menu()
 
     def _save_preferences(self) -> None:
@@ -1375,7 +1387,7 @@ class MainWindow(QMainWindow):
         it is shown, or dropped when a newer render was asked for, like every other result."""
         if self.doc is None or self.exemplar is None:
             return
-        kw = {"size_px": int(self.render_size_px)} if self.render_size_px else {}
+        kw: dict[str, Any] = {"size_px": int(self.render_size_px)} if self.render_size_px else {}
         with self._guard("Image2StyleGAN"):
             self.client.submit(self.doc.labels, self.exemplar, output="photo", latent=out.latent,
                                noise=getattr(out, "noise", None), tag=("tool", out.name, bool(out.cancelled), out.latency_ms), **kw)

@@ -201,6 +201,7 @@ class ModelsDialog(QDialog):
 
     def state_of(self, model_id: str) -> str:
         item = self.table.item(self._rows.index(model_id), 3)
+        assert item is not None, "every row has its state cell"
         return str(item.data(Qt.ItemDataRole.UserRole))
 
     def _update_details(self) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPen
+from PySide6.QtGui import QColor, QImage, QPainter, QPen, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QComboBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget,
 )
@@ -144,7 +144,7 @@ class RenderView(QWidget):
         head.addWidget(self.full_photo)
         head.addWidget(self.whole_face)
         self.photo_mode = False
-        self.last_photo: tuple[np.ndarray, np.ndarray] | None = None   # (edited crop, full photo)
+        self.last_photo: tuple[np.ndarray, np.ndarray | None] | None = None   # (edited crop, full photo)
         self.full_photo.setVisible(False)
         self.whole_face.setVisible(False)
         lay.addLayout(head)
@@ -164,9 +164,15 @@ class RenderView(QWidget):
     def current_output(self) -> str:
         return self.output.currentData()
 
+    def output_item(self, idx: int) -> QStandardItem | None:
+        """The output combo's item at ``idx`` (a QComboBox's own model is a QStandardItemModel)."""
+        model = self.output.model()
+        assert isinstance(model, QStandardItemModel)
+        return model.item(idx)
+
     def set_output_enabled(self, key: str, enabled: bool, reason: str = "") -> None:
         idx = self.output.findData(key)
-        item = self.output.model().item(idx)
+        item = self.output_item(idx)
         if item is not None:
             item.setEnabled(enabled)
             item.setToolTip("" if enabled else reason)

@@ -196,7 +196,7 @@ class SlidersWidget(QWidget):
         form = QFormLayout()
         self.dual_style = QComboBox()
         self.dual_style.setToolTip("Installed DualStyleGAN style model")
-        self.dual_style.currentIndexChanged.connect(lambda _i: (self._fill_codes(), self.changed.emit("dual")))
+        self.dual_style.currentIndexChanged.connect(self._on_dual_style)
         self.dual_code = QComboBox()
         self.dual_code.setToolTip("Extrinsic style code of the DualStyleGAN model "
                                   "(a gallery exemplar with the same name selects it too)")
@@ -341,6 +341,10 @@ class SlidersWidget(QWidget):
                 self._fill_codes()
             elif key == "tools":
                 self.loss_label.setText(st.note)
+
+    def _on_dual_style(self, _index: int) -> None:
+        self._fill_codes()
+        self.changed.emit("dual")
 
     def _fill_codes(self) -> None:
         """Code choices "<style id>: <name>" (the id is the official --style_id when the model
