@@ -95,6 +95,17 @@ def check_regular_file(path: str | os.PathLike[str], what: str = "file",
     return p
 
 
+def read_file_bytes(path: str | os.PathLike[str], what: str = "file",
+                    error: type[MaskStudioError] = MaskFileError) -> bytes:
+    """The whole file (checked by :func:`check_regular_file` first); ``error`` naming it if it
+    cannot be read. Used where the original bytes are kept, e.g. a photo a project stores."""
+    p = check_regular_file(path, what, error)
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise file_error(error, path, f"cannot read ({e.strerror or e})") from e
+
+
 _HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<!--", b"<?xml", b"<title", b"<meta",
                  b"<script")
 

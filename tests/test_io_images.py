@@ -14,6 +14,7 @@ from maskstudio.io.images import (
     is_exemplar_image,
     is_mask_sibling,
     read_rgb,
+    read_rgb_full,
     sibling_mask,
     write_png,
 )
@@ -207,3 +208,17 @@ def test_hostile_images_are_refused_cleanly(tmp_path, case):
     if case.startswith(("png6", "gif", "png1")):
         assert "largest accepted" in msg
 
+
+
+def test_transparency_is_composited_on_white_and_bytes_read_like_the_file(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[:4, :, :3] = (200, 10, 10)
+    rgba[:4, :, 3] = 255          # top half opaque red, bottom half fully transparent black
+    p = tmp_path / "cutout.png"
+    Image.fromarray(rgba, "RGBA").save(p)
+    got = read_rgb(p)
+    np.testing.assert_array_equal(got[:4], np.broadcast_to(np.array([200, 10, 10], np.uint8), (4, 8, 3)))
+    assert (got[4:] == 255).all()
+    np.testing.assert_array_equal(read_rgb_full(p, data=p.read_bytes()), got)
+    with pytest.raises(MaskFileError, match="named.png"):
+        read_rgb_full("named.png", data=b"not an image at all")

@@ -12,7 +12,7 @@ from maskstudio.errors import FaceError, MaskFileError, MaskStudioError
 from maskstudio.photo.align import (Alignment, _compose, align_face, crop_landmarks, detect_faces,
                                     similarity_lstsq, warp_crop)
 from maskstudio.photo.landmarks import MEAN_LANDMARKS_512, LandmarkError, landmarks_from_labels
-from maskstudio.photo.reading import read_photo
+from maskstudio.io.images import read_rgb_full
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_exif_rotated_jpeg_is_read_upright_and_aligned(parser, tmp_path):
     exif[0x0112] = 6
     path = tmp_path / "phone.jpg"
     Image.fromarray(stored).save(path, quality=95, exif=exif.tobytes())
-    upright = read_photo(path)
+    upright = read_rgb_full(path)
     assert upright.shape == photo.shape
     assert np.abs(upright.astype(int) - photo.astype(int)).mean() < 3
     al = align_face(upright, parser)
@@ -186,7 +186,7 @@ def test_read_photo_converts_modes(tmp_path, mode):
         im = Image.fromarray((np.asarray(im.convert("L")).astype(np.uint16) * 257))
         path = tmp_path / "a.png"
     im.save(path)
-    rgb = read_photo(path)
+    rgb = read_rgb_full(path)
     assert rgb.dtype == np.uint8 and rgb.shape == (512, 512, 3)
     grey = np.asarray(Image.fromarray(crop).convert("L"), np.float64)
     assert np.abs(rgb.mean(2) - grey).mean() < 25
@@ -196,12 +196,12 @@ def test_read_photo_errors_name_the_file(tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8not really a jpeg")
     with pytest.raises(MaskFileError, match="broken.jpg"):
-        read_photo(bad)
+        read_rgb_full(bad)
     with pytest.raises(MaskFileError, match="no such file"):
-        read_photo(tmp_path / "missing.jpg")
+        read_rgb_full(tmp_path / "missing.jpg")
     Image.new("RGB", (300, 200)).save(tmp_path / "big.png")
-    with pytest.raises(MaskFileError, match="big.png: 300×200"):
-        read_photo(tmp_path / "big.png", max_pixels=10_000)
+    with pytest.raises(MaskFileError, match="big.png: image is 300x200"):
+        read_rgb_full(tmp_path / "big.png", max_pixels=10_000)
 
 
 def test_large_photo_is_detected_on_a_downscaled_copy(parser):

@@ -40,7 +40,7 @@ def photo_section(settings, *, device: str = "cpu", precision: str = "auto", qui
     from maskstudio.engine.pipeline import Engine
     from maskstudio.photo.align import align_face, warp_crop
     from maskstudio.photo.edit import open_photo, parser_module, render_edit
-    from maskstudio.photo.reading import read_photo
+    from maskstudio.io.images import read_rgb_full
 
     res = Path(settings.resources) / "gallery"
     sample = res / "dmn_sample_01.png"
@@ -67,7 +67,7 @@ def photo_section(settings, *, device: str = "cpu", precision: str = "auto", qui
                   f"{engine.policy.describe()}):", flush=True)
 
             def align_file():
-                rgb = read_photo(path)
+                rgb = read_rgb_full(path)
                 al = align_face(rgb, parser)
                 warp_crop(rgb, al.crop_from_photo, 512)
 

@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     from maskstudio.models.face_parser import parse_image
     from maskstudio.photo.align import _compose, _apply, align_face, warp_crop
     from maskstudio.photo.landmarks import LandmarkError, landmarks_from_labels
-    from maskstudio.photo.reading import read_photo
+    from maskstudio.io.images import read_rgb_full
     from maskstudio.settings import SHIPPED_CHECKPOINTS, Settings
     from maskstudio.training.data import read_labels
     from maskstudio.training.metrics import ConfusionMatrix
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     cm_small, cm_large = ConfusionMatrix(), ConfusionMatrix()
     err_fix, err_id, times, failures = [], [], [], []
     for stem in stems:
-        crop = read_photo(pairs / "images" / f"{stem}.jpg")
+        crop = read_rgb_full(pairs / "images" / f"{stem}.jpg")
         gt = read_labels(pairs / "masks" / f"{stem}.png", size=crop.shape[0])
         photo, photo_from_crop = synthetic_photo(crop, rng)
         band = crop.shape[0] // 8

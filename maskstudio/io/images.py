@@ -225,8 +225,9 @@ def orient_array(arr: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def _to_rgb(im):
-    """Any Pillow mode -> mode RGB (16/32-bit grey scaled to 8 bits; CMYK, palette, alpha
-    converted; alpha dropped as Pillow does)."""
+    """Any Pillow mode -> mode RGB (16/32-bit grey scaled to 8 bits; CMYK and palette
+    converted; transparency composited on white, so a cut-out face shows on white, not on
+    whatever colour its transparent pixels happen to hold)."""
     from PIL import Image
 
     if im.mode == "RGB":
@@ -238,6 +239,10 @@ def _to_rgb(im):
         else:
             a = np.clip(a, 0, 255)
         return Image.fromarray(a.astype(np.uint8), "L").convert("RGB")
+    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
     return im.convert("RGB")
 
 
@@ -266,18 +271,20 @@ def image_size_hw(path: PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS) -> tupl
 
 
 def read_rgb(path: PathLike, size: int | None = None, *, max_side: int | None = PHOTO_MAX_SIDE,
-             max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+             max_pixels: int = MAX_IMAGE_PIXELS, data: bytes | None = None) -> np.ndarray:
     """An image file as uint8 H x W x 3 RGB, upright (EXIF orientation), a new writable array.
 
     The size is checked from the header first (over ``max_pixels``: ``MaskFileError``). Larger
     than ``max_side`` (longest side): shrunk while decoding, aspect kept (``None``: full
     resolution, see :func:`read_rgb_full`). ``size``: then resized to ``size`` x ``size``
     (area filter when shrinking, bicubic when growing). Any decoding problem raises
-    :class:`MaskFileError` naming the file.
+    :class:`MaskFileError` naming the file. ``data``: the file's bytes, already read (``path``
+    then only names it in messages).
     """
     from PIL import Image
 
-    with open_image(path, max_pixels=max_pixels) as im:
+    source: PathLike | bytes = path if data is None else data
+    with open_image(source, name=None if data is None else os.fspath(path), max_pixels=max_pixels) as im:
         orientation = exif_orientation(im)
         limit = max_side
         if size is not None and limit is not None:
@@ -301,11 +308,11 @@ def read_rgb(path: PathLike, size: int | None = None, *, max_side: int | None = 
         return arr
 
 
-def read_rgb_full(path: PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+def read_rgb_full(path: PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS, data: bytes | None = None) -> np.ndarray:
     """An image at full resolution as uint8 H x W x 3 RGB, upright (EXIF orientation), within
-    the pixel budget (:data:`MAX_IMAGE_PIXELS`, checked from the header). For paste-back into
-    the original photo; everything else reads through :func:`read_rgb`."""
-    return read_rgb(path, max_side=None, max_pixels=max_pixels)
+    the pixel budget (:data:`MAX_IMAGE_PIXELS`, checked from the header). For a photo being
+    edited (paste-back into the original); exemplars read through :func:`read_rgb`."""
+    return read_rgb(path, max_side=None, max_pixels=max_pixels, data=data)
 
 
 # --------------------------------------------------------------------------- writing

@@ -1,6 +1,5 @@
 """maskstudio.photo: edit a real photo end to end (Qt-free).
 
-- :mod:`~maskstudio.photo.reading`: photo file -> upright uint8 RGB (EXIF, modes, pixel budget).
 - :mod:`~maskstudio.photo.landmarks`: 5 landmarks from a class map; the training-set means that
   define the crop convention.
 - :mod:`~maskstudio.photo.align`: Haar detection + parser-refined landmarks -> similarity

@@ -46,9 +46,9 @@ class PhotoSource:
     @classmethod
     def from_saved(cls, file_bytes: bytes, name: str, alignment: dict, parsed: np.ndarray) -> "PhotoSource":
         """Rebuild from what a project stores (no parser needed: the parsed mask is stored)."""
-        from maskstudio.photo.reading import read_photo
+        from maskstudio.io.images import read_rgb_full
 
-        rgb = read_photo(name or "photo", data=file_bytes)
+        rgb = read_rgb_full(name or "photo", data=file_bytes)
         al = Alignment.from_json(alignment)
         if al.photo_size != (rgb.shape[1], rgb.shape[0]):
             raise RenderError(f"{name}: the stored alignment is for a {al.photo_size[0]}×{al.photo_size[1]} photo, "
@@ -89,16 +89,17 @@ def _parse_crop(parser, crop: np.ndarray) -> np.ndarray:
 def open_photo(path: "str | os.PathLike[str]", parser, *, size: int = 512, face: int = 0,
                image: np.ndarray | None = None, faces=None) -> PhotoSource:
     """Read, align (face ``face``, 0 = largest) and parse a photo. ``image``: already read."""
-    from maskstudio.photo.reading import read_photo, read_photo_bytes
+    from maskstudio.files import read_file_bytes
+    from maskstudio.io.images import read_rgb_full
 
     data = None
     if image is None:
-        data = read_photo_bytes(path)
-        rgb = read_photo(path, data=data)
+        data = read_file_bytes(path, "photo")
+        rgb = read_rgb_full(path, data=data)
     else:
         rgb = image
         if path and os.path.isfile(path):
-            data = read_photo_bytes(path)
+            data = read_file_bytes(path, "photo")
     al = align_face(rgb, parser, size=size, face=face, faces=faces, name=os.fspath(path) or "photo")
     crop = warp_crop(rgb, al.crop_from_photo, size)
     return PhotoSource(rgb, crop, _parse_crop(parser, crop), al, os.fspath(path), data)

@@ -851,10 +851,10 @@ class MainWindow(QMainWindow):
 
             def detect():
                 from maskstudio.photo.align import detect_faces
-                from maskstudio.photo.reading import read_photo, read_photo_bytes
+                from maskstudio.files import read_file_bytes
+                from maskstudio.io.images import read_rgb_full
 
-                data = read_photo_bytes(path)
-                image = read_photo(path, data=data)
+                image = read_rgb_full(path, data=read_file_bytes(path, "photo"))
                 return image, detect_faces(image)
 
             self.client.run_in_thread(detect, lambda value, error: self._photo_detected(path, value, error), "find faces")
