@@ -26,6 +26,7 @@ import pytest
 from PIL import Image
 
 from hostile_http import hostile_server
+from maskstudio.bench.photo_memory import PEAK_RSS_CODE
 from maskstudio.errors import (
     CheckpointError,
     DownloadCancelled,
@@ -48,25 +49,10 @@ def png_claiming(w: int, h: int, bit_depth: int = 8, color_type: int = 2, extra:
             + _chunk(b"IEND", b""))
 
 
-#: Peak RSS of this process in KB: VmHWM (the high-water mark of this process image only; ru_maxrss
-#: would include the parent's memory at fork on Linux), else ru_maxrss.
-PEAK_RSS_CODE = """import resource, sys
-def _peak_rss_kb():
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-"""
-
-
 def run_child(code: str, timeout_s: float = 120.0) -> tuple[subprocess.CompletedProcess, float]:
     """Run ``code`` in a fresh Python; returns (result, peak RSS of the child in MB)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    wrapper = code + "\n" + PEAK_RSS_CODE + "sys.stderr.write('PEAK_RSS_KB=%d\\n' % _peak_rss_kb())\n"
+    wrapper = code + "\n" + PEAK_RSS_CODE + "sys.stderr.write('PEAK_RSS_KB=%d\\n' % peak_rss_kb())\n"
     r = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=timeout_s,
                        env=env, cwd=ROOT)
     peak = [int(line.split("=")[1]) for line in r.stderr.splitlines() if line.startswith("PEAK_RSS_KB=")]

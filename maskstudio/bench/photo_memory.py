@@ -36,11 +36,11 @@ ex = im.getexif(); ex[0x0112] = 6
 im.save({path!r}, quality=88, exif=ex.tobytes())
 """
 
-_MEASURE = """
-import resource, sys
-from maskstudio.io.images import read_rgb, read_rgb_full
-{call}
-def peak_kb():  # VmHWM: this process image only (ru_maxrss also counts the parent's memory at fork)
+#: Python source defining ``peak_rss_kb()``, the peak RSS of the process running it in KB: VmHWM
+#: (the high-water mark of this process image only; ru_maxrss would include the parent's memory
+#: at fork on Linux), else ru_maxrss. For measuring fresh child processes (also used by tests).
+PEAK_RSS_CODE = """import resource, sys
+def peak_rss_kb():
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -49,7 +49,12 @@ def peak_kb():  # VmHWM: this process image only (ru_maxrss also counts the pare
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-sys.stdout.write("%d %s\\n" % (peak_kb(), {shape}))
+"""
+
+_MEASURE = PEAK_RSS_CODE.replace("{", "{{").replace("}", "}}") + """
+from maskstudio.io.images import read_rgb, read_rgb_full
+{call}
+sys.stdout.write("%d %s\\n" % (peak_rss_kb(), {shape}))
 """
 
 
