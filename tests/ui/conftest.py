@@ -13,7 +13,7 @@ from PIL import Image
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from ui_helpers import SIZE, face_like_mask  # noqa: E402
+from ui_helpers import SIZE, face_like_mask, write_tiny_psp  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -51,20 +51,8 @@ def tiny_install(tmp_path_factory) -> dict[str, Path]:
 def photo_models_dir(tmp_path_factory) -> Path:
     """A per-user models folder with a tiny pSp W+ encoder (with its StyleGAN2 decoder) and one
     W-space boundary: enough for the "photo" output and the semantic-edit sliders."""
-    import torch
-
-    from maskstudio.models.checkpoints import save_checkpoint
-    from maskstudio.models.psp import PSPConfig, PSPEncoderModel
-    from maskstudio.models.stylegan2 import StyleGAN2Config
-
     d = tmp_path_factory.mktemp("photo-models")
-    torch.manual_seed(1)
-    sg = StyleGAN2Config(size=16, style_dim=512, n_mlp=2, channels={4: 8, 8: 8, 16: 8})
-    cfg = PSPConfig(n_styles=6, input_size=32, units=(1, 1, 1, 1), depths=(16, 16, 16, 512), se_reduction=4,
-                    coarse_ind=2, middle_ind=4, latent_space="wplus", start_from_latent_avg=False,
-                    decoder=sg.to_dict())
-    (d / "psp_tiny").mkdir()
-    save_checkpoint(d / "psp_tiny" / "psp_tiny", PSPEncoderModel(cfg).eval(), "psp_encoder", cfg)
+    write_tiny_psp(d)
     (d / "boundaries").mkdir()
     v = np.random.default_rng(0).standard_normal((1, 512))
     np.save(d / "boundaries" / "smile_w_boundary.npy", (v / np.linalg.norm(v)).astype(np.float32))

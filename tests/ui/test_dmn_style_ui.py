@@ -7,20 +7,13 @@ import numpy as np
 import pytest
 
 from maskstudio.settings import SHIPPED_CHECKPOINTS
-from ui_helpers import SIZE
+from ui_helpers import RENDER_TIMEOUT_MS, SIZE, wait_full_render
 
-RENDER_TIMEOUT_MS = 60_000
 
 pytestmark = pytest.mark.skipif(not (SHIPPED_CHECKPOINTS / "dmn_boundaries").is_dir(),
                                 reason="no shipped DMN boundaries")
 
 
-def wait_full_render(qtbot, w):
-    def done():
-        res = w.render_view.last_result
-        assert res is not None and not res.preview and not w.client.busy and res.ok
-    qtbot.waitUntil(done, timeout=RENDER_TIMEOUT_MS)
-    return w.render_view.last_result
 
 
 @pytest.fixture
@@ -37,7 +30,7 @@ def test_group_is_enabled_with_the_shipped_models_and_a_slider_rerenders_only_th
     from maskstudio.engine import Engine
 
     w = make_window(settings=shipped_settings, engine=Engine(shipped_settings))
-    first = wait_full_render(qtbot, w)
+    first = wait_full_render(qtbot, w, ok=True)
     g = w.sliders.dmn_style
     assert g.body.isVisibleTo(w) and g.body.isEnabled() and not g.hint.isVisibleTo(w)
     for name in ("hair_lightness", "skin_lightness", "lip_redness", "background_lightness"):
@@ -48,7 +41,7 @@ def test_group_is_enabled_with_the_shipped_models_and_a_slider_rerenders_only_th
     assert (s.lo, s.hi) == (-3.0, 3.0)
     w.client.engine.stage_counts.clear()
     s.set_value(2.5)   # emits like a drag
-    res = wait_full_render(qtbot, w)
+    res = wait_full_render(qtbot, w, ok=True)
     assert not np.array_equal(res.image, first.image)
     assert set(w.client.engine.stage_counts) == {"face"}   # the style code was cached: generator only
     assert w.session.render_settings.style_edits["hair_lightness"] == 2.5
@@ -61,16 +54,16 @@ def test_region_style_from_the_gallery_menu_and_the_project_keeps_it(qtbot, make
     from maskstudio.engine import Engine
 
     w = make_window(settings=shipped_settings, engine=Engine(shipped_settings))
-    base = wait_full_render(qtbot, w)
+    base = wait_full_render(qtbot, w, ok=True)
     menu = w.gallery.region_menu(1)
     texts = [a.text() for a in menu.actions()]
     assert "Use for hair" in texts and "Use for lips" in texts
     next(a for a in menu.actions() if a.text() == "Use for hair").trigger()
-    res = wait_full_render(qtbot, w)
+    res = wait_full_render(qtbot, w, ok=True)
     assert not np.array_equal(res.image, base.image)
     assert list(w.sliders.dmn_style.region_rows) == ["hair"]
     w.sliders.dmn_style.sliders["skin_lightness"].set_value(-1.5)
-    edited = wait_full_render(qtbot, w)
+    edited = wait_full_render(qtbot, w, ok=True)
     path = tmp_path / "p.msproj"
     assert w.save_project(path)
     w2 = make_window(settings=shipped_settings, engine=Engine(shipped_settings), open_sample=False)
@@ -91,10 +84,10 @@ def test_export_latents_writes_the_dmn_style_latent_and_loading_it_renders_the_s
     from maskstudio.io.style_files import read_style_latent
 
     w = make_window(settings=shipped_settings, engine=Engine(shipped_settings))
-    wait_full_render(qtbot, w)
+    wait_full_render(qtbot, w, ok=True)
     w.sliders.dmn_style.sliders["background_lightness"].set_value(2.0)
     w.use_region_style(w.gallery.entries[1], "lips")
-    look = wait_full_render(qtbot, w)
+    look = wait_full_render(qtbot, w, ok=True)
     out = tmp_path / "look.npy"
     with qtbot.waitSignal(w.styleExported, timeout=RENDER_TIMEOUT_MS):
         assert w.export_latents(out)        # no StyleGAN latent: the DMN style latent
@@ -117,7 +110,7 @@ def test_export_latents_writes_the_dmn_style_latent_and_loading_it_renders_the_s
 
 def test_without_fitting_boundaries_the_group_says_why(qtbot, make_window):
     w = make_window()
-    wait_full_render(qtbot, w)
+    wait_full_render(qtbot, w, ok=True)
     g = w.sliders.dmn_style
     assert not g.body.isVisibleTo(w) and g.hint.isVisibleTo(w)
     assert "No DMN style boundaries" in g.hint.text() or "made for" in g.hint.text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ui_helpers import SIZE
+from ui_helpers import SIZE, write_tiny_psp
 
 RENDER_TIMEOUT_MS = 30_000
 FILE_ORDER = ["zeta.png", "alpha.png"]  # the style file's own (unsorted) order
@@ -17,18 +17,10 @@ def dual_settings(tiny_install, tmp_path_factory):
 
     from maskstudio.models.checkpoints import save_checkpoint
     from maskstudio.models.dualstylegan import DualStyleGAN, DualStyleGANConfig, style_code_extras
-    from maskstudio.models.psp import PSPConfig, PSPEncoderModel
-    from maskstudio.models.stylegan2 import StyleGAN2Config
     from maskstudio.settings import Settings
 
     d = tmp_path_factory.mktemp("dual-models")
-    torch.manual_seed(1)
-    sg = StyleGAN2Config(size=16, style_dim=512, n_mlp=2, channels={4: 8, 8: 8, 16: 8})
-    cfg = PSPConfig(n_styles=6, input_size=32, units=(1, 1, 1, 1), depths=(16, 16, 16, 512), se_reduction=4,
-                    coarse_ind=2, middle_ind=4, latent_space="wplus", start_from_latent_avg=False,
-                    decoder=sg.to_dict())
-    (d / "psp_tiny").mkdir()
-    save_checkpoint(d / "psp_tiny" / "psp_tiny", PSPEncoderModel(cfg).eval(), "psp_encoder", cfg)
+    write_tiny_psp(d)
     dcfg = DualStyleGANConfig(size=16, style_dim=512, n_mlp=2, channels={4: 8, 8: 8, 16: 8}, res_index=4)
     net = DualStyleGAN(dcfg).eval()
     with torch.no_grad():  # non-trivial colour transforms and ModRes weights

@@ -10,17 +10,10 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 
-from ui_helpers import SIZE, face_like_mask
-
-RENDER_TIMEOUT_MS = 60_000
+from ui_helpers import RENDER_TIMEOUT_MS, SIZE, face_like_mask, wait_full_render
 
 
-def wait_full_render(qtbot, w):
-    def done():
-        res = w.render_view.last_result
-        assert res is not None and not res.preview and not w.client.busy
-    qtbot.waitUntil(done, timeout=RENDER_TIMEOUT_MS)
-    return w.render_view.last_result
+
 
 
 def write_exemplar(folder: Path, name: str, tint: int) -> Path:

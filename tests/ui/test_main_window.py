@@ -10,18 +10,10 @@ from PySide6.QtCore import QPoint, Qt
 
 from maskstudio.labels import index_of
 from maskstudio.ui.canvas import Tool
-from ui_helpers import SIZE
-
-RENDER_TIMEOUT_MS = 30_000
+from ui_helpers import RENDER_TIMEOUT_MS, SIZE, wait_full_render
 
 
-def wait_full_render(qtbot, w):
-    """Wait until the engine is idle and the view shows a full (non-preview) render."""
-    def done():
-        res = w.render_view.last_result
-        assert res is not None and not res.preview and not w.client.busy
-    qtbot.waitUntil(done, timeout=RENDER_TIMEOUT_MS)
-    return w.render_view.last_result
+
 
 
 def scale(w) -> int:

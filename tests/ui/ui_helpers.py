@@ -4,6 +4,36 @@ from __future__ import annotations
 import numpy as np
 
 SIZE = 64  # tiny documents keep every render a few ms on CPU
+RENDER_TIMEOUT_MS = 60_000
+
+
+def wait_full_render(qtbot, w, *, ok: bool = False, timeout_ms: int = RENDER_TIMEOUT_MS):
+    """Wait until the engine is idle and the view shows a full (non-preview) render (``ok``:
+    and a successful one); returns that result."""
+    def done():
+        res = w.render_view.last_result
+        assert res is not None and not res.preview and not w.client.busy and (res.ok or not ok)
+    qtbot.waitUntil(done, timeout=timeout_ms)
+    return w.render_view.last_result
+
+
+def write_tiny_psp(folder) -> dict:
+    """A tiny W+ pSp encoder (``psp_tiny``, 6 styles, 16² decoder) saved under ``folder``; returns
+    its StyleGAN2 decoder config as a dict (for models that must match it)."""
+    import torch
+
+    from maskstudio.models.checkpoints import save_checkpoint
+    from maskstudio.models.psp import PSPConfig, PSPEncoderModel
+    from maskstudio.models.stylegan2 import StyleGAN2Config
+
+    torch.manual_seed(1)
+    sg = StyleGAN2Config(size=16, style_dim=512, n_mlp=2, channels={4: 8, 8: 8, 16: 8})
+    cfg = PSPConfig(n_styles=6, input_size=32, units=(1, 1, 1, 1), depths=(16, 16, 16, 512), se_reduction=4,
+                    coarse_ind=2, middle_ind=4, latent_space="wplus", start_from_latent_avg=False,
+                    decoder=sg.to_dict())
+    (folder / "psp_tiny").mkdir()
+    save_checkpoint(folder / "psp_tiny" / "psp_tiny", PSPEncoderModel(cfg).eval(), "psp_encoder", cfg)
+    return sg.to_dict()
 
 
 def face_like_mask(size: int = SIZE, shift: int = 0) -> np.ndarray:
