@@ -15,9 +15,12 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import traceback
 from typing import Any, Callable
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["CancelToken", "Cancelled", "LatestWinsWorker"]
 
@@ -135,7 +138,7 @@ class LatestWinsWorker:
             try:
                 self._thread_init()
             except Exception:  # noqa: BLE001 - a failed tuning step must not kill the worker
-                traceback.print_exc()
+                _log.exception("worker thread set-up failed (the worker runs on without it)")
         while True:
             with self._cv:
                 self._cv.wait_for(lambda: self._pending is not None or self._closed)
@@ -165,7 +168,7 @@ class LatestWinsWorker:
                 try:
                     deliver(result)
                 except Exception:  # noqa: BLE001 - a broken callback must not kill the worker
-                    traceback.print_exc()
+                    _log.exception("delivering result %s failed (a bug in the callback)", job_id)
                 with self._cv:
                     self.completed += 1
             else:

@@ -902,7 +902,6 @@ class MainWindow(QMainWindow):
             al = src.alignment
             self.statusBar().showMessage(f"{path.name}: face {al.face_index + 1} of {al.n_faces}, "
                                          f"{al.photo_size[0]}×{al.photo_size[1]} px, tilt {al.angle_deg:+.1f}°", 5000)
-        self.photoOpened = path
 
     def _clear_photo(self) -> None:
         self.session.set_photo(None)
