@@ -3,7 +3,8 @@
     python -m maskstudio.bench.starter_models [--device cpu] [--repeats 7] [--json out.json]
 
 Measures: loading both checkpoints; the DMN style encoding and generation (template mask) at
-128², 256² and 512²; the face parser on a 512² image (resized to its input size). No assertions:
+128², 256² and 512²; the face parser on a 512² image (resized to its input size, flip TTA), and
+any ``--parser`` given, in the same run. No assertions:
 the numbers are for people and CI dashboards, not unit tests.
 """
 from __future__ import annotations
@@ -33,6 +34,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None)
+    p.add_argument("--parser", action="append", default=None, metavar="SAFETENSORS",
+                   help="also time this face parser on the same 512² photo (repeatable; compares layouts "
+                        "in one run)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -71,6 +75,11 @@ def main(argv=None) -> int:
             res[f"dmn_encode_style_{size}_ms"] = _median_ms(lambda roh=roh, rimg=rimg: G.encode_style(roh, rimg), a.repeats)
             res[f"dmn_generate_{size}_ms"] = _median_ms(lambda oh=oh, style=style: G.generate(oh, style), a.repeats)
         res["parser_512_input_ms"] = _median_ms(lambda: parse_image(parser, ex_rgb), a.repeats)
+        for extra in a.parser or ():
+            other = load_parser(extra, a.device)
+            n = sum(t.numel() for t in other.parameters())
+            res[f"parser_512_input_ms[{extra}, {n / 1e6:.2f} M params]"] = _median_ms(
+                lambda other=other: parse_image(other, ex_rgb), a.repeats)
     res["threads"] = torch.get_num_threads()
     res["device"] = a.device
     for k, v in res.items():
