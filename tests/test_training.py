@@ -307,3 +307,28 @@ def test_ship_exports_a_chosen_snapshot_as_fp16_with_a_card(tiny_data, tmp_path)
         torch.testing.assert_close(v.float(), snap[k], rtol=1e-2, atol=1e-3)
     card = (out / "dmn_starter.md").read_text()
     assert "non-commercial" in card and "maskstudio train dmn ..." in card and "| a different face | 0.4500 |" in card
+
+
+def test_dmn_ema_weights_trail_the_raw_weights_and_survive_resume(tiny_data, tmp_path):
+    from maskstudio.models.checkpoints import load_checkpoint
+    from maskstudio.models.dense_mapping import DenseMappingNetwork
+    from maskstudio.training.common import load_state
+    from maskstudio.training.dmn_trainer import train_dmn
+
+    quiet = dict(show_progress=False, log=lambda *a: None)
+    out = tmp_path / "dmn"
+    cfg = _dmn_cfg(steps=6, use_pseudo=False, ema_decay=0.5)
+    train_dmn(tiny_data, out, cfg, stop_at=5, **quiet)
+    s5 = load_state(out / "dmn_state.pt")
+    train_dmn(tiny_data, out, cfg, resume=True, **quiet)   # one more step, from the saved average
+    s6 = load_state(out / "dmn_state.pt")
+    assert int(s6["step"]) == 6
+    params = {n for n, _ in DenseMappingNetwork(cfg.model_config()).named_parameters()}
+    for k, w in s6["G"].items():
+        if k in params:   # ema_6 = 0.5 ema_5 + 0.5 w_6
+            torch.testing.assert_close(s6["G_ema"][k], 0.5 * s5["G_ema"][k] + 0.5 * w, msg=k)
+        else:             # buffers (BatchNorm statistics) are copied
+            assert torch.equal(s6["G_ema"][k], w), k
+    assert any(not torch.equal(s6["G"][k], s6["G_ema"][k]) for k in params)
+    ema = load_checkpoint(out / "dmn_ema.safetensors")
+    assert ema.arch == "maskgan_dmn" and ema.meta["train"]["ema_decay"] == 0.5

@@ -70,6 +70,9 @@ def register(subparsers) -> None:
                          "avoid its checkerboard)")
     pd.add_argument("--init", type=Path, default=None,
                     help="warm start a fresh run from this DMN checkpoint (tensors whose name and shape match)")
+    pd.add_argument("--ema-decay", type=float, default=None,
+                    help="also write dmn_ema.safetensors, an exponential moving average of the generator "
+                         "weights (e.g. 0.999)")
     pd.set_defaults(func=_train_dmn)
 
     ps = sub.add_parser("samples", help="regenerate template mask + gallery exemplars")
@@ -186,6 +189,8 @@ def _train_dmn(args) -> int:
         cfg.upsample = args.upsample
     if args.init is not None:
         cfg.init = str(args.init)
+    if args.ema_decay is not None:
+        cfg.ema_decay = args.ema_decay
     summary = train_dmn(args.data, args.out, cfg, parser_path=args.parser, resume=args.resume,
                         cache_dir=args.cache, show_progress=not args.no_progress)
     if not _is_main_rank():

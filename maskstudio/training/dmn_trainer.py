@@ -32,6 +32,7 @@ Data-parallel under ``torchrun`` (:mod:`maskstudio.training.distributed`): G and
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -84,6 +85,10 @@ class DMNTrainConfig:
     upsample: str = "transpose"
     #: warm start a fresh run's generator from this DMN checkpoint (name+shape-matching tensors)
     init: str | None = None
+    #: > 0: also keep an exponential moving average of the generator's weights (this decay per
+    #: step; buffers copied), written as ``dmn_ema.safetensors`` (and ``snapshots/dmn_ema_<step>``)
+    #: beside the raw weights. A run resumed from a state without one starts it from the weights.
+    ema_decay: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -189,6 +194,15 @@ def _train(data_dir, out: Path, cfg: DMNTrainConfig, dist: "ddp.DistInfo", *, pa
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         step = int(state["step"])
+    G_ema = None
+    if cfg.ema_decay > 0:
+        if not 0.0 < cfg.ema_decay < 1.0:
+            from maskstudio.errors import ConfigError
+
+            raise ConfigError(f"EMA decay must be in (0, 1), not {cfg.ema_decay}")
+        G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+        if state is not None and state.get("G_ema") is not None:
+            G_ema.load_state_dict(state["G_ema"])
 
     n = len(images)
     bs = min(cfg.batch_size * dist.world_size, n)  # the global batch; each rank takes its shard
@@ -203,18 +217,22 @@ def _train(data_dir, out: Path, cfg: DMNTrainConfig, dist: "ddp.DistInfo", *, pa
         f"threads {torch.get_num_threads()}"
         + (f"; lr decays linearly from step {cfg.decay_from} to 0 at {cfg.steps}" if cfg.decay_from is not None else ""))
 
-    def save_generator(path: Path) -> None:
+    def save_generator(path: Path, ema_path: Path | None = None) -> None:
         meta = {"train": {"data": str(data_dir), "split": "split.json", "steps": step, "size": cfg.size,
                           "pseudo_labels": n_pseudo, "recipe": cfg.to_dict()}}
         common.save_model(path, G, "maskgan_dmn", mcfg.to_dict(), meta=meta)
+        if G_ema is not None and ema_path is not None:
+            meta["train"]["ema_decay"] = cfg.ema_decay
+            common.save_model(ema_path, G_ema, "maskgan_dmn", mcfg.to_dict(), meta=meta)
 
     def save() -> None:
         if not main:
             return
         common.save_state(state_path, {"G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
-                                       "opt_d": opt_d.state_dict(), "step": step, "config": cfg.to_dict()})
+                                       "opt_d": opt_d.state_dict(), "step": step, "config": cfg.to_dict(),
+                                       **({"G_ema": G_ema.state_dict()} if G_ema is not None else {})})
         try:
-            save_generator(out / "dmn")
+            save_generator(out / "dmn", out / "dmn_ema")
         except ImportError as e:
             log(f"model file not written ({e}); weights are in {state_path}")
 
@@ -294,6 +312,12 @@ def _train(data_dir, out: Path, cfg: DMNTrainConfig, dist: "ddp.DistInfo", *, pa
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
+            if G_ema is not None:
+                with torch.no_grad():
+                    for pe, p in zip(G_ema.parameters(), G.parameters()):
+                        pe.lerp_(p, 1.0 - cfg.ema_decay)
+                    for be, b_ in zip(G_ema.buffers(), G.buffers()):
+                        be.copy_(b_)
             step += 1
 
             vals = {k: float(v.detach()) for k, v in terms.items()}
@@ -311,7 +335,7 @@ def _train(data_dir, out: Path, cfg: DMNTrainConfig, dist: "ddp.DistInfo", *, pa
                                                             "lr": lr, **{k: round(v, 4) for k, v in hist.items()}})
             if main and cfg.keep_every and step % cfg.keep_every == 0:
                 (out / "snapshots").mkdir(exist_ok=True)
-                save_generator(out / "snapshots" / f"dmn_{step}")
+                save_generator(out / "snapshots" / f"dmn_{step}", out / "snapshots" / f"dmn_ema_{step}")
         if stop_at is not None and step >= stop_at:
             break
     bar.close()
