@@ -341,7 +341,7 @@ def test_cancel_stops_running_and_pending(models_dir, inputs):
         assert eng.stage_counts == {}
 
 
-def test_callback_errors_do_not_kill_the_worker(models_dir, inputs, capsys):
+def test_callback_errors_do_not_kill_the_worker(models_dir, inputs, caplog):
     labels, ex = inputs
     got: list[int] = []
 
@@ -356,7 +356,8 @@ def test_callback_errors_do_not_kill_the_worker(models_dir, inputs, capsys):
         i2 = eng.submit(req(_strokes(labels, 1)[0], ex))
         assert eng.wait_idle(30)
     assert got == [i1, i2]
-    assert "broken callback" in capsys.readouterr().err
+    logged = [r for r in caplog.records if r.name == "maskstudio.engine.worker" and r.exc_info]
+    assert logged and "broken callback" in str(logged[0].exc_info[1])
 
 
 # -- device policy: out of memory -> CPU float32 -----------------------------------------------
