@@ -87,19 +87,15 @@ def _parse_crop(parser, crop: np.ndarray) -> np.ndarray:
 
 
 def open_photo(path: "str | os.PathLike[str]", parser, *, size: int = 512, face: int = 0,
-               image: np.ndarray | None = None, faces=None) -> PhotoSource:
-    """Read, align (face ``face``, 0 = largest) and parse a photo. ``image``: already read."""
+               image: np.ndarray | None = None, data: bytes | None = None, faces=None) -> PhotoSource:
+    """Read, align (face ``face``, 0 = largest) and parse a photo. ``image``: already read;
+    ``data``: the file's bytes, already read (kept so projects store the original)."""
     from maskstudio.files import read_file_bytes
     from maskstudio.io.images import read_rgb_full
 
-    data = None
-    if image is None:
+    if data is None and (image is None or (path and os.path.isfile(path))):
         data = read_file_bytes(path, "photo")
-        rgb = read_rgb_full(path, data=data)
-    else:
-        rgb = image
-        if path and os.path.isfile(path):
-            data = read_file_bytes(path, "photo")
+    rgb = read_rgb_full(path, data=data) if image is None else image
     al = align_face(rgb, parser, size=size, face=face, faces=faces, name=os.fspath(path) or "photo")
     crop = warp_crop(rgb, al.crop_from_photo, size)
     return PhotoSource(rgb, crop, _parse_crop(parser, crop), al, os.fspath(path), data)

@@ -854,8 +854,9 @@ class MainWindow(QMainWindow):
                 from maskstudio.files import read_file_bytes
                 from maskstudio.io.images import read_rgb_full
 
-                image = read_rgb_full(path, data=read_file_bytes(path, "photo"))
-                return image, detect_faces(image)
+                data = read_file_bytes(path, "photo")
+                image = read_rgb_full(path, data=data)
+                return image, data, detect_faces(image)
 
             self.client.run_in_thread(detect, lambda value, error: self._photo_detected(path, value, error), "find faces")
 
@@ -867,7 +868,7 @@ class MainWindow(QMainWindow):
     def _photo_detected(self, path: Path, value, error: str | None) -> None:
         if error is not None:
             return self._photo_failed(path, error)
-        image, faces = value
+        image, data, faces = value
         from maskstudio.ui.face_picker import pick_face
 
         index = pick_face(self, image, faces, path.name) if len(faces) > 1 else 0
@@ -880,7 +881,8 @@ class MainWindow(QMainWindow):
         def align():
             from maskstudio.photo.edit import open_photo, parser_module
 
-            return open_photo(path, parser_module(self.client.engine.models), image=image, faces=faces, face=index)
+            return open_photo(path, parser_module(self.client.engine.models), image=image, data=data,
+                              faces=faces, face=index)
 
         self.client.run_in_thread(align, lambda src, err: self._photo_aligned(path, src, err), "align photo")
 
