@@ -195,7 +195,7 @@ def _train(data_dir, out: Path, cfg: DMNTrainConfig, dist: "ddp.DistInfo", *, pa
         opt_d.load_state_dict(state["opt_d"])
         step = int(state["step"])
     G_ema = None
-    if cfg.ema_decay > 0:
+    if cfg.ema_decay:  # 0 = off
         if not 0.0 < cfg.ema_decay < 1.0:
             from maskstudio.errors import ConfigError
 

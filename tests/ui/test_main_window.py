@@ -10,7 +10,14 @@ from PySide6.QtCore import QPoint, Qt
 
 from maskstudio.labels import index_of
 from maskstudio.ui.canvas import Tool
-from ui_helpers import RENDER_TIMEOUT_MS, SIZE, wait_full_render
+import ui_helpers
+from ui_helpers import SIZE
+
+RENDER_TIMEOUT_MS = 30_000
+
+
+def wait_full_render(qtbot, w):
+    return ui_helpers.wait_full_render(qtbot, w, timeout_ms=RENDER_TIMEOUT_MS)
 
 
 

@@ -17,9 +17,8 @@ def wait_full_render(qtbot, w, *, ok: bool = False, timeout_ms: int = RENDER_TIM
     return w.render_view.last_result
 
 
-def write_tiny_psp(folder) -> dict:
-    """A tiny W+ pSp encoder (``psp_tiny``, 6 styles, 16² decoder) saved under ``folder``; returns
-    its StyleGAN2 decoder config as a dict (for models that must match it)."""
+def write_tiny_psp(folder) -> None:
+    """A tiny W+ pSp encoder (``psp_tiny``, 6 styles, 16² decoder, seeded) saved under ``folder``."""
     import torch
 
     from maskstudio.models.checkpoints import save_checkpoint
@@ -33,7 +32,6 @@ def write_tiny_psp(folder) -> dict:
                     decoder=sg.to_dict())
     (folder / "psp_tiny").mkdir()
     save_checkpoint(folder / "psp_tiny" / "psp_tiny", PSPEncoderModel(cfg).eval(), "psp_encoder", cfg)
-    return sg.to_dict()
 
 
 def face_like_mask(size: int = SIZE, shift: int = 0) -> np.ndarray:
