@@ -162,3 +162,57 @@ def test_cli_trains_a_warm_started_v2_run_and_refuses_a_layout_change_on_resume(
     capsys.readouterr()
     rc = main(["train", "dmn", "--out", str(out), "--steps", "4", "--resume", *common])
     assert rc == 2 and "resume with --upsample subpixel" in capsys.readouterr().err
+
+
+def test_trunk_then_decode_is_generate():
+    from maskstudio.models.dense_mapping import DenseMappingConfig, DenseMappingNetwork
+
+    torch.manual_seed(0)
+    net = DenseMappingNetwork(DenseMappingConfig(ngf=4, upsample="resize_conv")).eval()
+    oh = torch.nn.functional.one_hot(torch.randint(0, 19, (1, 32, 32)), 19).permute(0, 3, 1, 2).float()
+    img = torch.rand(1, 3, 32, 32) * 2 - 1
+    style = net.encode_style(oh, img)
+    feats = net.trunk(oh, style.flatten(1))
+    assert feats.shape[-1] == 32 // 2 ** net.cfg.n_downsample
+    torch.testing.assert_close(net.decode(feats), net.generate(oh, style))
+    dec = {id(p) for p in net.decoder_parameters()}
+    names = [n for n, p in net.named_parameters() if id(p) in dec]
+    assert names and all(n.startswith("model.") for n in names)
+    assert not any(n.startswith(("enc_style", "enc_label")) for n in names)
+
+
+def test_freeze_trunk_trains_the_decoder_only_and_gan_from_holds_the_discriminator(tmp_path, capsys):
+    from maskstudio.cli.main import main
+    from maskstudio.models.dense_mapping import DenseMappingNetwork
+    from maskstudio.training.common import load_state
+    from tests.training_fixtures import make_dataset
+
+    data = make_dataset(tmp_path / "data", n=6, size=64)
+    common = ["--data", str(data), "--size", "64", "--ngf", "4", "--batch-size", "2", "--no-pseudo",
+              "--threads", "1", "--device", "cpu", "--no-progress", "--save-every", "2"]
+    assert main(["train", "dmn", "--out", str(tmp_path / "v1"), "--steps", "2", *common]) == 0
+    v1 = load_state(tmp_path / "v1" / "dmn_state.pt")
+    out = tmp_path / "v2"
+    assert main(["train", "dmn", "--out", str(out), "--steps", "4", "--upsample", "resize_conv",
+                 "--init", str(tmp_path / "v1" / "dmn.safetensors"), "--freeze-trunk", "--gan-from", "3",
+                 *common]) == 0
+    v2 = load_state(out / "dmn_state.pt")
+    net = DenseMappingNetwork(DenseMappingConfig(ngf=4, upsample="resize_conv"))
+    first_up = net.first_up_index
+    decoder = {n for n, _ in net.named_parameters()
+               if n.startswith("model.") and int(n.split(".")[1]) >= first_up}
+    for name, _ in net.named_parameters():
+        if name in decoder:
+            continue
+        torch.testing.assert_close(v2["G"][name], v1["G"][name], msg=name)  # trunk: bit-for-bit the init
+    changed = [n for n in decoder if n in v1["G"] and v1["G"][n].shape == v2["G"][n].shape
+               and not torch.equal(v1["G"][n], v2["G"][n])]
+    assert changed  # the output conv (warm-started) moved
+    summary = json.loads((out / "summary.json").read_text())
+    assert "adv" not in summary["first"][0] and "d" not in summary["first"][0]  # steps 0-2: no GAN
+    assert "adv" in summary["last"][-1] and "d" in summary["last"][-1]          # step 3: GAN on
+    assert int(v2["opt_d"]["state"][0]["step"]) == 1                            # D stepped once
+    capsys.readouterr()
+    rc = main(["train", "dmn", "--out", str(out), "--steps", "6", "--resume", "--upsample", "resize_conv",
+               *common])
+    assert rc == 2 and "--freeze-trunk" in capsys.readouterr().err

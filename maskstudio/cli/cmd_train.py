@@ -73,6 +73,12 @@ def register(subparsers) -> None:
     pd.add_argument("--ema-decay", type=float, default=None,
                     help="also write dmn_ema.safetensors, an exponential moving average of the generator "
                          "weights (e.g. 0.999)")
+    pd.add_argument("--freeze-trunk", action="store_true",
+                    help="train only the decoder (up-sampling stages + output conv); encoders and residual "
+                         "blocks keep their --init weights and run without gradients (one process only)")
+    pd.add_argument("--gan-from", type=int, default=None,
+                    help="start the discriminator, adversarial and feature-matching losses at this step "
+                         "(before it: L1 + parser perceptual/segmentation losses only)")
     pd.set_defaults(func=_train_dmn)
 
     ps = sub.add_parser("samples", help="regenerate template mask + gallery exemplars")
@@ -191,6 +197,12 @@ def _train_dmn(args) -> int:
         cfg.init = str(args.init)
     if args.ema_decay is not None:
         cfg.ema_decay = args.ema_decay
+    if args.freeze_trunk:
+        cfg.freeze_trunk = True
+    if args.gan_from is not None:
+        if args.gan_from < 0:
+            raise ConfigError(f"--gan-from {args.gan_from}: must be 0 or more")
+        cfg.gan_from = args.gan_from
     summary = train_dmn(args.data, args.out, cfg, parser_path=args.parser, resume=args.resume,
                         cache_dir=args.cache, show_progress=not args.no_progress)
     if not _is_main_rank():

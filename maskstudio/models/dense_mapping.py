@@ -374,19 +374,34 @@ class DenseMappingNetwork(nn.Module):
             if style.shape[0] != 1:
                 raise ConfigError(f"style batch {style.shape[0]} does not match mask batch {b}")
             style = style.expand(b, -1)
-        style = style.to(onehot.dtype)
-        c = self.cfg.bottleneck_channels
-        chunks = style.split(c, dim=1)  # beta0, gamma0, beta1, gamma1, ...
+        return self.decode(self.trunk(onehot, style.to(onehot.dtype)))
+
+    @property
+    def first_up_index(self) -> int:
+        """Index in ``self.model`` of the decoder's first layer (after the last AdaIN block)."""
+        return self._block_index[-1] + 1
+
+    def trunk(self, onehot: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """Encoder and AdaIN residual blocks: bottleneck features [B, C, H/2^n, W/2^n] from a
+        checked one-hot mask and a [B, num_adain_params] style (use :meth:`generate`)."""
+        chunks = style.split(self.cfg.bottleneck_channels, dim=1)  # beta0, gamma0, beta1, gamma1, ...
         x = onehot
         k = 0
-        for layer in self.model:
+        for layer in self.model[:self.first_up_index]:
             if isinstance(layer, _AdaINResBlock):
-                params = [(chunks[k + 1], chunks[k]), (chunks[k + 3], chunks[k + 2])]
+                x = layer(x, [(chunks[k + 1], chunks[k]), (chunks[k + 3], chunks[k + 2])])
                 k += 4
-                x = layer(x, params)
             else:
                 x = layer(x)
         return x
+
+    def decode(self, features: torch.Tensor) -> torch.Tensor:
+        """Decoder: up-sampling stages and output conv, bottleneck features to the image."""
+        return self.model[self.first_up_index:](features)
+
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """The parameters :meth:`decode` uses (what a frozen-trunk fine-tune trains)."""
+        return list(self.model[self.first_up_index:].parameters())
 
     def forward(self, onehot: torch.Tensor, ref_onehot: torch.Tensor, ref_image: torch.Tensor) -> torch.Tensor:
         return self.generate(onehot, self.encode_style(ref_onehot, ref_image))

@@ -89,6 +89,14 @@ class DMNTrainConfig:
     #: step; buffers copied), written as ``dmn_ema.safetensors`` (and ``snapshots/dmn_ema_<step>``)
     #: beside the raw weights. A run resumed from a state without one starts it from the weights.
     ema_decay: float = 0.0
+    #: train the decoder only (up-sampling stages and output conv): the style encoder, label
+    #: encoder, encoder and residual blocks run without gradients and keep their (warm-started)
+    #: weights — a fast way to re-learn a decoder whose layout changed (``--upsample``)
+    freeze_trunk: bool = False
+    #: the discriminator, adversarial and feature-matching losses start at this step (before it
+    #: the generator learns from L1 + the parser's perceptual and segmentation losses only);
+    #: None = from the start
+    gan_from: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -173,7 +181,16 @@ def _train(data_dir, out: Path, cfg: DMNTrainConfig, dist: "ddp.DistInfo", *, pa
     G = DenseMappingNetwork(mcfg).to(dev)
     D = MultiScaleDiscriminator(PatchDiscriminatorConfig(in_channels=mcfg.label_nc + 3, ndf=cfg.ndf,
                                                          num_scales=cfg.d_scales)).to(dev)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    if cfg.freeze_trunk and dist.enabled:
+        from maskstudio.errors import ConfigError
+
+        raise ConfigError("--freeze-trunk runs in one process (DDP needs every parameter to get a gradient)")
+    if cfg.freeze_trunk:
+        G.requires_grad_(False)
+        for p in G.decoder_parameters():
+            p.requires_grad_(True)
+    trained = [p for p in G.parameters() if p.requires_grad]
+    opt_g = torch.optim.Adam(trained, lr=cfg.lr, betas=(cfg.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
     step = 0
     warm = None
@@ -189,6 +206,13 @@ def _train(data_dir, out: Path, cfg: DMNTrainConfig, dist: "ddp.DistInfo", *, pa
 
             raise ConfigError(f"{state_path}: the run was trained with --upsample {was}, "
                               f"not {mcfg.upsample}; resume with --upsample {was}")
+        was_frozen = bool((state.get("config") or {}).get("freeze_trunk", False))
+        if was_frozen != cfg.freeze_trunk:
+            from maskstudio.errors import ConfigError
+
+            raise ConfigError(f"{state_path}: the run was trained {'with' if was_frozen else 'without'} "
+                              f"--freeze-trunk (its optimizer state covers other parameters); start a new "
+                              f"run with --init {out / 'dmn.safetensors'} instead")
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
         opt_g.load_state_dict(state["opt_g"])
@@ -215,6 +239,8 @@ def _train(data_dir, out: Path, cfg: DMNTrainConfig, dist: "ddp.DistInfo", *, pa
         f"{sum(p.numel() for p in D.parameters()):,} parameters; {len(train.stems)} pairs + {n_pseudo} "
         f"pseudo-labelled faces at {cfg.size}²; steps {step}->{cfg.steps}; device {dev}, "
         f"threads {torch.get_num_threads()}"
+        + (f"; decoder only ({sum(p.numel() for p in trained):,} parameters trained)" if cfg.freeze_trunk else "")
+        + (f"; GAN losses from step {cfg.gan_from}" if cfg.gan_from else "")
         + (f"; lr decays linearly from step {cfg.decay_from} to 0 at {cfg.steps}" if cfg.decay_from is not None else ""))
 
     def save_generator(path: Path, ema_path: Path | None = None) -> None:
@@ -265,28 +291,40 @@ def _train(data_dir, out: Path, cfg: DMNTrainConfig, dist: "ddp.DistInfo", *, pa
             lab = torch.from_numpy(msks.astype(np.int64)).to(dev)
             oh = one_hot(lab, mcfg.label_nc)
 
-            fake = Gp(oh, oh, real)
+            if cfg.freeze_trunk:
+                with torch.no_grad():
+                    feats = G.trunk(oh, G.encode_style(oh, real).flatten(1))
+                fake = G.decode(feats)
+            else:
+                fake = Gp(oh, oh, real)
+            use_gan = cfg.gan_from is None or step >= cfg.gan_from
 
             # -- discriminator
-            if dist.enabled:  # one DDP forward per backward: fake and real in one batch (D is per-sample)
+            if not use_gan:
+                loss_d = torch.zeros((), device=dev)
+            elif dist.enabled:  # one DDP forward per backward: fake and real in one batch (D is per-sample)
                 both = Dp(torch.cat([torch.cat([oh, fake.detach()], 1), torch.cat([oh, real], 1)], 0))
                 d_fake = [[t[:len(idx)] for t in s] for s in both]
                 d_real = [[t[len(idx):] for t in s] for s in both]
             else:
                 d_fake = D(torch.cat([oh, fake.detach()], 1))
                 d_real = D(torch.cat([oh, real], 1))
-            loss_d = 0.5 * (lsgan_loss(d_fake, False) + lsgan_loss(d_real, True))
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
+            if use_gan:
+                loss_d = 0.5 * (lsgan_loss(d_fake, False) + lsgan_loss(d_real, True))
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
 
             # -- generator (through the plain D: its gradients here are never used, so not synced)
-            g_fake = D(torch.cat([oh, fake], 1))
-            loss_adv = lsgan_loss(g_fake, True)
-            loss_fm = feature_matching_loss(g_fake, [[t.detach() for t in s] for s in d_real])
             loss_l1 = F.l1_loss(fake, real)
-            loss_g = loss_adv + cfg.fm_weight * loss_fm + cfg.l1_weight * loss_l1
-            terms = {"adv": loss_adv, "fm": loss_fm, "l1": loss_l1}
+            loss_g = cfg.l1_weight * loss_l1
+            terms = {"l1": loss_l1}
+            if use_gan:
+                g_fake = D(torch.cat([oh, fake], 1))
+                loss_adv = lsgan_loss(g_fake, True)
+                loss_fm = feature_matching_loss(g_fake, [[t.detach() for t in s] for s in d_real])
+                loss_g = loss_g + loss_adv + cfg.fm_weight * loss_fm
+                terms.update(adv=loss_adv, fm=loss_fm)
             if parser is not None and (cfg.perc_weight > 0 or cfg.seg_weight > 0):
                 # the parser was trained at its input size: judge renders there
                 ps = parser.cfg.input_size
@@ -321,7 +359,8 @@ def _train(data_dir, out: Path, cfg: DMNTrainConfig, dist: "ddp.DistInfo", *, pa
             step += 1
 
             vals = {k: float(v.detach()) for k, v in terms.items()}
-            vals["d"] = float(loss_d.detach())
+            if use_gan:
+                vals["d"] = float(loss_d.detach())
             for k, v in vals.items():
                 hist[k] = v if k not in hist else 0.95 * hist[k] + 0.05 * v
             if len(first) < 5:
