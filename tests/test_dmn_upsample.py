@@ -216,3 +216,16 @@ def test_freeze_trunk_trains_the_decoder_only_and_gan_from_holds_the_discriminat
     rc = main(["train", "dmn", "--out", str(out), "--steps", "6", "--resume", "--upsample", "resize_conv",
                *common])
     assert rc == 2 and "--freeze-trunk" in capsys.readouterr().err
+
+
+def test_bilinear_conv_shares_resize_conv_tensors_but_renders_differently(tmp_path):
+    near, bil = _tiny("resize_conv", seed=4), _tiny("bilinear_conv", seed=4)
+    bil.load_state_dict(near.state_dict())  # same names and shapes
+    with torch.no_grad():
+        a, b = near(*_inputs()), bil(*_inputs())
+    assert not torch.allclose(a, b)
+    ck.save_checkpoint(tmp_path / "bil", bil, "maskgan_dmn", bil.cfg)
+    loaded = ck.load_checkpoint(tmp_path / "bil.safetensors")
+    assert loaded.module.cfg.upsample == "bilinear_conv"  # the JSON sidecar names the mode
+    with torch.no_grad():
+        assert torch.equal(loaded.module(*_inputs()), b)

@@ -253,6 +253,16 @@ def test_cli_train_dmn_rejects_decay_after_the_end(tiny_data, tmp_path, capsys):
     assert "--decay-from 10" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ("--seg-weight", "--perc-weight", "--gan-from"))
+def test_cli_train_dmn_rejects_a_negative_weight_or_step(tiny_data, tmp_path, capsys, flag):
+    from maskstudio.cli.main import main
+
+    rc = main(["train", "dmn", "--data", str(tiny_data), "--out", str(tmp_path / "x"), "--steps", "10",
+               flag, "-1"])
+    assert rc == 2
+    assert f"{flag} -1" in capsys.readouterr().err
+
+
 def test_parser_self_training_adds_confident_pseudo_labels(tiny_data, tiny_parser_ckpt, tmp_path):
     from maskstudio.training.parser_trainer import train_parser
 

@@ -65,7 +65,7 @@ def register(subparsers) -> None:
                     help="from this step the learning rate falls linearly to 0 at --steps")
     pd.add_argument("--keep-every", type=int, default=None,
                     help="also keep <out>/snapshots/dmn_<step>.safetensors every N steps")
-    pd.add_argument("--upsample", choices=("transpose", "resize_conv", "subpixel"), default=None,
+    pd.add_argument("--upsample", choices=("transpose", "resize_conv", "bilinear_conv", "subpixel"), default=None,
                     help="decoder up-sampling (default transpose = the official layout; the others "
                          "avoid its checkerboard)")
     pd.add_argument("--init", type=Path, default=None,
@@ -79,6 +79,11 @@ def register(subparsers) -> None:
     pd.add_argument("--gan-from", type=int, default=None,
                     help="start the discriminator, adversarial and feature-matching losses at this step "
                          "(before it: L1 + parser perceptual/segmentation losses only)")
+    pd.add_argument("--seg-weight", type=float, default=None,
+                    help="weight of the parser's segmentation loss on the render (default 1.0; lower it when "
+                         "the decoder learns to paint classes in colours the parser likes)")
+    pd.add_argument("--perc-weight", type=float, default=None,
+                    help="weight of the parser-feature perceptual loss (default 5.0)")
     pd.set_defaults(func=_train_dmn)
 
     ps = sub.add_parser("samples", help="regenerate template mask + gallery exemplars")
@@ -199,6 +204,12 @@ def _train_dmn(args) -> int:
         cfg.ema_decay = args.ema_decay
     if args.freeze_trunk:
         cfg.freeze_trunk = True
+    for name in ("seg_weight", "perc_weight"):
+        v = getattr(args, name)
+        if v is not None:
+            if v < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} {v}: must be 0 or more")
+            setattr(cfg, name, v)
     if args.gan_from is not None:
         if args.gan_from < 0:
             raise ConfigError(f"--gan-from {args.gan_from}: must be 0 or more")

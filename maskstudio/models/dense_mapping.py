@@ -28,7 +28,9 @@ Decoder up-sampling (``DenseMappingConfig.upsample``; MaskStudio's v2 option, no
 ``"transpose"`` is the official stride-2 ``ConvTranspose2d`` (keys ``model.N.weight``, shape
 [C_in, C_out, 3, 3]) and stays the default, so official checkpoints load unchanged. Its uneven
 kernel overlap prints a checkerboard at the 2/4/8/16 px periods. ``"resize_conv"`` is nearest ×2
-→ reflect-pad 1 → 3×3 conv (``model.N.conv.weight`` [C_out, C_in, 3, 3]); ``"subpixel"`` is
+→ reflect-pad 1 → 3×3 conv (``model.N.conv.weight`` [C_out, C_in, 3, 3]); ``"bilinear_conv"`` is
+the same with a bilinear ×2 (same tensors; a bare state dict without our JSON reads as
+``"resize_conv"``: the JSON sidecar names the mode); ``"subpixel"`` is
 reflect-pad 1 → 3×3 conv to 4·C_out → ``PixelShuffle(2)`` (``model.N.conv.weight``
 [4·C_out, C_in, 3, 3]), initialised with ICNR (the four sub-pixel phases start identical, i.e.
 as a nearest resize-conv). Every layout keeps the same module indices, so encoders, residual
@@ -54,7 +56,7 @@ __all__ = ["DenseMappingConfig", "DenseMappingNetwork", "one_hot", "warm_start",
 SIZE_MULTIPLE = 32
 _ENC_WIDTHS = (16, 32, 64)  # fixed in the official encoders
 #: decoder up-sampling layouts; "transpose" is the official one
-UPSAMPLE_MODES = ("transpose", "resize_conv", "subpixel")
+UPSAMPLE_MODES = ("transpose", "resize_conv", "bilinear_conv", "subpixel")
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ class DenseMappingConfig:
     n_blocks: int = 4
     label_nc: int = 19
     output_nc: int = 3
-    #: decoder up-sampling: "transpose" (official), "resize_conv" or "subpixel" (see module doc)
+    #: decoder up-sampling: "transpose" (official), "resize_conv", "bilinear_conv" or "subpixel"
+    #: (see module doc)
     upsample: str = "transpose"
 
     def __post_init__(self) -> None:
@@ -203,14 +206,18 @@ class _EncConv(nn.Module):
 
 
 class _ResizeConv(nn.Module):
-    """Nearest ×2 → reflect-pad 1 → 3×3 conv (weights at ``.conv``)."""
+    """Nearest (or bilinear) ×2 → reflect-pad 1 → 3×3 conv (weights at ``.conv``)."""
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, cin: int, cout: int, mode: str = "nearest"):
         super().__init__()
+        self.mode = mode
         self.conv = nn.Conv2d(cin, cout, 3, 1, 0)
 
     def forward(self, x):
-        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        if self.mode == "nearest":
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        else:
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         return self.conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
 
 
@@ -251,6 +258,8 @@ def _up_layer(mode: str, cin: int, cout: int) -> nn.Module:
         return nn.ConvTranspose2d(cin, cout, 3, 2, 1, output_padding=1)
     if mode == "resize_conv":
         return _ResizeConv(cin, cout)
+    if mode == "bilinear_conv":
+        return _ResizeConv(cin, cout, "bilinear")
     return _SubPixelConv(cin, cout)
 
 
