@@ -396,7 +396,7 @@ class DenseMappingNetwork(nn.Module):
         chunks = style.split(self.cfg.bottleneck_channels, dim=1)  # beta0, gamma0, beta1, gamma1, ...
         x = onehot
         k = 0
-        for layer in self.model[:self.first_up_index]:
+        for layer in list(self.model)[:self.first_up_index]:
             if isinstance(layer, _AdaINResBlock):
                 x = layer(x, [(chunks[k + 1], chunks[k]), (chunks[k + 3], chunks[k + 2])])
                 k += 4
